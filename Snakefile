@@ -1,0 +1,27 @@
+"""harsanyi: AND-OR interactions of neural networks over training.
+
+Run the embedded default study:   snakemake --cores 2
+Another study:                    snakemake --cores 2 --configfile config/fashion_mnist.yaml
+"""
+
+from snakemake.utils import min_version, validate
+
+min_version("8.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/extract.smk"
+include: "workflow/rules/analysis.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

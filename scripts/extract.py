@@ -1,0 +1,18 @@
+"""Rule extract: AND-OR interactions of the explained samples under one checkpoint."""
+
+from pathlib import Path
+
+from harsanyi.pipeline import extract, log_to
+
+log_to(snakemake.log)  # noqa: F821
+extract(
+    checkpoint=Path(snakemake.input.checkpoints) / f"epoch_{snakemake.params.epoch:04d}.pt",  # noqa: F821
+    manifest_path=snakemake.input.samples,  # noqa: F821
+    settings=snakemake.params.run,  # noqa: F821
+    extraction=snakemake.params.extraction,  # noqa: F821
+    root=snakemake.params.root,  # noqa: F821
+    out=snakemake.output[0],  # noqa: F821
+    run=snakemake.params.name,  # noqa: F821
+    epoch=snakemake.params.epoch,  # noqa: F821
+    device=snakemake.params.device,  # noqa: F821
+)

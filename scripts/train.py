@@ -1,0 +1,14 @@
+"""Rule train: one run (dataset × architecture × seed × label noise), resumable."""
+
+from pathlib import Path
+
+from harsanyi.pipeline import log_to, train
+
+log_to(snakemake.log)  # noqa: F821
+train(
+    settings=snakemake.params.settings,  # noqa: F821
+    root=snakemake.params.root,  # noqa: F821
+    run_dir=Path(snakemake.output.metrics).parent,  # noqa: F821
+    state_dir=snakemake.params.state_dir,  # noqa: F821
+    device=snakemake.params.device,  # noqa: F821
+)

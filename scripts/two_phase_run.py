@@ -1,0 +1,15 @@
+"""Rule two_phase_run: order strength over training of one run, and its figure."""
+
+from harsanyi.pipeline import log_to, two_phase_run
+
+log_to(snakemake.log)  # noqa: F821
+two_phase_run(
+    files=list(snakemake.input.interactions),  # noqa: F821
+    metrics_path=snakemake.input.metrics,  # noqa: F821
+    table_out=snakemake.output.table,  # noqa: F821
+    points_out=snakemake.output.points,  # noqa: F821
+    figure_out=snakemake.output.figure,  # noqa: F821
+    ratio=snakemake.params.ratio,  # noqa: F821
+    shown=snakemake.params.shown,  # noqa: F821
+    fraction=snakemake.params.fraction,  # noqa: F821
+)

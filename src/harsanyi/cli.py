@@ -1,0 +1,221 @@
+"""The `harsanyi` command line: inspect results files and the run store.
+
+Structure: `build_parser()` builds the argparse tree; each subcommand has an `add_<name>`
+function that registers its parser and sets `func` to a `cmd_<name>(args) -> int` handler.
+Adding a subcommand is adding these two functions and one line in `build_parser()`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harsanyi.masks import orders
+from harsanyi.stats import DEFAULT_RATIO, salient_count
+from harsanyi.store import (
+    LAYOUT_VERSION,
+    RUN_MANIFEST,
+    SPLITS,
+    ResultsFileError,
+    catalog,
+    read_manifest,
+    read_results,
+    verify_store,
+)
+
+
+class CliError(Exception):
+    """A problem to report in one line on stderr, with exit code 1."""
+
+
+# --------------------------------------------------------------------------- show
+
+
+def mean_abs_per_order(interactions: np.ndarray, n: int) -> np.ndarray:
+    """(n,) mean |I(S)| over samples and coalitions of each order 1..n (∅ left out)."""
+    order = orders(n)
+    magnitude = np.abs(interactions)
+    return np.array([magnitude[:, order == k].mean() for k in range(1, n + 1)])
+
+
+def _json_line(value: object) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    results = read_results(args.file)
+    meta = results.meta
+    present = [s for s in SPLITS if (results.split == s).any()]
+    counts = ", ".join(f"{s} {int((results.split == s).sum())}" for s in present)
+    print(f"file         {args.file}")
+    print(f"layout       version {LAYOUT_VERSION}, harsanyi {meta['library_version']}")
+    print(f"created      {meta['created']}")
+    print(f"samples      {results.n_samples} ({counts or 'none'})")
+    print(f"players      n = {results.n}: {_json_line(meta['players'])}")
+    if results.player_positions is not None:
+        print("             player positions stored per sample")
+    for key in ("model", "baseline", "output", "solver", "extra"):
+        print(f"{key:<12} {_json_line(meta[key])}")
+    if not present or results.n == 0:
+        return 0
+    table = {}
+    salient = {}
+    for split in present:
+        part = results.subset(split)
+        table[f"{split} AND"] = mean_abs_per_order(part.I_and, results.n)
+        table[f"{split} OR"] = mean_abs_per_order(part.I_or, results.n)
+        salient[split] = salient_count(part.I_and, part.I_or, ratio=args.ratio).mean()
+    frame = pd.DataFrame(table, index=pd.Index(range(1, results.n + 1), name="order"))
+    print("\nmean |I| per order (empty set left out):")
+    print(frame.to_string(float_format=lambda x: f"{x:.4g}"))
+    line = ", ".join(f"{split} {count:.1f}" for split, count in salient.items())
+    print(f"\nsalient interactions per sample (|I| >= {args.ratio:g}·max|I|, AND+OR): {line}")
+    return 0
+
+
+def add_show(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "show",
+        help="summarise one interaction results file (.h5)",
+        description="Summarise a results file: samples per split, model and checkpoint "
+        "identity, players, baseline, output, solver, mean |I| per order and the number of "
+        "salient interactions per sample.",
+        epilog="example:\n  harsanyi show results/digits-lenet-s0-1a2b3c4d5e6f/"
+        "interactions/epoch_0008.h5",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("file", type=Path, help="results file written by harsanyi")
+    parser.add_argument(
+        "--ratio",
+        type=float,
+        default=DEFAULT_RATIO,
+        help="salient threshold as a fraction of max|I| per sample (default %(default)s)",
+    )
+    parser.set_defaults(func=cmd_show)
+
+
+# --------------------------------------------------------------------------- store
+
+
+def cmd_store_ls(args: argparse.Namespace) -> int:
+    table = catalog(args.root)
+    if table.empty:
+        print(f"no runs under {args.root}")
+        return 0
+    if not args.settings:
+        table = table.drop(columns="settings")
+    print(table.to_string(index=False))
+    return 0
+
+
+def _find_run(root: Path, run: str) -> Path:
+    """The run directory named `run`, or the only one whose name contains it."""
+    if not root.is_dir():
+        raise CliError(f"results root {root} is not a directory")
+    if (root / run).is_dir():
+        return root / run
+    matches = sorted(p for p in root.iterdir() if p.is_dir() and run in p.name)
+    if len(matches) != 1:
+        found = ", ".join(p.name for p in matches) or "none"
+        raise CliError(f"run {run!r} must match exactly one directory in {root}; matches: {found}")
+    return matches[0]
+
+
+def cmd_store_show(args: argparse.Namespace) -> int:
+    run_dir = _find_run(args.root, args.run)
+    print(f"run {run_dir}")
+    if (run_dir / RUN_MANIFEST).exists():
+        print(json.dumps(read_manifest(run_dir), indent=2, sort_keys=True))
+    else:
+        print(f"(no {RUN_MANIFEST})")
+    print("files:")
+    for path in sorted(p for p in run_dir.rglob("*") if p.is_file()):
+        print(f"  {path.relative_to(run_dir)}  {path.stat().st_size:,} bytes")
+    return 0
+
+
+def cmd_store_verify(args: argparse.Namespace) -> int:
+    problems = verify_store(args.root)
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"{len(problems)} problem(s) under {args.root}", file=sys.stderr)
+        return 1
+    print(f"no problems found under {args.root}")
+    return 0
+
+
+def add_store(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "store",
+        help="list, show and verify the runs in a results root",
+        description="Work with a results root: one directory per training run, named "
+        "<label>-<settings hash>, holding run.json, checkpoints/ and interactions/.",
+        epilog="examples:\n"
+        "  harsanyi store ls /shared/harsanyi-results\n"
+        "  harsanyi store show /shared/harsanyi-results digits-lenet-s0\n"
+        "  harsanyi store verify /shared/harsanyi-results || echo 'store has problems'",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = parser.add_subparsers(dest="store_command", required=True, metavar="ACTION")
+
+    ls = actions.add_parser("ls", help="table of the runs (one row per run)")
+    ls.add_argument("root", type=Path, help="results root directory")
+    ls.add_argument("--settings", action="store_true", help="also print each run's settings")
+    ls.set_defaults(func=cmd_store_ls)
+
+    show = actions.add_parser("show", help="run.json and the files of one run")
+    show.add_argument("root", type=Path, help="results root directory")
+    show.add_argument("run", help="run directory name, or a unique part of it (label or hash)")
+    show.set_defaults(func=cmd_store_show)
+
+    verify = actions.add_parser(
+        "verify",
+        help="check every run.json, results file and checkpoint; exit 1 on problems",
+        description="Check run manifests, read every .h5 results file fully and load every "
+        ".pt checkpoint; report leftover temporary files.  Prints one line per problem "
+        "and exits with status 1 if there is any.",
+    )
+    verify.add_argument("root", type=Path, help="results root directory")
+    verify.set_defaults(func=cmd_store_verify)
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="harsanyi",
+        description="Exact AND-OR (Harsanyi) interactions of neural networks: inspect "
+        "results files and the store of training runs.",
+        epilog="examples:\n"
+        "  harsanyi show run/interactions/epoch_0008.h5\n"
+        "  harsanyi store ls results/\n"
+        "  harsanyi store verify results/\n"
+        "Run 'harsanyi COMMAND --help' for the options of a command.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_show(subparsers)
+    add_store(subparsers)
+    # --- harsanyi extract: the lead adds `add_extract(subparsers)` / `cmd_extract` here. ---
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (CliError, ResultsFileError, FileNotFoundError, ValueError) as exc:
+        print(f"harsanyi: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,444 @@
+"""The steps of a study as functions of files, one per workflow rule.
+
+Each step reads its inputs, calls the library and writes its outputs atomically; the
+Snakemake scripts only translate `snakemake.input/output/params` into these calls, and a
+notebook can call them directly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from harsanyi import __version__
+from harsanyi.store import atomic_write, write_manifest
+from harsanyi.study import DatasetPlan
+from harsanyi.train import TrainConfig, flip_labels, train_run
+
+log = logging.getLogger(__name__)
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    """The GPU the job was given when one is visible, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def load_data(settings_or_plan: dict | DatasetPlan, root: str | None):
+    """The dataset of a run (from its settings) or of a dataset plan."""
+    from harsanyi.data import load_dataset
+
+    if isinstance(settings_or_plan, DatasetPlan):
+        name, options = settings_or_plan.name, settings_or_plan.data_options
+    else:
+        name, options = settings_or_plan["dataset"], settings_or_plan["data"]
+    kwargs: dict[str, Any] = {
+        "max_train": options.get("max_train"),
+        "max_test": options.get("max_test"),
+    }
+    if options.get("image_size"):
+        kwargs["image_size"] = options["image_size"]
+    return load_dataset(name, root, **kwargs)
+
+
+def _stratified(
+    rng: np.random.Generator, labels: np.ndarray, allowed: np.ndarray, per_class: int, where: str
+) -> list[int]:
+    chosen: list[int] = []
+    for c in np.unique(labels):
+        pool = np.flatnonzero((labels == c) & allowed)
+        if len(pool) < per_class:
+            raise ValueError(
+                f"{where}: class {c} has {len(pool)} eligible samples, {per_class} requested"
+            )
+        chosen.extend(sorted(rng.choice(pool, size=per_class, replace=False).tolist()))
+    return chosen
+
+
+def _players(plan: DatasetPlan, dataset, positions: dict[str, list[int]]) -> dict:
+    players = plan.players
+    rng = np.random.default_rng(players["seed"])
+    n = players["n"]
+    if plan.kind == "image":
+        grid = players["grid"]
+        cells = players.get("cells")
+        if cells is None:
+            flat = sorted(rng.choice(grid[0] * grid[1], size=n, replace=False).tolist())
+            cells = [[i // grid[1], i % grid[1]] for i in flat]
+        return {
+            "type": "patches",
+            "image_size": list(plan.input_shape[-2:]),
+            "grid": list(grid),
+            "cells": [list(map(int, c)) for c in cells],
+        }
+    if plan.kind == "tabular":
+        features = players.get("features")
+        if features is None:
+            features = sorted(rng.choice(plan.input_shape[0], size=n, replace=False).tolist())
+        return {"type": "features", "columns": [int(f) for f in features]}
+    from harsanyi.games import choose_token_players
+
+    token_positions: dict[str, list[list[int]]] = {}
+    for split_name, rows in positions.items():
+        split = dataset.test if split_name == "test" else dataset.train
+        index = torch.as_tensor(rows, dtype=torch.long)
+        if players.get("positions") is not None:
+            chosen = torch.as_tensor([players["positions"]] * len(rows))
+        else:
+            chosen = choose_token_players(
+                split.x[index],
+                split.attention_mask[index],
+                dataset.special_token_ids,
+                n,
+                players["seed"],
+            )
+        token_positions[split_name] = chosen.tolist()
+    return {"type": "tokens", "n": n, "positions": token_positions}
+
+
+def select_samples(plan: DatasetPlan, root: str | None, out: str | Path) -> dict:
+    """Choose the explained train/test/flipped samples and the players of a dataset."""
+    dataset = load_data(plan, root)
+    samples = plan.samples
+    rng = np.random.default_rng(samples["seed"])
+    train_y = dataset.train.y.numpy()
+    flipped_at: dict[str, np.ndarray] = {}
+    noisy_labels: dict[str, np.ndarray] = {}
+    for noise in plan.label_noise:
+        if noise > 0:
+            noisy, where = flip_labels(dataset.train.y, plan.num_classes, noise, plan.noise_seed)
+            flipped_at[f"{noise:g}"] = where
+            noisy_labels[f"{noise:g}"] = noisy.numpy()
+    ever_flipped = np.zeros(len(train_y), dtype=bool)
+    for where in flipped_at.values():
+        ever_flipped[where] = True
+    key = f"datasets.{plan.name}.samples"
+    positions = {
+        "train": _stratified(
+            rng, train_y, ~ever_flipped, samples["train_per_class"], f"{key}.train_per_class"
+        ),
+        "test": _stratified(
+            rng,
+            dataset.test.y.numpy(),
+            np.ones(len(dataset.test.y), bool),
+            samples["test_per_class"],
+            f"{key}.test_per_class",
+        ),
+    }
+    flipped: dict[str, dict[str, list[int]]] = {}
+    for noise, where in flipped_at.items():
+        count = min(samples["flipped"], len(where))
+        rows = sorted(rng.choice(where, size=count, replace=False).tolist())
+        flipped[noise] = {"positions": rows, "labels": noisy_labels[noise][rows].tolist()}
+        positions[f"flipped@{noise}"] = rows
+    manifest = {
+        "dataset": plan.name,
+        "selection_id": plan.selection_id,
+        "selection": plan.selection,
+        "library_version": __version__,
+        "train": {
+            "positions": positions["train"],
+            "sample_ids": dataset.train.ids[positions["train"]].tolist(),
+            "labels": train_y[positions["train"]].tolist(),
+        },
+        "test": {
+            "positions": positions["test"],
+            "sample_ids": dataset.test.ids[positions["test"]].tolist(),
+            "labels": dataset.test.y.numpy()[positions["test"]].tolist(),
+        },
+        "flipped": {
+            noise: {**entry, "sample_ids": dataset.train.ids[entry["positions"]].tolist()}
+            for noise, entry in flipped.items()
+        },
+        "players": _players(plan, dataset, positions),
+    }
+    text = json.dumps(manifest, indent=1) + "\n"
+    atomic_write(Path(out), lambda temp: temp.write_text(text))
+    log.info(
+        "selected %d train, %d test and %s flipped samples of %s",
+        len(positions["train"]),
+        len(positions["test"]),
+        {k: len(v["positions"]) for k, v in flipped.items()},
+        plan.name,
+    )
+    return manifest
+
+
+def train(
+    settings: dict,
+    root: str | None,
+    run_dir: str | Path,
+    state_dir: str | Path,
+    device: str = "auto",
+    progress: bool = True,
+) -> None:
+    """Train one run of a study: checkpoints, metrics.tsv, flipped.tsv and run.json."""
+    from harsanyi.models import build_model
+
+    run_dir = Path(run_dir)
+    dataset = load_data(settings, root)
+    num_classes = len(dataset.classes)
+    training = settings["training"]
+    config = TrainConfig(
+        epochs=training["epochs"],
+        checkpoint_epochs=settings["checkpoint_epochs"],
+        batch_size=training["batch_size"],
+        lr=training["lr"],
+        momentum=training["momentum"],
+        weight_decay=training["weight_decay"],
+        optimizer=training["optimizer"],
+        seed=settings["seed"],
+        label_noise=settings["label_noise"],
+        noise_seed=settings["noise_seed"],
+    )
+    model = build_model(settings["arch"], dataset.input_shape, num_classes, seed=settings["seed"])
+    meta = {
+        "arch": settings["arch"],
+        "dataset": settings["dataset"],
+        "run": run_dir.name,
+        "input_shape": list(dataset.input_shape),
+        "num_classes": num_classes,
+    }
+    train_run(
+        model,
+        dataset.train,
+        dataset.test,
+        num_classes,
+        config,
+        run_dir,
+        meta=meta,
+        state_dir=Path(state_dir),
+        device=pick_device(device),
+        progress=progress,
+    )
+    write_manifest(run_dir, settings)
+
+
+def log_to(paths: list[str] | tuple[str, ...] = ()) -> None:
+    """Send log records to stderr and to the given log files (a rule's `log`)."""
+    import sys
+
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    handlers += [logging.FileHandler(str(path), mode="w") for path in paths]
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        handlers=handlers,
+        force=True,
+    )
+
+
+def build_masker(players: dict, baseline: dict, dataset, positions: torch.Tensor | None = None):
+    """The masker for a manifest's players and a study's baseline."""
+    from harsanyi.games import FeatureMapMasker, ImageMasker, PatchGrid, TabularMasker, TextMasker
+
+    kind = baseline["type"]
+    if players["type"] == "patches":
+        grid = PatchGrid(
+            tuple(players["image_size"]),
+            tuple(players["grid"]),
+            [tuple(c) for c in players["cells"]],
+        )
+        if kind == "feature_map":
+            return FeatureMapMasker(grid, baseline["layer"])
+        return ImageMasker(grid, kind, mean=dataset.feature_mean if kind == "mean" else None)
+    if players["type"] == "features":
+        return TabularMasker(
+            players["columns"], kind, mean=dataset.feature_mean if kind == "mean" else None
+        )
+    if players["type"] == "tokens":
+        return TextMasker(positions, baseline_token=None)
+    raise ValueError(f"unknown player type {players['type']!r} in the sample manifest")
+
+
+def explained_samples(manifest: dict, dataset, label_noise: float) -> list[dict]:
+    """The groups of samples a run explains: train, test and (with noise) flipped."""
+    groups = [
+        {"split": "train", "source": dataset.train, **manifest["train"]},
+        {"split": "test", "source": dataset.test, **manifest["test"]},
+    ]
+    if label_noise > 0:
+        entry = manifest["flipped"].get(f"{label_noise:g}")
+        if entry is None:
+            raise ValueError(
+                f"sample manifest {manifest['selection_id']} has no flipped "
+                f"samples for label noise {label_noise:g}"
+            )
+        groups.append({"split": "flipped", "source": dataset.train, **entry})
+    return groups
+
+
+def extract(
+    checkpoint: str | Path,
+    manifest_path: str | Path,
+    settings: dict,
+    extraction: dict,
+    root: str | None,
+    out: str | Path,
+    *,
+    run: str,
+    epoch: int,
+    device: str = "auto",
+    progress: bool = True,
+) -> Path:
+    """Interactions of a run's explained samples under one checkpoint, as an HDF5 file."""
+    from harsanyi.games import game_values
+    from harsanyi.models import load_checkpoint
+    from harsanyi.sparsify import sparsify
+    from harsanyi.store import InteractionResults, checkpoint_identity, write_results
+
+    manifest = json.loads(Path(manifest_path).read_text())
+    dataset = load_data(settings, root)
+    model = load_checkpoint(checkpoint, settings["arch"], dataset.input_shape, len(dataset.classes))
+    model.to(pick_device(device))
+    players = manifest["players"]
+    token_positions = players.get("positions", {})
+    v_parts, ids, labels, splits, positions_all = [], [], [], [], []
+    for group in explained_samples(manifest, dataset, settings["label_noise"]):
+        rows = torch.as_tensor(group["positions"], dtype=torch.long)
+        source = group["source"]
+        x = source.x[rows]
+        y = torch.as_tensor(group["labels"], dtype=torch.long)
+        mask = source.attention_mask[rows] if source.attention_mask is not None else None
+        positions = None
+        if players["type"] == "tokens":
+            key = group["split"]
+            if key == "flipped":
+                key = f"flipped@{settings['label_noise']:g}"
+            positions = torch.as_tensor(token_positions[key])
+            positions_all.append(positions)
+        masker = build_masker(players, extraction["baseline"], dataset, positions)
+        log.info("%s: v on 2^%d masks of %d %s samples", run, masker.n, len(rows), group["split"])
+        v_parts.append(
+            game_values(
+                model,
+                masker,
+                x,
+                y,
+                output=extraction["output"],
+                memory_budget=extraction["memory_budget_mb"] * 2**20,
+                attention_mask=mask,
+                progress=progress,
+            )
+        )
+        ids += group["sample_ids"]
+        labels += group["labels"]
+        splits += [group["split"]] * len(rows)
+    v = torch.cat(v_parts)
+    log.info(
+        "%s: sparse AND-OR decomposition of %d samples (%s)", run, len(v), extraction["solver"]
+    )
+    decomposition = sparsify(
+        v,
+        qthres=extraction["qthres"],
+        lr=extraction["lr"],
+        iters=extraction["iters"],
+        solver=extraction["solver"],
+        normalize=extraction["normalize"],
+        progress=progress,
+    )
+    identity = checkpoint_identity(
+        checkpoint, arch=settings["arch"], run=run, epoch=epoch, dataset=settings["dataset"]
+    )
+    results = InteractionResults(
+        v=v.numpy(),
+        I_and=decomposition.I_and,
+        I_or=decomposition.I_or,
+        p=decomposition.p,
+        q=decomposition.q,
+        sample_ids=np.asarray(ids, dtype=np.int64),
+        labels=np.asarray(labels, dtype=np.int64),
+        split=np.asarray(splits),
+        n=int(np.log2(v.shape[1])),
+        meta={
+            "players": players
+            if players["type"] != "tokens"
+            else {"type": "tokens", "n": players["n"]},
+            "baseline": extraction["baseline"],
+            "output": extraction["output"],
+            "solver": {"name": decomposition.solver, **decomposition.settings},
+            "model": identity,
+            "extra": {
+                "extraction": extraction,
+                "l1_start": decomposition.l1_start.tolist(),
+                "l1_final": decomposition.l1_final.tolist(),
+            },
+        },
+        player_positions=torch.cat(positions_all).numpy() if positions_all else None,
+    )
+    return write_results(out, results)
+
+
+def _write_tsv(table, out: str | Path) -> None:
+    atomic_write(Path(out), lambda temp: table.to_csv(temp, sep="\t", index=False))
+
+
+def _write_json(obj, out: str | Path) -> None:
+    text = json.dumps(obj, indent=1, default=float) + "\n"
+    atomic_write(Path(out), lambda temp: temp.write_text(text))
+
+
+def two_phase_run(
+    files: list[str],
+    metrics_path: str,
+    table_out: str,
+    points_out: str,
+    figure_out: str,
+    *,
+    ratio: float = 0.05,
+    shown: int = 4,
+    fraction: float = 0.1,
+) -> None:
+    """Order strength per checkpoint of one run, its phase-2 start and loss-gap onset, figure."""
+    import pandas as pd
+
+    from harsanyi.analysis import order_strength_table, shown_epochs, two_phase_points
+    from harsanyi.plots import two_phase_figure
+
+    table = order_strength_table(files, ratio=ratio)
+    metrics = pd.read_csv(metrics_path, sep="\t")
+    run = table.run.iloc[0]
+    points = two_phase_points(table, metrics, fraction=fraction)
+    points["run"] = run
+    _write_tsv(table, table_out)
+    _write_json(points, points_out)
+    epochs = shown_epochs(table.epoch.unique(), shown, points["phase2_start"])
+    two_phase_figure(table, {run: metrics}, {run: epochs}, {run: points}, figure_out)
+
+
+def two_phase_study(
+    tables: list[str],
+    metrics_paths: list[str],
+    points_paths: list[str],
+    table_out: str,
+    summary_out: str,
+    figure_out: str,
+    *,
+    shown: int = 4,
+) -> None:
+    """All runs of a study: one strength table, one summary table, one figure."""
+    import pandas as pd
+
+    from harsanyi.analysis import shown_epochs
+    from harsanyi.plots import two_phase_figure
+
+    strength = pd.concat([pd.read_csv(t, sep="\t") for t in tables], ignore_index=True)
+    points = [json.loads(Path(p).read_text()) for p in points_paths]
+    metrics = {
+        p["run"]: pd.read_csv(m, sep="\t") for p, m in zip(points, metrics_paths, strict=True)
+    }
+    _write_tsv(strength, table_out)
+    _write_tsv(pd.DataFrame(points), summary_out)
+    epochs = {
+        p["run"]: shown_epochs(
+            strength[strength.run == p["run"]].epoch.unique(), shown, p["phase2_start"]
+        )
+        for p in points
+    }
+    two_phase_figure(strength, metrics, epochs, {p["run"]: p for p in points}, figure_out)

@@ -1,0 +1,429 @@
+"""Sparse AND-OR decomposition of games (the "sparsifier"), batched over samples.
+
+For every sample, v is split into an AND part and an OR part,
+
+    v_and = ½(v + q) + p,    v_or = ½(v + q) − p,    |q_T| ≤ qthres·|v(N) − v(∅)|,
+
+and p, q minimise L = Σ_S |I_and(S)| + Σ_S |I_or(S)| over all 2^n masks (docs/interactions.md).
+Samples are independent problems solved side by side in one (B, 2^n) tensor.
+
+Solvers (``SOLVERS``; the result records which one ran):
+
+- ``"sgd"``: the reference. p = q = 0 at the start, SGD with momentum 0.9, learning rate
+  decaying log-uniformly from lr to lr/10, q clamped to its bound before each step (and once
+  more at the end, so the returned q is feasible). The subgradient is computed explicitly:
+  the adjoints of the Möbius and OR transforms are again O(n·2^n) butterflies.
+- ``"adam"``: the same loss and clamping with Adam and a learning rate decaying
+  log-uniformly over three decades; it reaches a lower L1 than "sgd" in fewer iterations.
+- ``"lp"``: the exact optimum, one ``scipy.optimize.linprog(method="highs")`` per sample.
+  p is eliminated (v_and and v_or are free once their sum is pinned to v + q), and the zeta
+  transforms are written as n layers of sparse equalities, so the LP has O(n·2^n) nonzeros.
+
+Normalisation (``normalize=True``, the default): each sample is solved in units of
+s = std of v over its 2^n masks (s = 1 where v is constant), and p, q, I and the loss are
+multiplied by s afterwards. Because L is positively homogeneous this is the same problem,
+so one default learning rate works across models and checkpoints.  v(∅) is *not* dropped
+from the objective: u = (v − v(∅))/s would change I_and(∅) and I_or(∅) by −v(∅)/2 each
+(only those two entries) at fixed p, q, but the terms |I_and(∅)| + |I_or(∅)| of L are not
+shift invariant, so the optimum would move.  Solving on v/s is the same as solving on
+(v − v(∅))/s while keeping v(∅)/(2s) as an offset inside the two ∅ terms.
+
+After solving, single-player OR terms are merged into AND (I_and(S) += I_or(S), I_or(S) = 0
+for |S| = 1); ∅ stays separate.  ``l1_final`` is the L1 before that merge.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import scipy.optimize
+import scipy.sparse
+import torch
+
+from harsanyi.masks import n_players_of, orders
+from harsanyi.transforms import and_transform, or_transform
+
+MOMENTUM = 0.9
+SGD_LR_DECAY = 10.0
+ADAM_LR_DECAY = 1000.0
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-12
+RECORDED_STEPS = 100
+# Default learning rates in normalised units (see module docstring), measured against the LP
+# on random and planted games; the SGD subgradient grows like 2^n, hence the 2^-n scaling.
+DEFAULT_SGD_LR_TIMES_2N = 0.1
+DEFAULT_ADAM_LR = 1.0
+DEFAULT_ITERS = {"sgd": 5000, "adam": 2000}
+
+
+@dataclass
+class SparsifyResult:
+    """Sparse AND-OR decomposition of B games; arrays in the units of v."""
+
+    I_and: np.ndarray  # (B, 2^n), single-player OR terms merged in
+    I_or: np.ndarray  # (B, 2^n), zero on single players
+    p: np.ndarray  # (B, 2^n)
+    q: np.ndarray  # (B, 2^n)
+    loss: np.ndarray  # (B, recorded steps) L1 during optimisation
+    l1_start: np.ndarray  # (B,) L1 with p = q = 0
+    l1_final: np.ndarray  # (B,) L1 of (p, q) before the singleton merge
+    solver: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Options:
+    lr: float | None
+    iters: int | None
+    record_every: int
+    progress: bool
+
+
+# A solver maps (v, bound, options) in working units to (p, q, loss curve).
+Solver = Callable[[torch.Tensor, torch.Tensor, _Options], tuple[torch.Tensor, torch.Tensor, Any]]
+
+
+# --- transforms in place, on (B, 2^n) contiguous tensors ---------------------------------
+
+
+def _mobius_(x: torch.Tensor, n: int) -> torch.Tensor:
+    for j in range(n):
+        y = x.view(x.shape[0], 2**j, 2, 2 ** (n - 1 - j))
+        y[:, :, 1] -= y[:, :, 0]
+    return x
+
+
+def _mobius_adjoint_(x: torch.Tensor, n: int) -> torch.Tensor:
+    """Superset Möbius: (Mᵀg)(T) = Σ_{S⊇T} (−1)^{|S|−|T|} g(S)."""
+    for j in range(n):
+        y = x.view(x.shape[0], 2**j, 2, 2 ** (n - 1 - j))
+        y[:, :, 0] -= y[:, :, 1]
+    return x
+
+
+def _or(w: torch.Tensor, n: int) -> torch.Tensor:
+    out = _mobius_(torch.flip(w, dims=(-1,)), n).neg_()
+    out[:, 0] = w[:, 0]
+    return out
+
+
+def _or_adjoint(g: torch.Tensor, n: int) -> torch.Tensor:
+    h = g.clone()
+    h[:, 0] = 0
+    out = torch.flip(_mobius_adjoint_(h, n), dims=(-1,)).neg_()
+    out[:, 0] += g[:, 0]
+    return out
+
+
+def _loss_and_grad(
+    v: torch.Tensor, p: torch.Tensor, q: torch.Tensor, n: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-sample L1 and its subgradient with respect to p and q."""
+    half = 0.5 * (v + q)
+    i_and = _mobius_(half + p, n)
+    i_or = _or(half - p, n)
+    loss = i_and.abs().sum(-1) + i_or.abs().sum(-1)
+    g_and = _mobius_adjoint_(torch.sign(i_and), n)
+    g_or = _or_adjoint(torch.sign(i_or), n)
+    return loss, g_and - g_or, 0.5 * (g_and + g_or)
+
+
+def decompose(
+    v: torch.Tensor, p: torch.Tensor, q: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(I_and, I_or) of v split by p and q (no singleton merge), batched over leading axes."""
+    half = 0.5 * (v + q)
+    return and_transform(half + p), or_transform(half - p)
+
+
+def l1(v: torch.Tensor, p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Σ|I_and| + Σ|I_or| per sample."""
+    i_and, i_or = decompose(v, p, q)
+    return i_and.abs().sum(-1) + i_or.abs().sum(-1)
+
+
+# --- iterative solvers ---------------------------------------------------------------------
+
+
+def _log_schedule(lr: float, decay: float, iters: int) -> np.ndarray:
+    return lr * decay ** (-np.arange(iters) / max(iters - 1, 1))
+
+
+def _iterate(
+    v: torch.Tensor,
+    bound: torch.Tensor,
+    opts: _Options,
+    update: Callable[[int, torch.Tensor, torch.Tensor], None],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Shared loop: clamp q, record the loss, let `update(t, params, grads)` step."""
+    n = n_players_of(v.shape[-1])
+    params = torch.zeros((2, *v.shape), dtype=v.dtype, device=v.device)  # p, q
+    p, q = params[0], params[1]
+    lo, hi = -bound[:, None], bound[:, None]
+    curve = []
+    steps = range(opts.iters or 0)
+    if opts.progress:
+        from tqdm.auto import tqdm
+
+        steps = tqdm(steps, desc="sparsify", leave=False)
+    for t in steps:
+        torch.clamp(q, lo, hi, out=q)
+        loss, grad_p, grad_q = _loss_and_grad(v, p, q, n)
+        if t % opts.record_every == 0:
+            curve.append(loss)
+        update(t, params, torch.stack((grad_p, grad_q)))
+    torch.clamp(q, lo, hi, out=q)
+    curve.append(_loss_and_grad(v, p, q, n)[0])
+    return p, q, torch.stack(curve, dim=-1)
+
+
+def _solve_sgd(v: torch.Tensor, bound: torch.Tensor, opts: _Options):
+    lrs = _log_schedule(float(opts.lr), SGD_LR_DECAY, int(opts.iters))
+    velocity = torch.zeros((2, *v.shape), dtype=v.dtype, device=v.device)
+
+    def update(t: int, params: torch.Tensor, grads: torch.Tensor) -> None:
+        velocity.mul_(MOMENTUM).add_(grads)
+        params.sub_(velocity, alpha=float(lrs[t]))
+
+    return _iterate(v, bound, opts, update)
+
+
+def _solve_adam(v: torch.Tensor, bound: torch.Tensor, opts: _Options):
+    lrs = _log_schedule(float(opts.lr), ADAM_LR_DECAY, int(opts.iters))
+    first = torch.zeros((2, *v.shape), dtype=v.dtype, device=v.device)
+    second = torch.zeros_like(first)
+    b1, b2 = ADAM_BETAS
+
+    def update(t: int, params: torch.Tensor, grads: torch.Tensor) -> None:
+        first.mul_(b1).add_(grads, alpha=1 - b1)
+        second.mul_(b2).addcmul_(grads, grads, value=1 - b2)
+        step = float(lrs[t]) / (1 - b1 ** (t + 1))
+        denom = (second / (1 - b2 ** (t + 1))).sqrt_().add_(ADAM_EPS)
+        params.addcdiv_(first, denom, value=-step)
+
+    return _iterate(v, bound, opts, update)
+
+
+# --- exact LP --------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=4)
+def _lp_matrix(n: int) -> scipy.sparse.csr_matrix:
+    """Equality constraints of the LP; variables [a⁺, a⁻, b⁺, b⁻, q, y¹..yⁿ, z¹..zⁿ].
+
+    I_and = a⁺ − a⁻ and I_or = b⁺ − b⁻.  y^{j+1} = zeta layer j of y^j with y⁰ = I_and, so
+    yⁿ = v_and; likewise zⁿ = zeta(I_or with ∅ zeroed), and v_or(S) = I_or(∅) + zⁿ(N) −
+    zⁿ(N∖S).  The last 2^n rows say v_and + v_or − q = v.
+    """
+    size = 2**n
+    idx = np.arange(size)
+    a_pos, a_neg, b_pos, b_neg, q_at = (k * size for k in range(5))
+    y_at = [None] + [(5 + j) * size for j in range(n)]
+    z_at = [None] + [(5 + n + j) * size for j in range(n)]
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    vals: list[np.ndarray] = []
+
+    def put(r: np.ndarray, c: np.ndarray, value: float) -> None:
+        rows.append(r)
+        cols.append(c)
+        vals.append(np.full(len(r), value))
+
+    def chain(first_row: int, layer_at: list, pos: int, neg: int, skip_empty: bool) -> None:
+        for j in range(n):
+            r = first_row + j * size + idx
+            put(r, layer_at[j + 1] + idx, 1.0)
+            bit = 1 << (n - 1 - j)
+            present = idx[(idx & bit) != 0]
+            sources = [(r, idx), (first_row + j * size + present, present - bit)]
+            for target_rows, source in sources:
+                if j == 0:
+                    keep = source != 0 if skip_empty else np.ones(len(source), bool)
+                    put(target_rows[keep], pos + source[keep], -1.0)
+                    put(target_rows[keep], neg + source[keep], 1.0)
+                else:
+                    put(target_rows, layer_at[j] + source, -1.0)
+
+    chain(0, y_at, a_pos, a_neg, skip_empty=False)
+    chain(n * size, z_at, b_pos, b_neg, skip_empty=True)
+    last = 2 * n * size + idx
+    put(last, y_at[n] + idx, 1.0)
+    put(last, np.full(size, b_pos), 1.0)
+    put(last, np.full(size, b_neg), -1.0)
+    put(last, np.full(size, z_at[n] + size - 1), 1.0)
+    put(last, z_at[n] + size - 1 - idx, -1.0)
+    put(last, q_at + idx, -1.0)
+    shape = ((2 * n + 1) * size, (5 + 2 * n) * size)
+    r, c, x = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+    return scipy.sparse.coo_matrix((x, (r, c)), shape=shape).tocsr()  # sums duplicates
+
+
+def _solve_lp(v: torch.Tensor, bound: torch.Tensor, opts: _Options):
+    n = n_players_of(v.shape[-1])
+    size = 2**n
+    matrix = _lp_matrix(n)
+    cost = np.zeros(matrix.shape[1])
+    cost[: 4 * size] = 1.0
+    b_eq = np.zeros(matrix.shape[0])
+    bounds = np.empty((matrix.shape[1], 2))
+    bounds[:, 0], bounds[:, 1] = -np.inf, np.inf
+    bounds[: 4 * size, 0] = 0.0
+    values = v.detach().cpu().numpy()
+    limits = bound.detach().cpu().numpy()
+    p_out = np.empty_like(values)
+    q_out = np.empty_like(values)
+    samples = range(len(values))
+    if opts.progress:
+        from tqdm.auto import tqdm
+
+        samples = tqdm(samples, desc="sparsify lp", leave=False)
+    for k in samples:
+        b_eq[-size:] = values[k]
+        bounds[4 * size : 5 * size] = [-limits[k], limits[k]]
+        res = scipy.optimize.linprog(cost, A_eq=matrix, b_eq=b_eq, bounds=bounds, method="highs")
+        if res.status != 0:
+            raise RuntimeError(f"LP for sample {k} failed: {res.message}")
+        x = res.x
+        v_and = x[(4 + n) * size : (5 + n) * size]
+        q = np.clip(x[4 * size : 5 * size], -limits[k], limits[k])
+        v_or = values[k] + q - v_and
+        p_out[k] = 0.5 * (v_and - v_or)
+        q_out[k] = q
+    p = torch.from_numpy(p_out).to(v)
+    q = torch.from_numpy(q_out).to(v)
+    start = l1(v, torch.zeros_like(v), torch.zeros_like(v))
+    return p, q, torch.stack((start, l1(v, p, q)), dim=-1)
+
+
+SOLVERS: dict[str, Solver] = {"sgd": _solve_sgd, "adam": _solve_adam, "lp": _solve_lp}
+
+
+def default_lr(solver: str, n: int) -> float | None:
+    """Default learning rate in normalised units for `solver` on n players."""
+    if solver == "sgd":
+        return DEFAULT_SGD_LR_TIMES_2N / 2**n
+    if solver == "adam":
+        return DEFAULT_ADAM_LR
+    return None
+
+
+# --- public entry point ----------------------------------------------------------------------
+
+
+def _as_batch(v: torch.Tensor | np.ndarray, device, dtype: torch.dtype) -> torch.Tensor:
+    t = v if isinstance(v, torch.Tensor) else torch.as_tensor(np.asarray(v))
+    if device is None:
+        device = t.device
+    t = t.detach().to(device=device, dtype=dtype)
+    if t.ndim == 1:
+        t = t[None]
+    if t.ndim != 2:
+        raise ValueError(f"v must have shape (samples, 2^n) or (2^n,), got {tuple(t.shape)}")
+    n_players_of(t.shape[-1])
+    if not torch.isfinite(t).all():
+        bad = torch.nonzero(~torch.isfinite(t))[0].tolist()
+        raise ValueError(f"v holds a non-finite value at (sample, mask) = {tuple(bad)}")
+    return t.contiguous()
+
+
+def _merge_singletons(i_and: np.ndarray, i_or: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    single = orders(n_players_of(i_and.shape[-1])) == 1
+    i_and, i_or = i_and.copy(), i_or.copy()
+    i_and[:, single] += i_or[:, single]
+    i_or[:, single] = 0.0
+    return i_and, i_or
+
+
+def sparsify(
+    v: torch.Tensor | np.ndarray,
+    *,
+    qthres: float = 0.02,
+    lr: float | None = None,
+    iters: int | None = None,
+    solver: str = "sgd",
+    normalize: bool = True,
+    device: torch.device | str | None = None,
+    batch_size: int | None = None,
+    progress: bool = False,
+    dtype: torch.dtype = torch.float64,
+) -> SparsifyResult:
+    """Sparse AND-OR decomposition of each row of v (shape (samples, 2^n) or (2^n,)).
+
+    lr and iters default to `default_lr(solver, n)` and `DEFAULT_ITERS[solver]`; they are in
+    normalised units when `normalize` is true (see module docstring). `batch_size` bounds
+    how many samples are solved at once (memory only; results do not depend on it).
+    """
+    if solver not in SOLVERS:
+        raise ValueError(f"unknown solver {solver!r}; known solvers: {sorted(SOLVERS)}")
+    if not (isinstance(qthres, (int, float)) and math.isfinite(qthres) and qthres >= 0):
+        raise ValueError(f"qthres must be a finite number >= 0, got {qthres!r}")
+    if lr is not None and not (math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    if iters is not None and (not isinstance(iters, int) or iters < 1):
+        raise ValueError(f"iters must be a positive integer, got {iters!r}")
+    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    values = _as_batch(v, device, dtype)
+    n = n_players_of(values.shape[-1])
+    iterative = solver != "lp"
+    lr = (lr if lr is not None else default_lr(solver, n)) if iterative else None
+    iters = (iters if iters is not None else DEFAULT_ITERS[solver]) if iterative else None
+    record_every = max(1, (iters or 1) // RECORDED_STEPS)
+    opts = _Options(lr=lr, iters=iters, record_every=record_every, progress=progress)
+
+    if normalize:
+        scale = values.std(dim=-1, unbiased=False)
+        scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    else:
+        scale = torch.ones(values.shape[0], dtype=values.dtype, device=values.device)
+    work = values / scale[:, None]
+    bound = qthres * (work[:, -1] - work[:, 0]).abs()
+
+    chunk = batch_size or len(work)
+    parts = [
+        SOLVERS[solver](work[k : k + chunk], bound[k : k + chunk], opts)
+        for k in range(0, len(work), chunk)
+    ]
+    p = torch.cat([part[0] for part in parts]) * scale[:, None]
+    # Rescaling may push q past its bound by a rounding error; the bound is a hard one.
+    limit = (qthres * (values[:, -1] - values[:, 0]).abs())[:, None]
+    q = torch.clamp(torch.cat([part[1] for part in parts]) * scale[:, None], -limit, limit)
+    curve = torch.cat([part[2] for part in parts]) * scale[:, None]
+
+    i_and, i_or = decompose(values, p, q)
+    l1_final = (i_and.abs().sum(-1) + i_or.abs().sum(-1)).cpu().numpy()
+    l1_start = l1(values, torch.zeros_like(values), torch.zeros_like(values)).cpu().numpy()
+    merged_and, merged_or = _merge_singletons(i_and.cpu().numpy(), i_or.cpu().numpy())
+    settings: dict[str, Any] = {
+        "solver": solver,
+        "qthres": float(qthres),
+        "lr": lr,
+        "iters": iters,
+        "normalize": bool(normalize),
+        "dtype": str(dtype).removeprefix("torch."),
+        "record_every": record_every if iterative else None,
+        "n_players": n,
+        "merge_singleton_or": True,
+    }
+    if solver == "sgd":
+        settings.update(momentum=MOMENTUM, lr_decay=SGD_LR_DECAY)
+    elif solver == "adam":
+        settings.update(betas=list(ADAM_BETAS), eps=ADAM_EPS, lr_decay=ADAM_LR_DECAY)
+    else:
+        settings.update(method="highs")
+    return SparsifyResult(
+        I_and=merged_and,
+        I_or=merged_or,
+        p=p.cpu().numpy(),
+        q=q.cpu().numpy(),
+        loss=curve.cpu().numpy(),
+        l1_start=l1_start,
+        l1_final=l1_final,
+        solver=solver,
+        settings=settings,
+    )

@@ -1,0 +1,645 @@
+"""Results files (HDF5, layout version 1) and the shared store of training runs.
+
+A results file holds the interactions of a set of samples under one model checkpoint; the
+layout is described in docs/hdf5-layout.md.  A store is a directory with one sub-directory
+per training run, named by a readable label plus a hash of the run's settings.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import re
+import secrets
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+# HDF5 reads this when a file is opened; shared filesystems (NFS, Lustre) often lack the
+# locks HDF5 would otherwise take.  Set before h5py is imported so every open sees it.
+os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
+
+import h5py  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from harsanyi import __version__  # noqa: E402
+from harsanyi.masks import check_n  # noqa: E402
+
+LAYOUT_VERSION = 1
+SPLITS = ("train", "test", "flipped")
+VECTOR_DATASETS = ("v", "I_and", "I_or", "p", "q")
+SAMPLE_DATASETS = ("sample_ids", "labels", "split")
+JSON_ATTRS = ("players", "baseline", "output", "solver", "model", "extra")
+STAMP_ATTRS = ("library_version", "created")
+COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
+RUN_MANIFEST = "run.json"
+_SPLIT_DTYPE = f"S{max(len(s) for s in SPLITS)}"
+_TEMP_NAME = re.compile(r"^\..+\.tmp-[0-9a-f]{8}")
+_VERIFY_BLOCK_BYTES = 64 * 2**20
+
+
+class ResultsFileError(ValueError):
+    """A results file that cannot be used; the message always names the file."""
+
+    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+# --------------------------------------------------------------------------- atomic writes
+
+
+def _temp_path_for(path: Path) -> Path:
+    # Keep the suffix: some writers (matplotlib, numpy) choose the format from it.
+    return path.with_name(f".{path.stem}.tmp-{secrets.token_hex(4)}{path.suffix}")
+
+
+def is_temp_file(path: str | os.PathLike[str]) -> bool:
+    """Whether `path` has the name `atomic_path` gives its temporary files."""
+    return bool(_TEMP_NAME.match(Path(path).name))
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path next to `path`; on success move it onto `path`.
+
+    The temporary file is removed if the body raises, so `path` is either the complete new
+    file or untouched.  Parent directories are created.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = _temp_path_for(target)
+    try:
+        yield temp
+        if not temp.is_file():
+            raise FileNotFoundError(f"writer for {target} produced no file at {temp}")
+        fd = os.open(temp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, target)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write(path: str | os.PathLike[str], write_fn: Callable[[Path], object]) -> Path:
+    """Call `write_fn(temp_path)` and move the result onto `path` atomically."""
+    with atomic_path(path) as temp:
+        write_fn(temp)
+    return Path(path)
+
+
+# --------------------------------------------------------------------------- JSON helpers
+
+
+def _jsonable(value: Any, where: str) -> Any:
+    """`value` as plain JSON types, or a TypeError naming where the bad value sits."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and not np.isfinite(value):
+            raise ValueError(f"{where} is {value!r}; JSON needs finite numbers")
+        return value
+    if isinstance(value, np.generic):
+        return _jsonable(value.item(), where)
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist(), where)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{where} has non-string key {key!r}")
+            out[key] = _jsonable(item, f"{where}[{key!r}]")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    raise TypeError(f"{where} = {value!r} of type {type(value).__name__} is not JSON data")
+
+
+def _utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+# --------------------------------------------------------------------------- results files
+
+
+@dataclass
+class InteractionResults:
+    """Interactions of a set of samples under one model checkpoint.
+
+    Vector fields are (samples, 2^n) with mask indices as in docs/interactions.md.  `meta`
+    holds the decoded JSON attributes (players, baseline, output, solver, model, extra) and,
+    after reading, library_version and created.
+    """
+
+    v: np.ndarray
+    I_and: np.ndarray
+    I_or: np.ndarray
+    p: np.ndarray
+    q: np.ndarray
+    sample_ids: np.ndarray
+    labels: np.ndarray
+    split: np.ndarray
+    n: int
+    meta: dict
+    player_positions: np.ndarray | None = None
+
+    @property
+    def n_samples(self) -> int:
+        return int(np.shape(self.v)[0])
+
+    def validate(self) -> None:
+        """Raise ValueError naming the field if shapes, dtypes or values are inconsistent."""
+        _checked_arrays(self)
+
+    def subset(self, split: str) -> InteractionResults:
+        """The samples whose split is `split` ("train", "test" or "flipped")."""
+        _check_split_name(split)
+        rows = np.asarray(self.split).astype(str) == split
+        return self._rows(rows)
+
+    def _rows(self, rows: np.ndarray) -> InteractionResults:
+        def take(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else np.asarray(a)[rows]
+
+        return InteractionResults(
+            v=take(self.v),
+            I_and=take(self.I_and),
+            I_or=take(self.I_or),
+            p=take(self.p),
+            q=take(self.q),
+            sample_ids=take(self.sample_ids),
+            labels=take(self.labels),
+            split=take(self.split),
+            n=self.n,
+            meta=copy.deepcopy(self.meta),
+            player_positions=take(self.player_positions),
+        )
+
+
+def _check_split_name(split: str) -> None:
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+
+
+def _checked_arrays(results: InteractionResults) -> dict[str, np.ndarray]:
+    """Validated float64/int64/bytes arrays ready to be written, keyed by dataset name."""
+    n = check_n(results.n)
+    width = 2**n
+    arrays: dict[str, np.ndarray] = {}
+    n_samples: int | None = None
+    for name in VECTOR_DATASETS:
+        a = np.asarray(getattr(results, name))
+        if a.dtype.kind not in "fiu":
+            raise ValueError(f"{name} must be real numbers, got dtype {a.dtype}")
+        if a.ndim != 2 or a.shape[1] != width:
+            raise ValueError(f"{name} must have shape (samples, 2^n = {width}), got {a.shape}")
+        if n_samples is None:
+            n_samples = a.shape[0]
+        elif a.shape[0] != n_samples:
+            raise ValueError(f"{name} has {a.shape[0]} samples, v has {n_samples}")
+        arrays[name] = a.astype(np.float64, copy=False)
+    assert n_samples is not None
+    nan_rows = np.flatnonzero(np.isnan(arrays["v"]).any(axis=1))
+    if nan_rows.size:
+        raise ValueError(f"v contains NaN in samples {nan_rows[:10].tolist()}")
+    for name in ("sample_ids", "labels"):
+        a = np.asarray(getattr(results, name))
+        if a.dtype.kind not in "iu":
+            raise ValueError(f"{name} must be integers, got dtype {a.dtype}")
+        if a.shape != (n_samples,):
+            raise ValueError(f"{name} must have shape ({n_samples},), got {a.shape}")
+        arrays[name] = a.astype(np.int64, copy=False)
+    split = np.asarray(results.split)
+    if split.shape != (n_samples,):
+        raise ValueError(f"split must have shape ({n_samples},), got {split.shape}")
+    split_str = split.astype(str)
+    unknown = sorted(set(split_str.tolist()) - set(SPLITS))
+    if unknown:
+        raise ValueError(f"split has values {unknown}, allowed are {SPLITS}")
+    arrays["split"] = split_str.astype(_SPLIT_DTYPE)
+    if results.player_positions is not None:
+        a = np.asarray(results.player_positions)
+        if a.dtype.kind not in "iu" or a.shape != (n_samples, n):
+            raise ValueError(
+                f"player_positions must be integers of shape ({n_samples}, {n}), "
+                f"got {a.dtype} {a.shape}"
+            )
+        arrays["player_positions"] = a.astype(np.int64, copy=False)
+    return arrays
+
+
+def _checked_meta(meta: dict) -> dict[str, str]:
+    """JSON strings for the JSON attributes; unknown keys are an error."""
+    if not isinstance(meta, dict):
+        raise TypeError(f"meta must be a dict, got {type(meta).__name__}")
+    unknown = sorted(set(meta) - set(JSON_ATTRS) - set(STAMP_ATTRS))
+    if unknown:
+        raise ValueError(
+            f"meta has unknown keys {unknown}; allowed {JSON_ATTRS}, or put it in extra"
+        )
+    return {key: json.dumps(_jsonable(meta.get(key), f"meta[{key!r}]")) for key in JSON_ATTRS}
+
+
+def _open_h5(path: Path, mode: str) -> h5py.File:
+    try:
+        return h5py.File(path, mode, locking=False)
+    except (TypeError, ValueError):
+        # h5py < 3.5 or an HDF5 build without the locking option: rely on the env variable.
+        return h5py.File(path, mode)
+
+
+def write_results(path: str | os.PathLike[str], results: InteractionResults) -> Path:
+    """Write `results` to `path` (layout version 1), atomically.
+
+    Everything is validated before the file is created; ValueError names the bad field.
+    """
+    arrays = _checked_arrays(results)
+    attrs = _checked_meta(results.meta)
+
+    def write(temp: Path) -> None:
+        with _open_h5(temp, "w") as h5:
+            for name, data in arrays.items():
+                if data.ndim == 2:
+                    h5.create_dataset(
+                        name,
+                        data=data,
+                        chunks=(1, data.shape[1]),
+                        maxshape=(None, data.shape[1]),
+                        **COMPRESSION,
+                    )
+                else:
+                    h5.create_dataset(name, data=data, maxshape=(None,))
+            h5.attrs["layout_version"] = LAYOUT_VERSION
+            h5.attrs["n"] = int(results.n)
+            h5.attrs["library_version"] = __version__
+            h5.attrs["created"] = _utc_now()
+            for key, text in attrs.items():
+                h5.attrs[key] = text
+
+    return atomic_write(path, write)
+
+
+def _open_results(path: str | os.PathLike[str]) -> tuple[Path, h5py.File]:
+    """Open a results file read-only and check its structure (not its values)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ResultsFileError(path, "no such file")
+    try:
+        h5 = _open_h5(path, "r")
+    except OSError as exc:
+        raise ResultsFileError(
+            path, f"not a readable HDF5 file (truncated or corrupt?): {exc}"
+        ) from None
+    try:
+        _check_structure(path, h5)
+    except BaseException:
+        h5.close()
+        raise
+    return path, h5
+
+
+def _check_structure(path: Path, h5: h5py.File) -> None:
+    if "layout_version" not in h5.attrs:
+        raise ResultsFileError(path, "no layout_version attribute: not a harsanyi results file")
+    version = h5.attrs["layout_version"]
+    if version != LAYOUT_VERSION:
+        raise ResultsFileError(
+            path,
+            f"layout version {version} found; this library (harsanyi {__version__}) "
+            f"reads layout version {LAYOUT_VERSION}",
+        )
+    missing = [
+        name
+        for name in (*VECTOR_DATASETS, *SAMPLE_DATASETS)
+        if not isinstance(h5.get(name), h5py.Dataset)
+    ]
+    missing += [key for key in ("n", *STAMP_ATTRS, *JSON_ATTRS) if key not in h5.attrs]
+    if missing:
+        raise ResultsFileError(path, f"missing datasets/attributes {missing}")
+    n = int(h5.attrs["n"])
+    n_samples = h5["v"].shape[0] if h5["v"].ndim == 2 else -1
+    expected = {name: (n_samples, 2**n) for name in VECTOR_DATASETS}
+    expected.update({name: (n_samples,) for name in SAMPLE_DATASETS})
+    if "player_positions" in h5:
+        expected["player_positions"] = (n_samples, n)
+    for name, shape in expected.items():
+        if h5[name].shape != shape:
+            raise ResultsFileError(
+                path, f"dataset {name} has shape {h5[name].shape}, expected {shape} (n = {n})"
+            )
+    for key in JSON_ATTRS:
+        try:
+            json.loads(h5.attrs[key])
+        except (TypeError, ValueError) as exc:
+            raise ResultsFileError(path, f"attribute {key} is not valid JSON: {exc}") from None
+
+
+def _meta_of(h5: h5py.File) -> dict:
+    meta = {key: json.loads(h5.attrs[key]) for key in JSON_ATTRS}
+    meta.update({key: str(h5.attrs[key]) for key in STAMP_ATTRS})
+    return meta
+
+
+def _read_rows(dataset: h5py.Dataset, rows: np.ndarray | None) -> np.ndarray:
+    if rows is None:
+        return dataset[()]
+    if rows.size == 0:
+        return np.empty((0, *dataset.shape[1:]), dtype=dataset.dtype)
+    return dataset[rows]
+
+
+def read_results(path: str | os.PathLike[str], *, split: str | None = None) -> InteractionResults:
+    """Read a results file, optionally only the samples of one split."""
+    if split is not None:
+        _check_split_name(split)
+    path, h5 = _open_results(path)
+    with h5:
+        all_splits = h5["split"].asstr()[()]
+        rows = None if split is None else np.flatnonzero(all_splits == split)
+        try:
+            arrays = {
+                name: _read_rows(h5[name], rows)
+                for name in (*VECTOR_DATASETS, "sample_ids", "labels")
+            }
+            positions = (
+                _read_rows(h5["player_positions"], rows) if "player_positions" in h5 else None
+            )
+        except OSError as exc:
+            raise ResultsFileError(
+                path, f"unreadable data (truncated or corrupt?): {exc}"
+            ) from None
+        return InteractionResults(
+            **arrays,
+            split=all_splits if rows is None else all_splits[rows],
+            n=int(h5.attrs["n"]),
+            meta=_meta_of(h5),
+            player_positions=positions,
+        )
+
+
+def read_sample(path: str | os.PathLike[str], index: int) -> dict[str, np.ndarray]:
+    """One sample's vectors (v, I_and, I_or, p, q) and its sample_id, label, split.
+
+    `index` is the row in the file (negative counts from the end), not the sample id.
+    """
+    path, h5 = _open_results(path)
+    with h5:
+        n_samples = h5["v"].shape[0]
+        if not -n_samples <= index < n_samples:
+            raise IndexError(f"{path}: sample index {index} outside [0, {n_samples})")
+        index = index % n_samples
+        try:
+            sample = {name: h5[name][index] for name in VECTOR_DATASETS}
+            sample["sample_id"] = np.asarray(h5["sample_ids"][index])
+            sample["label"] = np.asarray(h5["labels"][index])
+            sample["split"] = np.asarray(h5["split"].asstr()[index])
+            if "player_positions" in h5:
+                sample["player_positions"] = h5["player_positions"][index]
+        except OSError as exc:
+            raise ResultsFileError(
+                path, f"unreadable data (truncated or corrupt?): {exc}"
+            ) from None
+        return sample
+
+
+def verify_results(path: str | os.PathLike[str]) -> None:
+    """Check a results file fully: structure, readable data, known splits, no NaN in v.
+
+    Raises ResultsFileError naming the file and the first problem found.
+    """
+    path, h5 = _open_results(path)
+    with h5:
+        try:
+            splits = h5["split"].asstr()[()]
+            for name in (*VECTOR_DATASETS, "sample_ids", "labels", "player_positions"):
+                if name not in h5:
+                    continue
+                dataset = h5[name]
+                row_bytes = max(1, dataset.dtype.itemsize * int(np.prod(dataset.shape[1:])))
+                block = max(1, _VERIFY_BLOCK_BYTES // row_bytes)
+                for start in range(0, dataset.shape[0], block):
+                    data = dataset[start : start + block]
+                    if name == "v" and np.isnan(data).any():
+                        rows = start + np.flatnonzero(np.isnan(data).any(axis=1))
+                        raise ResultsFileError(path, f"v contains NaN in samples {rows[:10]}")
+        except OSError as exc:
+            raise ResultsFileError(
+                path, f"unreadable data (truncated or corrupt?): {exc}"
+            ) from None
+        unknown = sorted(set(splits.tolist()) - set(SPLITS))
+        if unknown:
+            raise ResultsFileError(path, f"split has values {unknown}, allowed are {SPLITS}")
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file's bytes (for the checkpoint identity in meta["model"])."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def checkpoint_identity(
+    checkpoint: str | os.PathLike[str], *, arch: str, run: str, epoch: int, dataset: str
+) -> dict:
+    """The `model` meta entry: arch, run id, checkpoint name and sha256, epoch, dataset."""
+    checkpoint = Path(checkpoint)
+    return {
+        "arch": arch,
+        "run": run,
+        "checkpoint": checkpoint.name,
+        "checkpoint_sha256": file_sha256(checkpoint),
+        "epoch": int(epoch),
+        "dataset": dataset,
+    }
+
+
+# --------------------------------------------------------------------------- run store
+
+
+def _setting_name(settings: dict, key: str) -> Any:
+    """settings[key], or its "name" when it is a dict of options; None when absent."""
+    value = settings.get(key)
+    if isinstance(value, dict):
+        value = value.get("name")
+    return value
+
+
+def _label_part(value: Any) -> str:
+    if isinstance(value, float):
+        value = f"{value:g}"
+    return re.sub(r"[^A-Za-z0-9._]+", "_", str(value)).strip("_")
+
+
+def run_label(settings: dict) -> str:
+    """Readable label from dataset, arch, seed, label_noise: "digits-lenet-s0-noise0.15".
+
+    Parts missing from `settings` are left out, and so is a label noise of 0.
+    """
+    parts = []
+    for key, prefix in (("dataset", ""), ("arch", ""), ("seed", "s"), ("label_noise", "noise")):
+        value = _setting_name(settings, key)
+        if value is None or (key == "label_noise" and value == 0):
+            continue
+        parts.append(prefix + _label_part(value))
+    return "-".join(part for part in parts if part) or "run"
+
+
+def canonical_json(settings: dict) -> str:
+    """Settings as JSON with sorted keys and no whitespace (what `run_hash` hashes)."""
+    if not isinstance(settings, dict):
+        raise TypeError(f"settings must be a dict, got {type(settings).__name__}")
+    return json.dumps(_jsonable(settings, "settings"), sort_keys=True, separators=(",", ":"))
+
+
+def run_hash(settings: dict) -> str:
+    """First 12 hex digits of the sha256 of the settings' canonical JSON."""
+    return hashlib.sha256(canonical_json(settings).encode()).hexdigest()[:12]
+
+
+def run_dirname(settings: dict) -> str:
+    return f"{run_label(settings)}-{run_hash(settings)}"
+
+
+def write_manifest(run_dir: str | os.PathLike[str], settings: dict) -> Path:
+    """Write run_dir/run.json (settings, hash, label, library_version, created) atomically."""
+    manifest = {
+        "run": Path(run_dir).name,
+        "label": run_label(settings),
+        "hash": run_hash(settings),
+        "settings": json.loads(canonical_json(settings)),
+        "library_version": __version__,
+        "created": _utc_now(),
+    }
+    text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+    return atomic_write(Path(run_dir) / RUN_MANIFEST, lambda temp: temp.write_text(text))
+
+
+def read_manifest(run_dir: str | os.PathLike[str]) -> dict:
+    """run_dir/run.json, checked to hold a settings dict; ValueError names the file."""
+    path = Path(run_dir) / RUN_MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: unreadable run manifest: {exc}") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("settings"), dict):
+        raise ValueError(f"{path}: run manifest has no settings object")
+    return manifest
+
+
+def _run_dirs(root: Path) -> list[Path]:
+    if not root.is_dir():
+        raise FileNotFoundError(f"results root {root} is not a directory")
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _run_files(run_dir: Path, pattern: str) -> list[Path]:
+    return sorted(p for p in run_dir.glob(pattern) if not is_temp_file(p))
+
+
+CATALOG_COLUMNS = [
+    "run",
+    "label",
+    "hash",
+    "dataset",
+    "arch",
+    "seed",
+    "label_noise",
+    "n_checkpoints",
+    "n_interaction_files",
+    "settings",
+]
+
+
+def catalog(root: str | os.PathLike[str]) -> pd.DataFrame:
+    """One row per run directory with a valid run.json (others are skipped with a warning)."""
+    rows = []
+    for run_dir in _run_dirs(Path(root)):
+        if not (run_dir / RUN_MANIFEST).exists():
+            continue
+        try:
+            manifest = read_manifest(run_dir)
+        except ValueError as exc:
+            warnings.warn(str(exc), stacklevel=2)
+            continue
+        settings = manifest["settings"]
+        rows.append(
+            {
+                "run": run_dir.name,
+                "label": manifest.get("label", run_label(settings)),
+                "hash": manifest.get("hash", run_hash(settings)),
+                "dataset": _setting_name(settings, "dataset"),
+                "arch": _setting_name(settings, "arch"),
+                "seed": _setting_name(settings, "seed"),
+                "label_noise": _setting_name(settings, "label_noise"),
+                "n_checkpoints": len(_run_files(run_dir, "checkpoints/*.pt")),
+                "n_interaction_files": len(_run_files(run_dir, "interactions/*.h5")),
+                "settings": canonical_json(settings),
+            }
+        )
+    return pd.DataFrame(rows, columns=CATALOG_COLUMNS)
+
+
+def _manifest_problems(run_dir: Path) -> list[str]:
+    path = run_dir / RUN_MANIFEST
+    if not path.exists():
+        return [f"{path}: missing run manifest"]
+    try:
+        manifest = read_manifest(run_dir)
+    except ValueError as exc:
+        return [str(exc)]
+    expected = run_hash(manifest["settings"])
+    problems = []
+    if manifest.get("hash") != expected:
+        problems.append(f"{path}: hash {manifest.get('hash')!r} != hash of settings {expected}")
+    if not run_dir.name.endswith(expected):
+        problems.append(f"{path}: directory name does not end with settings hash {expected}")
+    return problems
+
+
+def verify_store(root: str | os.PathLike[str]) -> list[str]:
+    """Problems found under a results root, one string per problem, each naming its file."""
+    import torch  # slow import, only needed here
+
+    root = Path(root)
+    try:
+        run_dirs = _run_dirs(root)
+    except FileNotFoundError as exc:
+        return [str(exc)]
+    problems = [
+        f"{path}: leftover temporary file of an interrupted write"
+        for path in sorted(root.iterdir())
+        if path.is_file() and is_temp_file(path)
+    ]
+    for run_dir in run_dirs:
+        problems += _manifest_problems(run_dir)
+        for path in sorted(run_dir.rglob("*")):
+            if not path.is_file():
+                continue
+            if is_temp_file(path):
+                problems.append(f"{path}: leftover temporary file of an interrupted write")
+            elif path.suffix == ".h5":
+                try:
+                    verify_results(path)
+                except ResultsFileError as exc:
+                    problems.append(str(exc))
+            elif path.suffix == ".pt":
+                try:
+                    torch.load(path, map_location="cpu", weights_only=False)
+                except Exception as exc:  # torch raises many types for bad files
+                    problems.append(f"{path}: torch.load cannot read checkpoint: {exc}")
+    return problems

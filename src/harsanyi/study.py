@@ -1,0 +1,338 @@
+"""A study config resolved into training runs, sample selections and extraction settings.
+
+The config is first validated against `workflow/schemas/config.schema.yaml` (by Snakemake
+at start-up, or by `load_study`); this module adds the checks a schema cannot express
+(architecture fits the data, player layout fits the input, data roots exist) and derives
+every run's identity.  A run directory is named `<label>-<hash>`, the hash taken over
+everything that determines the run, so that a shared results store never mixes results
+of different settings.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harsanyi.store import run_dirname
+from harsanyi.train import checkpoint_schedule
+
+# Bump when a change to the code changes what a step computes; part of every hash.
+TRAIN_VERSION = 1
+SELECT_VERSION = 1
+EXTRACT_VERSION = 1
+
+DEFAULT_TRAINING: dict[str, Any] = {
+    "epochs": 30,
+    "batch_size": 64,
+    "lr": 0.05,
+    "momentum": 0.9,
+    "weight_decay": 0.0,
+    "optimizer": "sgd",
+    "checkpoints": {"dense_until": 10, "dense_every": 1, "sparse_every": 5},
+}
+DEFAULT_SAMPLES: dict[str, Any] = {
+    "train_per_class": 2,
+    "test_per_class": 2,
+    "flipped": 10,
+    "seed": 0,
+}
+DEFAULT_PLAYERS: dict[str, Any] = {"n": 10, "seed": 0}
+
+# kind, input shape (None where image_size decides), number of classes, needs a data root
+DATASETS: dict[str, tuple[str, tuple[int, ...] | None, int, bool]] = {
+    "digits": ("image", (1, 8, 8), 10, False),
+    "breast_cancer": ("tabular", (30,), 2, False),
+    "wine": ("tabular", (13,), 3, False),
+    "sentiment": ("text", (16,), 2, False),
+    "mnist": ("image", (1, 28, 28), 10, True),
+    "fashion_mnist": ("image", (1, 28, 28), 10, False),
+    "cifar10": ("image", (3, 32, 32), 10, True),
+    "cifar100": ("image", (3, 32, 32), 100, True),
+    "cub200": ("image", None, 200, True),
+    "tiny_imagenet": ("image", None, 200, True),
+    "sst2": ("text", (16,), 2, True),
+}
+IMAGE_ARCHS = {"mlp", "lenet", "vgg11", "vgg13", "vgg16", "alexnet", "resnet18"}
+TEXT_ARCHS = {"bert_small", "minilm"}
+TABULAR_ARCHS = {"mlp"}
+ARCHS_BY_KIND = {"image": IMAGE_ARCHS, "tabular": TABULAR_ARCHS, "text": TEXT_ARCHS}
+
+
+class ConfigError(ValueError):
+    """A study config that cannot run; the message names the offending key."""
+
+
+def digest(obj: Any, length: int = 12) -> str:
+    """Short sha256 of the canonical JSON of `obj`."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def _merge(base: dict, override: dict | None) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in (override or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run: dataset × architecture × seed × label noise."""
+
+    dataset: str
+    arch: str
+    seed: int
+    label_noise: float
+    settings: dict = field(hash=False, compare=False)
+
+    @property
+    def name(self) -> str:
+        """Directory name in the store: readable label plus the hash of the settings."""
+        return run_dirname(self.settings)
+
+    @property
+    def epochs(self) -> list[int]:
+        return self.settings["checkpoint_epochs"]
+
+
+@dataclass
+class DatasetPlan:
+    """Everything a study does with one dataset, shared by all its runs."""
+
+    name: str
+    kind: str
+    input_shape: tuple[int, ...]
+    num_classes: int
+    root: str | None
+    data_options: dict
+    players: dict
+    baseline: dict
+    samples: dict
+    label_noise: list[float]
+    noise_seed: int
+
+    @property
+    def selection(self) -> dict:
+        """What determines the sample manifest."""
+        return {
+            "version": SELECT_VERSION,
+            "dataset": self.name,
+            "data": self.data_options,
+            "players": self.players,
+            "samples": self.samples,
+            "label_noise": self.label_noise,
+            "noise_seed": self.noise_seed,
+        }
+
+    @property
+    def selection_id(self) -> str:
+        return f"sel-{digest(self.selection)}"
+
+
+@dataclass
+class Study:
+    name: str
+    results: Path
+    datasets: dict[str, DatasetPlan]
+    runs: list[Run]
+    extraction: dict
+    analysis: dict
+    device: str
+
+    def extraction_settings(self, dataset: str, arch: str) -> dict:
+        plan = self.datasets[dataset]
+        baseline = dict(plan.baseline)
+        if baseline["type"] == "feature_map":
+            baseline = {"type": "feature_map", "layer": baseline["layers"][arch]}
+        return {
+            "version": EXTRACT_VERSION,
+            "selection": plan.selection_id,
+            "baseline": baseline,
+            **self.extraction,
+        }
+
+    def extraction_id(self, run: Run) -> str:
+        return f"x-{digest(self.extraction_settings(run.dataset, run.arch))}"
+
+    def run_by_name(self, name: str) -> Run:
+        for run in self.runs:
+            if run.name == name:
+                return run
+        raise KeyError(f"no run named {name!r} in study {self.name!r}")
+
+
+def _check_players(name: str, kind: str, shape: tuple[int, ...], players: dict) -> None:
+    key = f"datasets.{name}.players"
+    n = players["n"]
+    if kind == "image":
+        grid = players.get("grid")
+        if grid is None:
+            raise ConfigError(f"{key}.grid is required for image dataset {name!r}")
+        height, width = shape[-2:]
+        if grid[0] > height or grid[1] > width:
+            raise ConfigError(f"{key}.grid {grid} is finer than the {height}×{width} image")
+        cells = players.get("cells")
+        if cells is not None:
+            if len(cells) != n:
+                raise ConfigError(f"{key}.cells lists {len(cells)} cells but n is {n}")
+            for cell in cells:
+                if not (0 <= cell[0] < grid[0] and 0 <= cell[1] < grid[1]):
+                    raise ConfigError(f"{key}.cells: cell {cell} lies outside the {grid} grid")
+            if len({tuple(c) for c in cells}) != n:
+                raise ConfigError(f"{key}.cells has repeated cells")
+        elif n > grid[0] * grid[1]:
+            raise ConfigError(f"{key}.n = {n} exceeds the {grid[0] * grid[1]} cells of grid {grid}")
+    elif kind == "tabular":
+        features = players.get("features")
+        count = shape[0]
+        if features is not None:
+            if len(features) != n:
+                raise ConfigError(f"{key}.features lists {len(features)} columns but n is {n}")
+            bad = [f for f in features if f >= count]
+            if bad:
+                raise ConfigError(f"{key}.features {bad} outside the {count} columns of {name!r}")
+        elif n > count:
+            raise ConfigError(f"{key}.n = {n} exceeds the {count} features of {name!r}")
+    elif kind == "text":
+        positions = players.get("positions")
+        if positions is not None and len(positions) != n:
+            raise ConfigError(f"{key}.positions lists {len(positions)} positions but n is {n}")
+        if n > shape[0] - 2:
+            raise ConfigError(f"{key}.n = {n} exceeds the {shape[0] - 2} tokens of a sequence")
+
+
+def resolve(config: dict, *, check_data: bool = True) -> Study:
+    """Turn a schema-validated config into a Study, raising ConfigError naming the key."""
+    datasets: dict[str, DatasetPlan] = {}
+    runs: list[Run] = []
+    base_training = _merge(DEFAULT_TRAINING, config.get("training"))
+    noise_levels = sorted(set(float(x) for x in config.get("label_noise", [0.0])))
+    noise_seed = int(config.get("noise_seed", 0))
+    for name, entry in config["datasets"].items():
+        if name not in DATASETS:
+            raise ConfigError(f"datasets.{name}: unknown dataset; known: {sorted(DATASETS)}")
+        kind, shape, num_classes, needs_root = DATASETS[name]
+        image_size = entry.get("image_size")
+        if shape is None:
+            size = image_size or 64
+            shape = (3, size, size)
+        root = entry.get("root") or (
+            str(Path(config["data_root"]) / name) if config.get("data_root") else None
+        )
+        if needs_root and root is None:
+            raise ConfigError(f"datasets.{name}.root (or data_root) is required for {name!r}")
+        if check_data and root is not None and not Path(root).exists():
+            raise ConfigError(f"datasets.{name}.root: data root {root!r} does not exist")
+        for arch in entry["architectures"]:
+            if arch not in ARCHS_BY_KIND[kind]:
+                raise ConfigError(
+                    f"datasets.{name}.architectures: {arch!r} does not take {kind} inputs; "
+                    f"use one of {sorted(ARCHS_BY_KIND[kind])}"
+                )
+        players = {**DEFAULT_PLAYERS, **entry["players"]}
+        _check_players(name, kind, shape, players)
+        default_baseline = {"type": "mask_token"} if kind == "text" else {"type": "zero"}
+        baseline = entry.get("baseline") or default_baseline
+        if baseline["type"] == "feature_map":
+            layers = baseline.get("layers") or {}
+            missing = [a for a in entry["architectures"] if a not in layers]
+            if missing:
+                raise ConfigError(f"datasets.{name}.baseline.layers names no layer for {missing}")
+        allowed = {
+            "image": {"zero", "mean", "feature_map"},
+            "tabular": {"zero", "mean"},
+            "text": {"mask_token", "pad_token"},
+        }[kind]
+        if baseline["type"] not in allowed:
+            raise ConfigError(
+                f"datasets.{name}.baseline.type {baseline['type']!r} is not for {kind} data; "
+                f"use one of {sorted(allowed)}"
+            )
+        data_options = {
+            "max_train": entry.get("max_train"),
+            "max_test": entry.get("max_test"),
+            "image_size": image_size,
+        }
+        plan = DatasetPlan(
+            name=name,
+            kind=kind,
+            input_shape=tuple(shape),
+            num_classes=num_classes,
+            root=root,
+            data_options=data_options,
+            players=players,
+            baseline=baseline,
+            samples={**DEFAULT_SAMPLES, **(entry.get("samples") or {})},
+            label_noise=noise_levels,
+            noise_seed=noise_seed,
+        )
+        datasets[name] = plan
+        training = _merge(base_training, entry.get("training"))
+        schedule = checkpoint_schedule(training["epochs"], **training["checkpoints"])
+        for arch in entry["architectures"]:
+            for seed in config.get("seeds", [0]):
+                for noise in noise_levels:
+                    settings = {
+                        "version": TRAIN_VERSION,
+                        "dataset": name,
+                        "data": data_options,
+                        "arch": arch,
+                        "seed": int(seed),
+                        "label_noise": noise,
+                        "noise_seed": noise_seed,
+                        "training": training,
+                        "checkpoint_epochs": schedule,
+                    }
+                    runs.append(Run(name, arch, int(seed), noise, settings))
+    names = [r.name for r in runs]
+    if len(set(names)) != len(names):
+        raise ConfigError("two runs of the study resolve to the same settings (repeated seeds?)")
+    return Study(
+        name=config.get("study", "default"),
+        results=Path(config.get("results", "results")),
+        datasets=datasets,
+        runs=runs,
+        extraction=dict(config.get("extraction") or {}),
+        analysis=dict(config.get("analysis") or {}),
+        device=config.get("device", "auto"),
+    )
+
+
+def schema_path() -> Path:
+    """The config schema shipped with the workflow (repository checkout only)."""
+    return Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def load_study(path: str | Path, *, check_data: bool = True) -> Study:
+    """Read, validate (schema with defaults) and resolve a study config file."""
+    import yaml
+    from jsonschema import Draft202012Validator, validators
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"study config {path} does not exist")
+    config = yaml.safe_load(path.read_text()) or {}
+    schema = yaml.safe_load(schema_path().read_text())
+
+    def set_defaults(validator, properties, instance, schema):
+        for prop, sub in properties.items():
+            if isinstance(instance, dict) and "default" in sub:
+                instance.setdefault(prop, copy.deepcopy(sub["default"]))
+        yield from Draft202012Validator.VALIDATORS["properties"](
+            validator, properties, instance, schema
+        )
+
+    validator_cls = validators.extend(Draft202012Validator, {"properties": set_defaults})
+    errors = sorted(validator_cls(schema).iter_errors(config), key=lambda e: list(e.path))
+    if errors:
+        error = errors[0]
+        where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+        raise ConfigError(f"{path}: {where}: {error.message}")
+    return resolve(config, check_data=check_data)

@@ -1,0 +1,327 @@
+"""A throw-away one-node SLURM cluster on localhost, for tests.
+
+``running_slurm_cluster(root)`` starts munged, slurmctld and slurmd (foreground mode, as child
+processes of this one) with every socket, key, spool, state and log file under ``root``, and
+waits until ``sinfo`` shows the node idle. The node advertises two fake GPUs (``Gres=gpu:2``)
+backed by character devices made with ``mknod``, so GPU scheduling (``--gpus``, ``--gres``) is
+real even on a machine without GPUs. On exit it cancels every job, stops the daemons it
+started by process id and removes ``root``.
+
+Clients (``sbatch``, ``squeue``, ``snakemake --executor slurm``) reach the cluster through
+``cluster.env``, which sets ``SLURM_CONF``; ``cluster.profile`` is a copy of
+``profiles/slurm`` with the test partition filled in.
+
+Needs root and the Debian packages slurm-wlm and munge (see ``.ci/install-slurm.sh``);
+``slurm_cluster_unavailable_reason()`` says why a cluster cannot be started here.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SLURM_PROFILE = REPO_ROOT / "profiles" / "slurm"
+REQUIRED_PROGRAMS = ("munged", "mungekey", "slurmctld", "slurmd", "sinfo", "sbatch", "squeue")
+PARTITION = "testgpu"
+N_FAKE_GPUS = 2
+NVIDIA_MAJOR = 195
+STATUS_CHECK_SECONDS = 2
+
+
+@dataclass(frozen=True)
+class SlurmCluster:
+    """A running cluster: pass ``env`` to every subprocess that talks to it."""
+
+    root: Path
+    conf: Path
+    env: dict[str, str]
+    node: str
+    partition: str
+    n_gpus: int
+    profile: Path
+
+    def log_tail(self, n_lines: int = 40) -> str:
+        """The last lines of every daemon log, for error messages."""
+        return _log_tail(self.root / "log", n_lines)
+
+
+def slurm_cluster_unavailable_reason() -> str | None:
+    """Why no cluster can be started on this machine, or None if one can."""
+    missing = [name for name in REQUIRED_PROGRAMS if shutil.which(name) is None]
+    if missing:
+        return (
+            f"SLURM/munge programs not installed: {', '.join(missing)} "
+            "(Debian: apt-get install slurm-wlm munge, see .ci/install-slurm.sh)"
+        )
+    if os.geteuid() != 0:
+        return "starting slurmctld/slurmd/munged needs root"
+    return None
+
+
+@pytest.fixture
+def slurm_cluster(tmp_path: Path) -> Iterator[SlurmCluster]:
+    """A fresh one-node cluster under ``tmp_path / "slurm"``; skips where none can run."""
+    reason = slurm_cluster_unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    with running_slurm_cluster(tmp_path / "slurm") as cluster:
+        yield cluster
+
+
+@contextmanager
+def running_slurm_cluster(root: Path, start_timeout_s: float = 60.0) -> Iterator[SlurmCluster]:
+    """Bring a one-node cluster up under ``root`` (must not exist yet) and tear it down after."""
+    reason = slurm_cluster_unavailable_reason()
+    if reason is not None:
+        raise RuntimeError(reason)
+    root = root.resolve()
+    if root.exists():
+        raise FileExistsError(f"slurm cluster root already exists: {root}")
+    layout = _make_layout(root)
+    node = socket.gethostname().split(".")[0]
+    conf = _write_config(layout, node)
+    env = {**os.environ, "SLURM_CONF": str(conf), "PATH": _srun_shim(layout["bin"], conf)}
+    for name in [k for k in env if k.startswith(("SLURM_", "SBATCH_", "SRUN_", "SQUEUE_"))]:
+        if name != "SLURM_CONF":
+            del env[name]
+    profile = _write_profile(root / "profile", PARTITION)
+    cluster = SlurmCluster(root, conf, env, node, PARTITION, N_FAKE_GPUS, profile)
+    log = layout["log"]
+    with ExitStack() as daemons:
+        daemons.callback(shutil.rmtree, root, ignore_errors=True)
+        munge_socket = layout["munge"] / "munge.socket"
+        _run(["mungekey", "--create", "--keyfile", str(layout["munge"] / "munge.key")], env)
+        munged = _start_daemon(
+            daemons,
+            [
+                "munged",
+                "--foreground",
+                "--force",  # pytest's tmp dirs are 0700; munged wants world-executable parents
+                f"--socket={munge_socket}",
+                f"--key-file={layout['munge'] / 'munge.key'}",
+                f"--pid-file={layout['run'] / 'munged.pid'}",
+                f"--seed-file={layout['munge'] / 'munged.seed'}",
+            ],
+            env,
+            log / "munged.log",  # in the foreground munged logs to stderr only
+        )
+        _wait_for(munge_socket.exists, "munged socket", [munged], cluster, start_timeout_s)
+        started = [
+            munged,
+            _start_daemon(daemons, ["slurmctld", "-D", "-c", "-i"], env, log / "slurmctld.stderr"),
+            _start_daemon(daemons, ["slurmd", "-D", "-N", node], env, log / "slurmd.stderr"),
+        ]
+        daemons.callback(_cancel_all_jobs, cluster)
+        _wait_for(
+            lambda: _node_is_idle(cluster), "idle node in sinfo", started, cluster, start_timeout_s
+        )
+        try:
+            yield cluster
+        except BaseException:
+            print(f"SLURM daemon logs ({root}):\n{cluster.log_tail()}")
+            raise
+
+
+def _make_layout(root: Path) -> dict[str, Path]:
+    layout = {
+        name: root / name
+        for name in ("etc", "bin", "munge", "run", "log", "state", "spool", "dev", "profile")
+    }
+    for path in layout.values():
+        path.mkdir(parents=True, mode=0o700)
+    for index in range(N_FAKE_GPUS):
+        device = layout["dev"] / f"nvidia{index}"
+        os.mknod(device, 0o600 | stat.S_IFCHR, os.makedev(NVIDIA_MAJOR, index))
+    return layout
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _real_memory_mb() -> int:
+    total_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    return int(total_mb * 0.9)  # slurmd drains a node that has less memory than configured
+
+
+def _write_config(layout: dict[str, Path], node: str) -> Path:
+    ctld_port, slurmd_port = _free_ports(2)
+    etc, log, run = layout["etc"], layout["log"], layout["run"]
+    n_cpus = os.cpu_count() or 1
+    slurm_conf = f"""\
+ClusterName=harsanyitest
+SlurmctldHost={node}(127.0.0.1)
+SlurmctldPort={ctld_port}
+SlurmdPort={slurmd_port}
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+AuthInfo=socket={layout["munge"] / "munge.socket"}
+StateSaveLocation={layout["state"]}
+SlurmdSpoolDir={layout["spool"]}
+SlurmctldPidFile={run / "slurmctld.pid"}
+SlurmdPidFile={run / "slurmd.pid"}
+SlurmctldLogFile={log / "slurmctld.log"}
+SlurmdLogFile={log / "slurmd.log"}
+SlurmctldDebug=info
+SlurmdDebug=info
+PlugStackConfig={etc / "plugstack.conf"}
+SchedulerType=sched/backfill
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+MpiDefault=none
+SwitchType=switch/none
+ReturnToService=2
+MailProg=/bin/true
+GresTypes=gpu
+NodeName={node} NodeAddr=127.0.0.1 CPUs={n_cpus} RealMemory={_real_memory_mb()} \
+Gres=gpu:{N_FAKE_GPUS} State=UNKNOWN
+PartitionName={PARTITION} Nodes={node} Default=YES MaxTime=INFINITE State=UP
+"""
+    devices = layout["dev"] / f"nvidia[0-{N_FAKE_GPUS - 1}]"
+    (etc / "slurm.conf").write_text(slurm_conf)
+    (etc / "gres.conf").write_text(f"NodeName={node} Name=gpu File={devices}\n")
+    (etc / "plugstack.conf").write_text("")
+    return etc / "slurm.conf"
+
+
+def _write_profile(directory: Path, partition: str) -> Path:
+    """Copy profiles/slurm, with the partition filled in and no account (no accounting here)."""
+    shutil.copytree(SLURM_PROFILE, directory, dirs_exist_ok=True)
+    config_path = directory / "config.yaml"
+    config = yaml.safe_load(config_path.read_text())
+    resources = dict(config.get("default-resources") or {})
+    resources.pop("slurm_account", None)
+    resources["slurm_partition"] = partition
+    config["default-resources"] = resources
+    config["slurm-init-seconds-before-status-checks"] = STATUS_CHECK_SECONDS
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return directory
+
+
+def _srun_shim(bin_dir: Path, conf: Path) -> str:
+    """PATH with an ``srun`` that finds our slurm.conf even without ``SLURM_CONF``.
+
+    snakemake-executor-plugin-slurm-jobstep 0.6.1 deletes every ``SLURM_*`` variable except
+    the job's identity before its inner ``srun``, ``SLURM_CONF`` included; real clusters keep
+    slurm.conf in /etc/slurm or run configless, where that does no harm.
+    """
+    real_srun = shutil.which("srun")
+    shim = bin_dir / "srun"
+    shim.write_text(f'#!/bin/sh\nSLURM_CONF="{conf}" exec "{real_srun}" "$@"\n')
+    shim.chmod(0o755)
+    return f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+def _start_daemon(
+    daemons: ExitStack, argv: list[str], env: dict[str, str], out: Path
+) -> subprocess.Popen[bytes]:
+    with out.open("wb") as sink:
+        process = subprocess.Popen(
+            argv, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    daemons.callback(_stop, process)
+    return process
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=15)
+
+
+def _run(argv: list[str], env: dict[str, str]) -> str:
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr}")
+    return done.stdout
+
+
+def _node_is_idle(cluster: SlurmCluster) -> bool:
+    states = subprocess.run(
+        ["sinfo", "--noheader", "--Node", "--format=%t", "--nodes", cluster.node],
+        env=cluster.env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    return states.returncode == 0 and states.stdout.split() == ["idle"]
+
+
+def _cancel_all_jobs(cluster: SlurmCluster) -> None:
+    """Let no job outlive the cluster (slurmstepd would otherwise keep running)."""
+    subprocess.run(["scancel", "--full", "--partition", cluster.partition], env=cluster.env)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        queue = subprocess.run(
+            ["squeue", "--noheader", "--format=%i"],
+            env=cluster.env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        if queue.returncode != 0 or not queue.stdout.strip():
+            return
+        time.sleep(0.5)
+
+
+def _wait_for(
+    ready: Callable[[], bool],
+    what: str,
+    daemons: list[subprocess.Popen[bytes]],
+    cluster: SlurmCluster,
+    timeout_s: float,
+) -> None:
+    """Poll ``ready`` until it holds; fail early, with the logs, if a daemon exits."""
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        dead = [" ".join(map(str, d.args)) for d in daemons if d.poll() is not None]
+        if dead or time.monotonic() > deadline:
+            problem = f"exited: {'; '.join(dead)}" if dead else f"after {timeout_s:.0f} s"
+            raise RuntimeError(
+                f"SLURM test cluster: no {what} ({problem}; config {cluster.conf}). "
+                f"Daemon logs:\n{cluster.log_tail()}"
+            )
+        time.sleep(0.25)
+
+
+def _log_tail(log_dir: Path, n_lines: int) -> str:
+    """Tails of the daemon logs (``*.log``); stderr copies only where a daemon left no log."""
+    logs = {path.stem: path for path in log_dir.glob("*.stderr")}
+    logs.update({path.stem: path for path in log_dir.glob("*.log")})
+    parts = []
+    for _, path in sorted(logs.items()):
+        lines = path.read_text(errors="replace").splitlines()[-n_lines:]
+        parts.append(f"--- {path.name} ---\n" + "\n".join(lines))
+    return "\n".join(parts)

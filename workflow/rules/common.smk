@@ -1,0 +1,55 @@
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+from harsanyi.study import ConfigError, digest, resolve
+
+try:
+    STUDY = resolve(config)
+except ConfigError as error:
+    raise WorkflowError(f"config: {error}") from None
+
+RESULTS = str(STUDY.results)
+RUNS = {run.name: run for run in STUDY.runs}
+STUDY_ID = f"{STUDY.name}-{digest(sorted((r.name, STUDY.extraction_id(r)) for r in STUDY.runs))}"
+STUDY_DIR = f"{RESULTS}/studies/{STUDY_ID}"
+
+
+wildcard_constraints:
+    dataset="|".join(STUDY.datasets),
+    run="[A-Za-z0-9_.-]+-[0-9a-f]{12}",
+    epoch="[0-9]{4}",
+    xid="x-[0-9a-f]{12}",
+    sel="sel-[0-9a-f]{12}",
+
+
+def run_dir(run):
+    return f"{RESULTS}/{run.dataset}/runs/{run.name}"
+
+
+def manifest_path(dataset):
+    plan = STUDY.datasets[dataset]
+    return f"{RESULTS}/{dataset}/samples/{plan.selection_id}.json"
+
+
+def interaction_files(run):
+    xid = STUDY.extraction_id(run)
+    return [
+        f"{run_dir(run)}/interactions/{xid}/epoch_{epoch:04d}.h5" for epoch in run.epochs
+    ]
+
+
+def run_analysis(run, name):
+    return f"{run_dir(run)}/analysis/{STUDY.extraction_id(run)}/{name}"
+
+
+def run_of(wildcards):
+    return RUNS[wildcards.run]
+
+
+def all_targets():
+    targets = [f"{STUDY_DIR}/two_phase.tsv", f"{STUDY_DIR}/two_phase.png"]
+    for run in STUDY.runs:
+        targets.append(run_analysis(run, "two_phase.png"))
+    return targets

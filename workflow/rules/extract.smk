@@ -1,0 +1,20 @@
+rule extract:
+    input:
+        checkpoints=f"{RESULTS}/{{dataset}}/runs/{{run}}/checkpoints",
+        metrics=f"{RESULTS}/{{dataset}}/runs/{{run}}/metrics.tsv",
+        samples=lambda wildcards: manifest_path(wildcards.dataset),
+    output:
+        f"{RESULTS}/{{dataset}}/runs/{{run}}/interactions/{{xid}}/epoch_{{epoch}}.h5",
+    params:
+        run=lambda wildcards: run_of(wildcards).settings,
+        name=lambda wildcards: wildcards.run,
+        root=lambda wildcards: STUDY.datasets[wildcards.dataset].root,
+        extraction=lambda wildcards: STUDY.extraction_settings(
+            wildcards.dataset, run_of(wildcards).arch
+        ),
+        epoch=lambda wildcards: int(wildcards.epoch),
+        device=STUDY.device,
+    log:
+        f"{RESULTS}/logs/extract/{{dataset}}/{{run}}/{{xid}}/{{epoch}}.log",
+    script:
+        "../../scripts/extract.py"
