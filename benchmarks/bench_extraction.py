@@ -1,6 +1,6 @@
 """Masked extraction throughput against plain batched inference (run by hand).
 
-    python benchmarks/bench_extraction.py [--samples 8] [--repeats 3] [--budget 1073741824]
+    python benchmarks/bench_extraction.py [--samples 16] [--repeats 7] [--budget 1073741824]
 
 For each model: rows/s of `game_values` (samples × 2^n masked inputs, n = 10) and of plain
 inference of the same model on the same number of ready-made inputs, in batches of the size
@@ -10,6 +10,7 @@ inference of the same model on the same number of ready-made inputs, in batches 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from collections.abc import Callable
 
@@ -52,15 +53,16 @@ def mlp(features: int, classes: int = 10) -> nn.Module:
     )
 
 
-def best_seconds(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Fastest of `repeats` timings of each run, interleaved so that load drifts hit all."""
+def median_seconds(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median of `repeats` timings of each run, interleaved so that load drifts hit all
+    (on a shared machine the median is steadier than the fastest run)."""
     times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeats):
         for name, run in runs.items():
             start = time.perf_counter()
             run()
             times[name].append(time.perf_counter() - start)
-    return {name: min(t) for name, t in times.items()}
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def bench(
@@ -81,7 +83,7 @@ def bench(
     def masked() -> None:
         game_values(wrapped, masker, x, y, memory_budget=budget)
 
-    seconds = best_seconds({"masked": masked, "plain": plain}, repeats)
+    seconds = median_seconds({"masked": masked, "plain": plain}, repeats)
     masked_s, plain_s = seconds["masked"], seconds["plain"]
     masked_rate, plain_rate = rows / masked_s, rows / plain_s
     print(
@@ -92,8 +94,8 @@ def bench(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--samples", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--budget", type=int, default=2**30)
     args = parser.parse_args()
     torch.manual_seed(0)

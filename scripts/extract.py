@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from harsanyi.pipeline import extract, log_to
+from harsanyi.pipeline import extract, setup_job
 
-log_to(snakemake.log)  # noqa: F821
+setup_job(snakemake.log, snakemake.threads)  # noqa: F821
 extract(
     checkpoint=Path(snakemake.input.checkpoints) / f"epoch_{snakemake.params.epoch:04d}.pt",  # noqa: F821
     manifest_path=snakemake.input.samples,  # noqa: F821

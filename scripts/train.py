@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from harsanyi.pipeline import log_to, train
+from harsanyi.pipeline import setup_job, train
 
-log_to(snakemake.log)  # noqa: F821
+setup_job(snakemake.log, snakemake.threads)  # noqa: F821
 train(
     settings=snakemake.params.settings,  # noqa: F821
     root=snakemake.params.root,  # noqa: F821

@@ -1,8 +1,8 @@
 """Rule two_phase_run: order strength over training of one run, and its figure."""
 
-from harsanyi.pipeline import log_to, two_phase_run
+from harsanyi.pipeline import setup_job, two_phase_run
 
-log_to(snakemake.log)  # noqa: F821
+setup_job(snakemake.log, snakemake.threads)  # noqa: F821
 two_phase_run(
     files=list(snakemake.input.interactions),  # noqa: F821
     metrics_path=snakemake.input.metrics,  # noqa: F821

@@ -1,8 +1,8 @@
 """Rule two_phase_study: every run of the study in one table and one figure."""
 
-from harsanyi.pipeline import log_to, two_phase_study
+from harsanyi.pipeline import setup_job, two_phase_study
 
-log_to(snakemake.log)  # noqa: F821
+setup_job(snakemake.log, snakemake.threads)  # noqa: F821
 two_phase_study(
     tables=list(snakemake.input.tables),  # noqa: F821
     metrics_paths=list(snakemake.input.metrics),  # noqa: F821

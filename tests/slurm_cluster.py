@@ -8,8 +8,9 @@ real even on a machine without GPUs. On exit it cancels every job, stops the dae
 started by process id and removes ``root``.
 
 Clients (``sbatch``, ``squeue``, ``snakemake --executor slurm``) reach the cluster through
-``cluster.env``, which sets ``SLURM_CONF``; ``cluster.profile`` is a copy of
-``profiles/slurm`` with the test partition filled in.
+``cluster.env``, which sets ``SLURM_CONF`` (and puts an ``srun`` shim first on ``PATH``, see
+``_srun_shim``); ``cluster.profile`` is a copy of ``profiles/slurm`` with the test partition
+filled in, and ``cluster.run_snakemake(workdir, *args)`` runs a workflow through it.
 
 Needs root and the Debian packages slurm-wlm and munge (see ``.ci/install-slurm.sh``);
 ``slurm_cluster_unavailable_reason()`` says why a cluster cannot be started here.
@@ -23,6 +24,7 @@ import signal
 import socket
 import stat
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -34,7 +36,8 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SLURM_PROFILE = REPO_ROOT / "profiles" / "slurm"
-REQUIRED_PROGRAMS = ("munged", "mungekey", "slurmctld", "slurmd", "sinfo", "sbatch", "squeue")
+DAEMONS = ("munged", "mungekey", "slurmctld", "slurmd")
+CLIENTS = ("sinfo", "sbatch", "srun", "squeue", "scontrol", "scancel")
 PARTITION = "testgpu"
 N_FAKE_GPUS = 2
 NVIDIA_MAJOR = 195
@@ -57,10 +60,34 @@ class SlurmCluster:
         """The last lines of every daemon log, for error messages."""
         return _log_tail(self.root / "log", n_lines)
 
+    def run_snakemake(
+        self,
+        workdir: Path,
+        *args: str,
+        workflow_profile: str = "none",
+        timeout_s: float = 600,
+    ) -> subprocess.CompletedProcess[str]:
+        """``snakemake --profile <self.profile> ... *args`` in ``workdir``; fails with all logs.
+
+        A workflow profile (``profiles/default`` next to the Snakefile or in ``workdir``)
+        overrides the cluster profile key by key, so none is used unless one is named.
+        """
+        argv = [sys.executable, "-m", "snakemake", "--profile", str(self.profile)]
+        argv += ["--workflow-profile", workflow_profile, "--directory", str(workdir), *args]
+        done = subprocess.run(
+            argv, cwd=workdir, env=self.env, capture_output=True, text=True, timeout=timeout_s
+        )
+        if done.returncode != 0:
+            raise AssertionError(
+                f"{' '.join(argv)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}\n"
+                f"{_slurm_job_logs(workdir)}\nDaemon logs:\n{self.log_tail()}"
+            )
+        return done
+
 
 def slurm_cluster_unavailable_reason() -> str | None:
     """Why no cluster can be started on this machine, or None if one can."""
-    missing = [name for name in REQUIRED_PROGRAMS if shutil.which(name) is None]
+    missing = [name for name in DAEMONS + CLIENTS if shutil.which(name) is None]
     if missing:
         return (
             f"SLURM/munge programs not installed: {', '.join(missing)} "
@@ -90,39 +117,30 @@ def running_slurm_cluster(root: Path, start_timeout_s: float = 60.0) -> Iterator
     root = root.resolve()
     if root.exists():
         raise FileExistsError(f"slurm cluster root already exists: {root}")
-    layout = _make_layout(root)
-    node = socket.gethostname().split(".")[0]
-    conf = _write_config(layout, node)
-    env = {**os.environ, "SLURM_CONF": str(conf), "PATH": _srun_shim(layout["bin"], conf)}
-    for name in [k for k in env if k.startswith(("SLURM_", "SBATCH_", "SRUN_", "SQUEUE_"))]:
-        if name != "SLURM_CONF":
-            del env[name]
-    profile = _write_profile(root / "profile", PARTITION)
-    cluster = SlurmCluster(root, conf, env, node, PARTITION, N_FAKE_GPUS, profile)
-    log = layout["log"]
     with ExitStack() as daemons:
         daemons.callback(shutil.rmtree, root, ignore_errors=True)
-        munge_socket = layout["munge"] / "munge.socket"
-        _run(["mungekey", "--create", "--keyfile", str(layout["munge"] / "munge.key")], env)
-        munged = _start_daemon(
-            daemons,
-            [
-                "munged",
-                "--foreground",
-                "--force",  # pytest's tmp dirs are 0700; munged wants world-executable parents
-                f"--socket={munge_socket}",
-                f"--key-file={layout['munge'] / 'munge.key'}",
-                f"--pid-file={layout['run'] / 'munged.pid'}",
-                f"--seed-file={layout['munge'] / 'munged.seed'}",
-            ],
-            env,
-            log / "munged.log",  # in the foreground munged logs to stderr only
+        layout = _make_layout(root)
+        node = socket.gethostname().split(".")[0]
+        conf = _write_config(layout, node)
+        cluster = SlurmCluster(
+            root=root,
+            conf=conf,
+            env=_client_env(conf, layout["bin"]),
+            node=node,
+            partition=PARTITION,
+            n_gpus=N_FAKE_GPUS,
+            profile=_write_profile(layout["profile"], PARTITION),
         )
-        _wait_for(munge_socket.exists, "munged socket", [munged], cluster, start_timeout_s)
+        munged = _start_munged(daemons, layout, cluster, start_timeout_s)
+        log = layout["log"]
         started = [
             munged,
-            _start_daemon(daemons, ["slurmctld", "-D", "-c", "-i"], env, log / "slurmctld.stderr"),
-            _start_daemon(daemons, ["slurmd", "-D", "-N", node], env, log / "slurmd.stderr"),
+            _start_daemon(
+                daemons, ["slurmctld", "-D", "-c", "-i"], cluster.env, log / "slurmctld.stderr"
+            ),
+            _start_daemon(
+                daemons, ["slurmd", "-D", "-N", node], cluster.env, log / "slurmd.stderr"
+            ),
         ]
         daemons.callback(_cancel_all_jobs, cluster)
         _wait_for(
@@ -133,6 +151,38 @@ def running_slurm_cluster(root: Path, start_timeout_s: float = 60.0) -> Iterator
         except BaseException:
             print(f"SLURM daemon logs ({root}):\n{cluster.log_tail()}")
             raise
+
+
+def _start_munged(
+    daemons: ExitStack, layout: dict[str, Path], cluster: SlurmCluster, timeout_s: float
+) -> subprocess.Popen[bytes]:
+    key, socket_path = layout["munge"] / "munge.key", layout["munge"] / "munge.socket"
+    _run(["mungekey", "--create", "--keyfile", str(key)], cluster.env)
+    argv = [
+        "munged",
+        "--foreground",
+        "--force",  # pytest's tmp dirs are 0700; munged wants world-executable parents
+        f"--socket={socket_path}",
+        f"--key-file={key}",
+        f"--pid-file={layout['run'] / 'munged.pid'}",
+        f"--seed-file={layout['munge'] / 'munged.seed'}",
+    ]
+    # in the foreground munged logs to stderr only
+    munged = _start_daemon(daemons, argv, cluster.env, layout["log"] / "munged.log")
+    _wait_for(socket_path.exists, "munged socket", [munged], cluster, timeout_s)
+    return munged
+
+
+def _client_env(conf: Path, bin_dir: Path) -> dict[str, str]:
+    """This process's environment minus inherited SLURM settings, pointing at ``conf``."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("SLURM_", "SBATCH_", "SRUN_", "SQUEUE_"))
+    }
+    env["SLURM_CONF"] = str(conf)
+    env["PATH"] = _srun_shim(bin_dir, conf)
+    return env
 
 
 def _make_layout(root: Path) -> dict[str, Path]:
@@ -212,7 +262,7 @@ PartitionName={PARTITION} Nodes={node} Default=YES MaxTime=INFINITE State=UP
 
 
 def _write_profile(directory: Path, partition: str) -> Path:
-    """Copy profiles/slurm, with the partition filled in and no account (no accounting here)."""
+    """Copy profiles/slurm with our partition, no account (none exist here), quick status checks."""
     shutil.copytree(SLURM_PROFILE, directory, dirs_exist_ok=True)
     config_path = directory / "config.yaml"
     config = yaml.safe_load(config_path.read_text())
@@ -281,7 +331,7 @@ def _node_is_idle(cluster: SlurmCluster) -> bool:
 
 def _cancel_all_jobs(cluster: SlurmCluster) -> None:
     """Let no job outlive the cluster (slurmstepd would otherwise keep running)."""
-    subprocess.run(["scancel", "--full", "--partition", cluster.partition], env=cluster.env)
+    subprocess.run(["scancel", "--partition", cluster.partition], env=cluster.env, timeout=30)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         queue = subprocess.run(
@@ -314,6 +364,15 @@ def _wait_for(
                 f"Daemon logs:\n{cluster.log_tail()}"
             )
         time.sleep(0.25)
+
+
+def _slurm_job_logs(workdir: Path, n_lines: int = 30) -> str:
+    """Tails of the plugin's per-job logs (kept for failed jobs) under ``workdir``."""
+    parts = []
+    for path in sorted((workdir / ".snakemake" / "slurm_logs").glob("**/*.log")):
+        lines = path.read_text(errors="replace").splitlines()[-n_lines:]
+        parts.append(f"--- {path} ---\n" + "\n".join(lines))
+    return "\n".join(parts)
 
 
 def _log_tail(log_dir: Path, n_lines: int) -> str:

@@ -175,14 +175,16 @@ def test_text_model_reading_one_token_has_interactions_only_of_that_player():
 # ----------------------------------------------------------------------------- baselines
 
 
+@pytest.mark.parametrize("budget", [3000, 2**30])  # chunks splitting samples, whole samples
 @pytest.mark.parametrize("baseline", ["zero", "mean"])
-def test_image_baseline_replaces_exactly_the_absent_patches(baseline):
+def test_image_baseline_replaces_exactly_the_absent_patches(baseline, budget):
     grid = PatchGrid((6, 6), (3, 3), [(0, 1), (2, 2), (1, 0)])
     mean = torch.tensor([0.25, -1.5])
     x = torch.randn(2, 2, 6, 6)
     model = Capture()
     masker = ImageMasker(grid, baseline, mean=mean if baseline == "mean" else None)
-    game_values(model, masker, x, torch.zeros(2).long(), memory_budget=3000)
+    game_values(model, masker, x, torch.zeros(2).long(), memory_budget=budget)
+    assert (len(model.seen) > 2) == (budget == 3000)
     seen = torch.cat(model.seen[1:])  # first call is the probe
     assert seen.shape == (2 * 8, 2, 6, 6)
     fill = mean if baseline == "mean" else torch.zeros(2)

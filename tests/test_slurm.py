@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,20 +18,6 @@ GPU_PROBES = ("train", "gres_probe")
 CPU_PROBES = ("cpu_probe",)
 
 pytestmark = pytest.mark.slurm
-
-
-def run_snakemake(cluster: SlurmCluster, workdir: Path, timeout_s: int = 240) -> None:
-    """Run the workflow in ``workdir`` through the cluster's slurm profile; fail with its log."""
-    argv = [sys.executable, "-m", "snakemake", "--profile", str(cluster.profile)]
-    # a workflow profile (profiles/default) would override the cluster profile key by key
-    argv += ["--workflow-profile", "none", "--directory", str(workdir)]
-    done = subprocess.run(
-        argv, cwd=workdir, env=cluster.env, capture_output=True, text=True, timeout=timeout_s
-    )
-    assert done.returncode == 0, (
-        f"snakemake failed ({done.returncode}):\n{done.stdout}\n{done.stderr}\n"
-        f"Daemon logs:\n{cluster.log_tail()}"
-    )
 
 
 def seen_by(workdir: Path, probe: str) -> tuple[dict[str, str], str]:
@@ -51,7 +35,7 @@ def test_gpu_rules_get_a_gpu_and_cpu_rule_none(
     workdir = tmp_path / "toy"
     shutil.copytree(TOY, workdir)
 
-    run_snakemake(slurm_cluster, workdir)
+    slurm_cluster.run_snakemake(workdir)
 
     job_ids = set()
     for probe in GPU_PROBES + CPU_PROBES:
@@ -61,15 +45,18 @@ def test_gpu_rules_get_a_gpu_and_cpu_rule_none(
         assert f"JobId={env['SLURM_JOB_ID']} " in scontrol
         assert f"Partition={slurm_cluster.partition} " in scontrol
         if probe in GPU_PROBES:
-            assert env["SLURM_GPUS_ON_NODE"] == "1", f"{probe}: {env}"
-            assert env["CUDA_VISIBLE_DEVICES"] in {"0", "1"}, f"{probe}: {env}"
             assert re.search(r"JOB_GRES=gpu:1\b", scontrol), f"{probe} holds no GPU:\n{scontrol}"
-            assert re.search(r"Nodes=\S+ .*GRES=gpu:1\(IDX:[01]\)", scontrol), scontrol
-            assert "TresPerJob=gres:gpu:1" in scontrol, scontrol
+            assert re.search(r"TresPer(Job|Node)=gres:gpu:1\b", scontrol), scontrol
+            gpu_index = re.search(r"Nodes=\S+ .*GRES=gpu:1\(IDX:(\d)\)", scontrol)
+            assert gpu_index, scontrol
+            # the job step sees exactly the GPU SLURM allocated (global index: no cgroups here)
+            assert env["SLURM_GPUS_ON_NODE"] == "1", f"{probe}: {env}"
+            assert env["SLURM_STEP_GPUS"] == gpu_index[1], f"{probe}: {env}\n{scontrol}"
+            assert env["CUDA_VISIBLE_DEVICES"] == gpu_index[1], f"{probe}: {env}\n{scontrol}"
         else:
             assert env["SLURM_GPUS_ON_NODE"] in {"", "0"}, f"{probe}: {env}"
-            assert env["CUDA_VISIBLE_DEVICES"] == "", f"{probe}: {env}"
+            assert env["SLURM_STEP_GPUS"] == env["CUDA_VISIBLE_DEVICES"] == "", f"{probe}: {env}"
             assert "JOB_GRES=(null)" in scontrol, f"{probe} holds a GPU:\n{scontrol}"
             assert re.search(r"Nodes=\S+ .*GRES=\s*$", scontrol, re.MULTILINE), scontrol
-            assert "TresPerJob" not in scontrol, f"{probe} asked for a GPU:\n{scontrol}"
+            assert "TresPer" not in scontrol, f"{probe} asked for a GPU:\n{scontrol}"
     assert len(job_ids) == len(GPU_PROBES + CPU_PROBES), "each rule must be its own job"

@@ -100,6 +100,123 @@ def add_show(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=cmd_show)
 
 
+# --------------------------------------------------------------------------- extract
+
+
+def _cells(text: str) -> list[list[int]]:
+    try:
+        return [[int(part) for part in cell.split(",")] for cell in text.split(";") if cell]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"cells must look like '0,1;2,3', got {text!r}") from None
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    from harsanyi.pipeline import extract_checkpoint, setup_job
+
+    setup_job(threads=args.threads)
+    players = {"n": args.n, "seed": args.player_seed}
+    if args.grid:
+        players["grid"] = args.grid
+    if args.cells:
+        players["cells"] = args.cells
+    if args.features:
+        players["features"] = args.features
+    baseline = {"type": args.baseline} if args.baseline else None
+    if args.layer:
+        if not (args.arch and baseline):
+            raise CliError("--layer needs --arch and --baseline feature_map")
+        baseline["layers"] = {args.arch: args.layer}
+    written = extract_checkpoint(
+        args.checkpoint,
+        args.dataset,
+        args.out,
+        root=args.root,
+        arch=args.arch,
+        players=players,
+        baseline=baseline,
+        samples={
+            "train_per_class": args.train_per_class,
+            "test_per_class": args.test_per_class,
+            "flipped": args.flipped,
+            "seed": args.sample_seed,
+        },
+        extraction={
+            "solver": args.solver,
+            "qthres": args.qthres,
+            "iters": args.iters,
+            "lr": args.lr,
+            "output": args.output,
+        },
+        label_noise=args.label_noise,
+        noise_seed=args.noise_seed,
+        data_options={"max_train": args.max_train, "max_test": args.max_test},
+        device=args.device,
+    )
+    print(written)
+    return 0
+
+
+def add_extract(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "extract",
+        help="AND-OR interactions of one checkpoint on chosen samples → HDF5",
+        description="Explain a trained checkpoint: choose samples (stratified per class, "
+        "seeded) and players, compute v on all 2^n masked inputs, decompose it into sparse "
+        "AND and OR interactions and write a results file (see docs/hdf5-layout.md). The "
+        "sample manifest is written beside the output as OUT.samples.json.",
+        epilog="examples:\n"
+        "  harsanyi extract run/checkpoints/epoch_0010.pt --dataset digits --grid 8 8 "
+        "--n 10 --out e10.h5\n"
+        "  harsanyi extract model.pt --arch mlp --dataset breast_cancer --features 0 3 7 "
+        "--n 3 --solver lp --out bc.h5",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("checkpoint", type=Path, help="checkpoint written by training (.pt)")
+    parser.add_argument("--dataset", required=True, help="dataset name, e.g. digits, mnist")
+    parser.add_argument("--out", required=True, type=Path, help="results file to write (.h5)")
+    parser.add_argument("--root", help="data root of a real dataset")
+    parser.add_argument("--arch", help="architecture (default: read from the checkpoint)")
+    parser.add_argument("--max-train", type=int, help="seeded subset size, as in training")
+    parser.add_argument("--max-test", type=int, help="seeded subset size, as in training")
+    group = parser.add_argument_group("players")
+    group.add_argument("--n", type=int, default=10, help="number of players (default 10)")
+    group.add_argument(
+        "--grid",
+        type=int,
+        nargs=2,
+        metavar=("ROWS", "COLS"),
+        help="patch grid over the image (images)",
+    )
+    group.add_argument("--cells", type=_cells, help="explicit grid cells 'r,c;r,c;...'")
+    group.add_argument("--features", type=int, nargs="+", help="feature columns (tabular)")
+    group.add_argument("--player-seed", type=int, default=0, help="seed of the player choice")
+    group.add_argument(
+        "--baseline", default=None, help="zero | mean | feature_map | mask_token | pad_token"
+    )
+    group.add_argument("--layer", help="module masked with --baseline feature_map")
+    group = parser.add_argument_group("samples")
+    group.add_argument("--train-per-class", type=int, default=2)
+    group.add_argument("--test-per-class", type=int, default=2)
+    group.add_argument("--flipped", type=int, default=10, help="flipped samples (with noise)")
+    group.add_argument("--sample-seed", type=int, default=0)
+    group.add_argument(
+        "--label-noise",
+        type=float,
+        default=0.0,
+        help="the noise the model was trained with (adds flipped samples)",
+    )
+    group.add_argument("--noise-seed", type=int, default=0)
+    group = parser.add_argument_group("decomposition")
+    group.add_argument("--solver", default="sgd", help="sgd (reference) | adam | lp (exact)")
+    group.add_argument("--qthres", type=float, default=0.02)
+    group.add_argument("--iters", type=int)
+    group.add_argument("--lr", type=float)
+    group.add_argument("--output", default="log_odds", help="log_odds | logit | log_softmax")
+    parser.add_argument("--device", default="auto", help="auto (GPU if visible) | cpu | cuda:0")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.set_defaults(func=cmd_extract)
+
+
 # --------------------------------------------------------------------------- store
 
 
@@ -193,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="harsanyi",
         description="Exact AND-OR (Harsanyi) interactions of neural networks: inspect "
-        "results files and the store of training runs.",
+        "results files and the store of training runs, extract checkpoints.",
         epilog="examples:\n"
         "  harsanyi show run/interactions/epoch_0008.h5\n"
         "  harsanyi store ls results/\n"
@@ -204,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_show(subparsers)
     add_store(subparsers)
-    # --- harsanyi extract: the lead adds `add_extract(subparsers)` / `cmd_extract` here. ---
+    add_extract(subparsers)
     return parser
 
 

@@ -38,8 +38,7 @@ def log_odds(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     if logits.shape[-1] < 2:
         raise ValueError(f"log_odds needs at least 2 classes, logits have {logits.shape[-1]}")
     target = logits.gather(-1, y[:, None])[:, 0]
-    is_target = F.one_hot(y, logits.shape[-1]).bool()
-    others = logits.masked_fill(is_target, float("-inf"))
+    others = logits.scatter(-1, y[:, None], float("-inf"))
     return target - torch.logsumexp(others, dim=-1)
 
 
@@ -213,13 +212,34 @@ class _KeepMasks:
         self.regions = regions
         self._tables: dict[torch.device, torch.Tensor] = {}
 
-    def rows(self, masks: torch.Tensor) -> torch.Tensor:
-        device, n = masks.device, self.regions.shape[0]
+    def _table(self, device: torch.device) -> torch.Tensor | None:
+        n = self.regions.shape[0]
         if 2**n * self.regions[0].numel() > KEEP_TABLE_LIMIT:
-            return _keep_map(_present(masks, n), self.regions.to(device))
+            return None
         if device not in self._tables:
             self._tables[device] = _keep_map(coalition_matrix(n, device), self.regions.to(device))
-        return self._tables[device][masks]
+        return self._tables[device]
+
+    def rows(self, masks: torch.Tensor) -> torch.Tensor:
+        table = self._table(masks.device)
+        if table is None:
+            return _keep_map(_present(masks, self.regions.shape[0]), self.regions.to(masks.device))
+        return table[masks]
+
+    def apply(
+        self, x: torch.Tensor, rows: torch.Tensor, masks: torch.Tensor, baseline: torch.Tensor
+    ) -> torch.Tensor:
+        """Row r: x[rows[r]] with the regions outside coalition masks[r] set to baseline.
+        The regions cover the last dimensions of x; dimensions between stay whole."""
+        size, shape = 2 ** self.regions.shape[0], self.regions.shape[1:]
+        middle = [1] * (x.dim() - 1 - len(shape))
+        table = self._table(x.device)
+        if table is not None and rows.shape[0] == x.shape[0] * size:
+            # the chunk holds whole samples, all coalitions in order: broadcast, no gathers
+            keep = table.view(size, *middle, *shape)
+            return torch.where(keep, x[:, None], baseline).flatten(0, 1)
+        keep = self.rows(masks).view(rows.shape[0], *middle, *shape)
+        return torch.where(keep, x[rows], baseline)
 
 
 def _baseline_tensor(
@@ -280,7 +300,8 @@ class ImageMasker:
             ) from err
 
     def row_bytes(self, model: nn.Module, x: torch.Tensor) -> int:
-        return 2 * x[0].numel() * x.element_size()  # gathered sample + masked copy
+        pixels = self.players.image_size[0] * self.players.image_size[1]
+        return 2 * x[0].numel() * x.element_size() + pixels  # gathered + masked + keep mask
 
     def attached(self, model: nn.Module) -> Any:
         return nullcontext()
@@ -294,9 +315,7 @@ class ImageMasker:
         attention_mask: torch.Tensor | None,
         samples: slice,
     ) -> torch.Tensor:
-        keep = self.keep.rows(masks)
-        keep = keep.view(keep.shape[0], *([1] * (x.dim() - 3)), *keep.shape[1:])
-        return model(torch.where(keep, x[rows], self._baseline_for(x)))
+        return model(self.keep.apply(x, rows, masks, self._baseline_for(x)))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -461,13 +480,12 @@ class TabularMasker:
             columns = torch.zeros(self.n, x.shape[1], dtype=torch.bool)
             columns[torch.arange(self.n), self.features] = True
             self._keep = _KeepMasks(columns)
-        keep = self._keep.rows(masks)
         base = (
             torch.zeros((), dtype=x.dtype, device=x.device)
             if self.baseline is None
             else self.baseline.to(device=x.device, dtype=x.dtype)
         )
-        return model(torch.where(keep, x[rows], base))
+        return model(self._keep.apply(x, rows, masks, base))
 
     def to_dict(self) -> dict[str, Any]:
         return {"masker": "tabular", "baseline": self.baseline_name, "features": self.features}
@@ -578,9 +596,10 @@ def choose_token_players(
     """(B, n) long: n distinct positions per sample, drawn with `seed` among the attended,
     non-special tokens, sorted in text order."""
     check_n(n)
-    candidate = ~torch.isin(input_ids, torch.as_tensor(list(special_ids), dtype=input_ids.dtype))
+    specials = torch.as_tensor(list(special_ids), dtype=input_ids.dtype)
+    candidate = ~torch.isin(input_ids.cpu(), specials)
     if attention_mask is not None:
-        candidate &= attention_mask.bool()
+        candidate &= attention_mask.cpu().bool()
     counts = candidate.sum(dim=1)
     short = (counts < n).nonzero()
     if len(short):
@@ -590,7 +609,7 @@ def choose_token_players(
         )
     generator = torch.Generator().manual_seed(seed)
     scores = torch.rand(input_ids.shape, generator=generator)
-    scores[~candidate.cpu()] = float("inf")
+    scores[~candidate] = float("inf")
     chosen = scores.topk(n, dim=1, largest=False).indices
     return chosen.sort(dim=1).values
 
@@ -617,9 +636,7 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
             module.training = mode
 
 
-def _activation_bytes(
-    run: Callable[[], torch.Tensor], model: nn.Module
-) -> tuple[int, torch.Tensor]:
+def _activation_bytes(run: Callable[[], Any], model: nn.Module) -> tuple[int, Any]:
     """Sum of the output bytes of every leaf module (and the model) during one call."""
     total = 0
 
@@ -695,19 +712,19 @@ def game_values(
         if total_rows == 0:
             return values.view(0, size)
 
-        def run(start: int, stop: int) -> torch.Tensor:
+        def run(start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
+            """(rows, C) logits of rows start..stop-1 and the sample of every row."""
             row = torch.arange(start, stop, device=device)
+            sample = row // size
             first, last = start // size, (stop - 1) // size + 1
             mask_of = attention_mask[first:last] if attention_mask is not None else None
             samples = slice(first, last)
-            logits = masker.forward(
-                model, x[samples], row // size - first, row % size, mask_of, samples
-            )
+            logits = masker.forward(model, x[samples], sample - first, row % size, mask_of, samples)
             if logits.dim() != 2 or logits.shape[0] != stop - start:
                 raise ValueError(f"model must return (rows, classes) logits, got {logits.shape}")
-            return logits
+            return logits, sample
 
-        activation_bytes, probe = _activation_bytes(lambda: run(size - 1, size), model)
+        activation_bytes, (probe, _) = _activation_bytes(lambda: run(size - 1, size), model)
         n_classes = probe.shape[-1]
         if (y >= n_classes).any():
             bad = int((y >= n_classes).nonzero()[0, 0])
@@ -729,7 +746,6 @@ def game_values(
                 ranges, total=-(-total_rows // chunk), desc="masked forward", unit="chunk"
             )
         for start, stop in ranges:
-            logits = run(start, stop).to(torch.float64)
-            sample = torch.arange(start, stop, device=device) // size
-            values[start:stop] = output_fn(logits, y[sample]).cpu()
+            logits, sample = run(start, stop)
+            values[start:stop] = output_fn(logits.to(torch.float64), y[sample]).cpu()
     return values.view(x.shape[0], size)

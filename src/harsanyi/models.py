@@ -452,7 +452,10 @@ def load_checkpoint(
         content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise ValueError(f"{path}: cannot read checkpoint: {err}") from err
-    saved_arch = content.get("arch") if isinstance(content, dict) else None
+    saved_arch = None
+    if isinstance(content, dict):  # save_checkpoint puts arch at the top, train.py in "meta"
+        meta = content.get("meta")
+        saved_arch = content.get("arch") or (meta.get("arch") if isinstance(meta, dict) else None)
     if isinstance(saved_arch, str) and saved_arch != arch:
         raise ValueError(f"{path}: checkpoint is for architecture {saved_arch!r}, not {arch!r}")
     state = _state_dict_of(content, path)

@@ -220,12 +220,14 @@ def train(
     write_manifest(run_dir, settings)
 
 
-def log_to(paths: list[str] | tuple[str, ...] = ()) -> None:
-    """Send log records to stderr and to the given log files (a rule's `log`)."""
+def setup_job(log_paths: list[str] | tuple[str, ...] = (), threads: int = 1) -> None:
+    """Prepare a workflow job: log records to stderr and the rule's log files, and torch
+    limited to the threads Snakemake gave the job (so parallel jobs do not oversubscribe)."""
     import sys
 
+    torch.set_num_threads(max(1, int(threads)))
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    handlers += [logging.FileHandler(str(path), mode="w") for path in paths]
+    handlers += [logging.FileHandler(str(path), mode="w") for path in log_paths]
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
@@ -442,3 +444,82 @@ def two_phase_study(
         for p in points
     }
     two_phase_figure(strength, metrics, epochs, {p["run"]: p for p in points}, figure_out)
+
+
+def extract_checkpoint(
+    checkpoint: str | Path,
+    dataset: str,
+    out: str | Path,
+    *,
+    root: str | None = None,
+    arch: str | None = None,
+    players: dict | None = None,
+    baseline: dict | None = None,
+    samples: dict | None = None,
+    extraction: dict | None = None,
+    label_noise: float = 0.0,
+    noise_seed: int = 0,
+    data_options: dict | None = None,
+    device: str = "auto",
+) -> Path:
+    """Extract one checkpoint outside a study (the `harsanyi extract` command).
+
+    The sample manifest is written beside `out` as `<out>.samples.json`, so that another
+    checkpoint explained with the same options explains the same samples and players.
+    """
+    from harsanyi.study import resolve
+
+    checkpoint = Path(checkpoint)
+    if not checkpoint.exists():
+        raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
+    if arch is None:
+        stored = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        arch = (stored.get("meta") or {}).get("arch") if isinstance(stored, dict) else None
+        if arch is None:
+            raise ValueError(f"{checkpoint}: no architecture stored in the checkpoint; pass --arch")
+    entry: dict[str, Any] = {"architectures": [arch], "players": players or {}, "root": root}
+    entry.update({k: v for k, v in (data_options or {}).items() if v is not None})
+    if baseline:
+        entry["baseline"] = baseline
+    if samples:
+        entry["samples"] = samples
+    config = {
+        "datasets": {dataset: entry},
+        "label_noise": sorted({0.0, float(label_noise)}),
+        "noise_seed": noise_seed,
+        "extraction": {**EXTRACTION_DEFAULTS, **(extraction or {})},
+    }
+    study = resolve(config)
+    run = next(r for r in study.runs if r.label_noise == float(label_noise))
+    out = Path(out)
+    manifest = out.with_name(out.name + ".samples.json")
+    select_samples(study.datasets[dataset], study.datasets[dataset].root, manifest)
+    return extract(
+        checkpoint,
+        manifest,
+        run.settings,
+        study.extraction_settings(dataset, arch),
+        study.datasets[dataset].root,
+        out,
+        run=checkpoint.parent.parent.name,
+        epoch=_epoch_of(checkpoint),
+        device=device,
+    )
+
+
+EXTRACTION_DEFAULTS: dict[str, Any] = {
+    "output": "log_odds",
+    "solver": "sgd",
+    "qthres": 0.02,
+    "iters": None,
+    "lr": None,
+    "normalize": True,
+    "memory_budget_mb": 1024,
+}
+
+
+def _epoch_of(checkpoint: Path) -> int:
+    stored = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    if isinstance(stored, dict) and "epoch" in stored:
+        return int(stored["epoch"])
+    return -1

@@ -100,3 +100,351 @@ def two_phase_figure(
     axes[0, 0].legend(fontsize=6, frameon=False)
     sns.despine(fig)
     return save(fig, out)
+
+
+# --------------------------------------------------------------------------- study figures
+
+NORMAL = "#2c6fbb"
+FLIPPED = "#c0392b"
+VERDICT_COLOURS = {"yes": "#c8e6c9", "no": "#ffcdd2", "n/a": "#eeeeee"}
+
+
+def _run_label(run: str) -> str:
+    head, _, tail = run.rpartition("-")
+    return head if head and len(tail) == 12 else run
+
+
+def _grid(count: int, columns: int, width: float, height: float):
+    columns = max(1, min(columns, count))
+    rows = -(-count // columns)
+    fig, axes = plt.subplots(
+        rows,
+        columns,
+        figsize=(width * columns, height * rows),
+        squeeze=False,
+        constrained_layout=True,
+    )
+    for ax in axes.ravel()[count:]:
+        ax.axis("off")
+    return fig, axes.ravel()
+
+
+def jaccard_figure(
+    table: pd.DataFrame,
+    stages: dict[str, dict[str, int]],
+    out: str | Path,
+    *,
+    variant: str = "average_then_split",
+) -> list[Path]:
+    """Jaccard similarity (train vs test) per order; one panel per run, one line per stage."""
+    sns.set_theme(style="ticks", context="paper")
+    runs = sorted(stages)
+    fig, axes = _grid(len(runs), 4, 2.8, 2.3)
+    palette = sns.color_palette("viridis", 4)
+    for ax, run in zip(axes, runs, strict=False):
+        data = table[(table.run == run) & (table.variant == variant)]
+        for colour, (stage, epoch) in zip(palette, stages[run].items(), strict=False):
+            at = data[data.epoch == epoch].sort_values("order")
+            ax.plot(
+                at.order,
+                at.similarity,
+                marker="o",
+                markersize=3,
+                color=colour,
+                label=f"{stage} (epoch {epoch})",
+            )
+        ax.set_ylim(0, 1.05)
+        ax.set_xlabel("order k")
+        ax.set_ylabel("Jaccard similarity (train vs test)")
+        ax.set_title(_run_label(run), fontsize=8)
+        ax.legend(fontsize=6, frameon=False)
+    fig.suptitle(f"Jaccard per order ({variant.replace('_', ' ')})", fontsize=9)
+    sns.despine(fig)
+    return save(fig, out)
+
+
+def _paired_bars(ax, data: pd.DataFrame, value: str) -> None:
+    """Normal vs flipped bars per order with bootstrap CI error bars."""
+    for offset, (group, colour) in zip(
+        (-0.2, 0.2), (("normal", NORMAL), ("flipped", FLIPPED)), strict=True
+    ):
+        at = data[data.group == group].sort_values("order")
+        errors = [at[value] - at[f"{value}_low"], at[f"{value}_high"] - at[value]]
+        ax.bar(
+            at.order + offset,
+            at[value],
+            width=0.4,
+            color=colour,
+            label=group,
+            yerr=errors,
+            capsize=1.5,
+            error_kw={"linewidth": 0.7},
+        )
+    ax.set_xlabel("order k")
+
+
+def ood_figure(strength: pd.DataFrame, verdicts: pd.DataFrame, out: str | Path) -> list[Path]:
+    """Per noisy run, at its last checkpoint: salient strength per order, normal vs flipped
+    samples (left) and the per-sample normalised share (right), with 95 % bootstrap CIs."""
+    sns.set_theme(style="ticks", context="paper")
+    runs = sorted(strength.run.unique())
+    fig, axes = plt.subplots(
+        len(runs), 2, figsize=(7.0, 2.4 * len(runs)), squeeze=False, constrained_layout=True
+    )
+    for row, run in enumerate(runs):
+        data = strength[strength.run == run]
+        last = data[data.epoch == data.epoch.max()]
+        _paired_bars(axes[row, 0], last, "strength")
+        axes[row, 0].set_ylabel("salient |I| per sample")
+        _paired_bars(axes[row, 1], last, "share")
+        axes[row, 1].set_ylabel("share of the sample's strength")
+        verdict = verdicts[verdicts.run == run] if "run" in verdicts else verdicts.iloc[:0]
+        text = f" — OOD more high-order: {verdict.verdict.iloc[0]}" if len(verdict) else ""
+        axes[row, 0].set_title(
+            f"{_run_label(run)}, epoch {int(last.epoch.max())}{text}", fontsize=8, loc="left"
+        )
+        axes[row, 0].legend(fontsize=6, frameon=False)
+    sns.despine(fig)
+    return save(fig, out)
+
+
+def similarity_figure(
+    coverage: pd.DataFrame,
+    orders: pd.DataFrame,
+    topk: pd.DataFrame,
+    out: str | Path,
+    *,
+    tau: float = 0.05,
+) -> list[Path]:
+    """Per stage (rows): run × run mean coverage at τ₁ = tau, coverage per order, and top-K
+    overlap, each against the random-set baseline (dotted)."""
+    import numpy as np
+
+    sns.set_theme(style="ticks", context="paper")
+    stages = list(dict.fromkeys(coverage.stage.astype(str)))
+    names = sorted(set(coverage.run_a) | set(coverage.run_b))
+    size = max(3.0, 0.45 * len(names) + 1.5)
+    fig, axes = plt.subplots(
+        len(stages),
+        3,
+        figsize=(size + 6.5, 2.8 * len(stages)),
+        squeeze=False,
+        constrained_layout=True,
+        gridspec_kw={"width_ratios": [size, 3.2, 3.2]},
+    )
+    for row, stage in enumerate(stages):
+        at = coverage[(coverage.stage.astype(str) == stage) & np.isclose(coverage.tau1, tau)]
+        matrix = at.pivot_table(index="run_a", columns="run_b", values="coverage")
+        matrix = matrix.reindex(index=names, columns=names)
+        labels = [_run_label(n) for n in names]
+        sns.heatmap(
+            matrix.to_numpy(dtype=float),
+            ax=axes[row, 0],
+            vmin=0,
+            vmax=1,
+            cmap="mako",
+            annot=len(names) <= 8,
+            fmt=".2f",
+            square=True,
+            xticklabels=labels,
+            yticklabels=labels,
+            cbar_kws={"label": "coverage"},
+        )
+        axes[row, 0].set_xlabel("model b (τ₂ = 0.05)")
+        axes[row, 0].set_ylabel("model a")
+        axes[row, 0].set_title(f"{stage}: coverage of a's salient set (τ₁ = {tau:g})", fontsize=8)
+        pairs = orders[(orders.stage.astype(str) == stage) & (orders.run_a != orders.run_b)]
+        top = topk[(topk.stage.astype(str) == stage) & (topk.run_a != topk.run_b)]
+        ax = axes[row, 1]
+        if pairs.empty:
+            for ax in axes[row, 1:]:
+                ax.text(
+                    0.5,
+                    0.5,
+                    "no pair of comparable runs",
+                    ha="center",
+                    va="center",
+                    transform=ax.transAxes,
+                )
+                ax.set_axis_off()
+            continue
+        mean = pairs.groupby("order")[["coverage", "random_expected"]].mean()
+        ax.plot(mean.index, mean.coverage, marker="o", markersize=3, label="models")
+        ax.plot(mean.index, mean.random_expected, linestyle=":", color="0.4", label="random sets")
+        ax.set_ylim(0, 1.05)
+        ax.set_xlabel("order k")
+        ax.set_ylabel("coverage at order k")
+        ax.set_title("per order, mean over pairs", fontsize=8)
+        ax.legend(fontsize=6, frameon=False)
+        ax = axes[row, 2]
+        for op, style in (("and", "-"), ("or", "--")):
+            curve = top[top.op == op].groupby("r")[["overlap", "random_expected"]].mean()
+            ax.plot(
+                curve.index,
+                curve.overlap,
+                linestyle=style,
+                marker="o",
+                markersize=3,
+                label=f"{op.upper()}",
+            )
+            ax.plot(
+                curve.index,
+                curve.random_expected,
+                linestyle=":",
+                color="0.4",
+                label="random" if op == "and" else None,
+            )
+        ax.set_ylim(0, 1.05)
+        ax.set_xlabel("r (K = r·2^n)")
+        ax.set_ylabel("top-K overlap")
+        ax.set_title("top-K overlap, mean over pairs", fontsize=8)
+        ax.legend(fontsize=6, frameon=False)
+    sns.despine(fig)
+    return save(fig, out)
+
+
+def theory_figure(
+    orders: pd.DataFrame,
+    fit: pd.DataFrame,
+    shown: dict[str, list[int]],
+    out: str | Path,
+) -> list[Path]:
+    """Rows = runs.  First column: measured distribution at the first checkpoint vs the
+    spindle prediction; then measured (bars) vs the fitted phase-2 theory (line) at selected
+    checkpoints; last column: the fitted σ² over training."""
+    sns.set_theme(style="ticks", context="paper")
+    runs = sorted(shown)
+    columns = max(len(v) for v in shown.values()) + 2
+    fig, axes = plt.subplots(
+        len(runs),
+        columns,
+        figsize=(2.2 * columns, 2.0 * len(runs)),
+        squeeze=False,
+        constrained_layout=True,
+    )
+    for row, run in enumerate(runs):
+        data = orders[orders.run == run]
+        first = data[data.epoch == data.epoch.min()]
+        ax = axes[row, 0]
+        ax.bar(first.order, first.measured, color="0.6", width=0.8, label="measured")
+        ax.plot(
+            first.order,
+            first.spindle,
+            color=POSITIVE,
+            marker="o",
+            markersize=3,
+            label="spindle theory",
+        )
+        ax.set_title(f"init (epoch {int(first.epoch.min())})", fontsize=8)
+        ax.set_ylabel(f"{_run_label(run)}\nshare of strength", fontsize=7)
+        for col, epoch in enumerate(shown[run], start=1):
+            ax = axes[row, col]
+            at = data[data.epoch == epoch]
+            ax.bar(at.order, at.measured, color="0.6", width=0.8, label="measured")
+            ax.plot(
+                at.order,
+                at.predicted,
+                color=NEGATIVE,
+                marker="o",
+                markersize=3,
+                label="phase-2 theory",
+            )
+            sigma2 = fit[(fit.run == run) & (fit.epoch == epoch)].sigma2
+            label = f"σ² = {sigma2.iloc[0]:.2g}" if len(sigma2) else ""
+            ax.set_title(f"epoch {epoch}  {label}", fontsize=8)
+        for col in range(len(shown[run]) + 1, columns - 1):
+            axes[row, col].axis("off")
+        for col in range(columns - 1):
+            if row == len(runs) - 1:
+                axes[row, col].set_xlabel("order k")
+        ax = axes[row, -1]
+        curve = fit[fit.run == run].sort_values("epoch")
+        ax.plot(curve.epoch, curve.sigma2, marker="o", markersize=3, color=NEGATIVE)
+        ax.set_yscale("log")
+        ax.set_title("fitted σ²", fontsize=8)
+        ax.set_xlabel("epoch")
+        if row == 0:
+            axes[0, 0].legend(fontsize=6, frameon=False)
+            axes[0, 1].legend(fontsize=6, frameon=False)
+    sns.despine(fig)
+    return save(fig, out)
+
+
+def theory_ratio_figure(ratio: pd.DataFrame, out: str | Path) -> list[Path]:
+    """Pure theory: r(k), low- to high-order strength of ŵ, per split order k (one panel per
+    n, one line per σ²)."""
+    sns.set_theme(style="ticks", context="paper")
+    ns = sorted(ratio.n.unique())
+    fig, axes = _grid(len(ns), len(ns), 2.8, 2.4)
+    sigma2s = sorted(ratio.sigma2.unique())
+    palette = sns.color_palette("rocket_r", len(sigma2s))
+    for ax, n in zip(axes, ns, strict=False):
+        for colour, sigma2 in zip(palette, sigma2s, strict=True):
+            at = ratio[(ratio.n == n) & (ratio.sigma2 == sigma2)].sort_values("split_order")
+            ax.plot(
+                at.split_order,
+                at.ratio,
+                color=colour,
+                marker="o",
+                markersize=2.5,
+                label=f"σ² = {sigma2:.0e}",
+            )
+        ax.set_yscale("log")
+        ax.set_xlabel("split order k")
+        ax.set_ylabel("r(k) = low / high strength")
+        ax.set_title(f"n = {n}", fontsize=8)
+    axes[0].legend(fontsize=5, frameon=False)
+    sns.despine(fig)
+    return save(fig, out)
+
+
+def shapley_figure(values: pd.DataFrame, summary: pd.DataFrame, out: str | Path) -> list[Path]:
+    """Per run: Shapley values from the interactions against the exact Shapley values of v,
+    titled with the largest difference to the exact values of the decomposed game."""
+    sns.set_theme(style="ticks", context="paper")
+    runs = sorted(values.run.unique())
+    fig, axes = _grid(len(runs), 4, 2.5, 2.5)
+    for ax, run in zip(axes, runs, strict=False):
+        data = values[values.run == run]
+        ax.scatter(data.phi_v, data.phi_interactions, s=4, alpha=0.6, color=NEGATIVE)
+        low = float(min(data.phi_v.min(), data.phi_interactions.min()))
+        high = float(max(data.phi_v.max(), data.phi_interactions.max()))
+        ax.plot([low, high], [low, high], color="0.4", linewidth=0.7, linestyle=":")
+        check = summary[summary.run == run]
+        text = f"max |Δ| = {check.max_abs_diff.iloc[0]:.1e}" if len(check) else ""
+        ax.set_title(f"{_run_label(run)}\n{text}", fontsize=7)
+        ax.set_xlabel("exact Shapley value of v")
+        ax.set_ylabel("from AND-OR interactions")
+    sns.despine(fig)
+    return save(fig, out)
+
+
+def scorecard_figure(table: pd.DataFrame, out: str | Path) -> list[Path]:
+    """The scorecard as a table: run, claim, measured, verdict (cells coloured by verdict)."""
+    import textwrap
+
+    cells = [
+        [_run_label(r.run), r.claim, textwrap.fill(str(r.measured), 70), r.verdict]
+        for r in table.itertuples()
+    ]
+    lines = [max(1, c[2].count("\n") + 1) for c in cells]
+    fig, ax = plt.subplots(figsize=(13, 0.5 + 0.22 * (sum(lines) + len(cells))))
+    ax.axis("off")
+    shown = ax.table(
+        cellText=cells or [["", "", "", ""]],
+        colLabels=["run", "claim", "measured", "verdict"],
+        loc="upper center",
+        cellLoc="left",
+        colWidths=[0.2, 0.24, 0.48, 0.07],
+    )
+    shown.auto_set_font_size(False)
+    shown.set_fontsize(6.5)
+    for (row, col), cell in shown.get_celld().items():
+        if row == 0:
+            cell.set_text_props(weight="bold")
+            continue
+        if row - 1 < len(cells):
+            cell.set_height(0.9 / max(1, sum(lines) + len(cells)) * (lines[row - 1] + 0.6))
+            if col == 3:
+                cell.set_facecolor(VERDICT_COLOURS.get(cells[row - 1][3], "white"))
+    return save(fig, out)

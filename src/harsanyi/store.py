@@ -541,10 +541,22 @@ def read_manifest(run_dir: str | os.PathLike[str]) -> dict:
     return manifest
 
 
+_RUN_NAME = re.compile(r"-[0-9a-f]{12}$")
+
+
 def _run_dirs(root: Path) -> list[Path]:
+    """Run directories of a store: `<label>-<hash>` (or holding a run.json) directly under the
+    root or under `<root>/<dataset>/runs/`, the layout the workflow writes."""
     if not root.is_dir():
         raise FileNotFoundError(f"results root {root} is not a directory")
-    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    candidates = [*root.iterdir(), *root.glob("*/runs/*")]
+    return sorted(
+        p
+        for p in candidates
+        if p.is_dir()
+        and not p.name.startswith(".")
+        and (_RUN_NAME.search(p.name) or (p / RUN_MANIFEST).exists())
+    )
 
 
 def _run_files(run_dir: Path, pattern: str) -> list[Path]:
@@ -587,7 +599,7 @@ def catalog(root: str | os.PathLike[str]) -> pd.DataFrame:
                 "seed": _setting_name(settings, "seed"),
                 "label_noise": _setting_name(settings, "label_noise"),
                 "n_checkpoints": len(_run_files(run_dir, "checkpoints/*.pt")),
-                "n_interaction_files": len(_run_files(run_dir, "interactions/*.h5")),
+                "n_interaction_files": len(_run_files(run_dir, "interactions/**/*.h5")),
                 "settings": canonical_json(settings),
             }
         )

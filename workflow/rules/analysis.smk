@@ -18,6 +18,8 @@ rule two_phase_run:
         fraction=STUDY.analysis["gap_fraction"],
     log:
         f"{RESULTS}/logs/two_phase_run/{{dataset}}/{{run}}-{{xid}}.log",
+    conda:
+        "../../envs/harsanyi.yaml"
     script:
         "../../scripts/two_phase_run.py"
 
@@ -40,5 +42,7 @@ rule two_phase_study:
         shown=STUDY.analysis["shown_checkpoints"],
     log:
         f"{STUDY_DIR}/logs/two_phase_study.log",
+    conda:
+        "../../envs/harsanyi.yaml"
     script:
         "../../scripts/two_phase_study.py"

@@ -52,4 +52,4 @@ def all_targets():
     targets = [f"{STUDY_DIR}/two_phase.tsv", f"{STUDY_DIR}/two_phase.png"]
     for run in STUDY.runs:
         targets.append(run_analysis(run, "two_phase.png"))
-    return targets
+    return targets + STUDY_TARGETS

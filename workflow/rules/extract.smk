@@ -16,5 +16,7 @@ rule extract:
         device=STUDY.device,
     log:
         f"{RESULTS}/logs/extract/{{dataset}}/{{run}}/{{xid}}/{{epoch}}.log",
+    conda:
+        "../../envs/harsanyi.yaml"
     script:
         "../../scripts/extract.py"

@@ -5,6 +5,8 @@ rule select_samples:
         plan=lambda wildcards: STUDY.datasets[wildcards.dataset],
     log:
         f"{RESULTS}/logs/select_samples/{{dataset}}-{{sel}}.log",
+    conda:
+        "../../envs/harsanyi.yaml"
     script:
         "../../scripts/select_samples.py"
 
@@ -24,5 +26,7 @@ rule train:
         f"{RESULTS}/logs/train/{{dataset}}/{{run}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{{dataset}}/{{run}}.tsv"
+    conda:
+        "../../envs/harsanyi.yaml"
     script:
         "../../scripts/train.py"

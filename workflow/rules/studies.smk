@@ -1,0 +1,229 @@
+# Study analyses (issue 4): Jaccard generalisation, label noise / OOD, cross-model
+# similarity, theory, Shapley check and the scorecard.  Per-run tables live under
+# run_analysis(run, ...), study tables and figures under STUDY_DIR.
+
+NOISY_RUNS = [run for run in STUDY.runs if run.label_noise > 0]
+SIMILARITY_STAGES = ["init", "final"]
+SCORECARD_MAX_CHECKPOINT_DISTANCE = 2
+SCORECARD_COVERAGE_FACTOR = 2.0
+
+
+STUDY_TARGETS = [
+    f"{STUDY_DIR}/{name}.png"
+    for name in [
+        "jaccard",
+        "similarity",
+        "theory",
+        "theory_ratio",
+        "shapley",
+        "scorecard",
+    ]
+] + ([f"{STUDY_DIR}/ood.png"] if NOISY_RUNS else [])
+# The first and the last checkpoint of every run: the stages SIMILARITY_STAGES names.
+STAGE_FILES = sorted(
+    {
+        path
+        for run in STUDY.runs
+        for path in interaction_files(run)[:: len(run.epochs) - 1 or 1]
+    }
+)
+
+
+rule jaccard_run:
+    input:
+        interactions=lambda wildcards: interaction_files(run_of(wildcards)),
+    output:
+        table=f"{RESULTS}/{{dataset}}/runs/{{run}}/analysis/{{xid}}/jaccard.tsv",
+    log:
+        f"{RESULTS}/logs/jaccard_run/{{dataset}}/{{run}}-{{xid}}.log",
+    conda:
+        "../../envs/harsanyi.yaml"
+    script:
+        "../../scripts/study_jaccard_run.py"
+
+
+rule jaccard_study:
+    input:
+        tables=[run_analysis(run, "jaccard.tsv") for run in STUDY.runs],
+        points=[run_analysis(run, "two_phase.json") for run in STUDY.runs],
+    output:
+        table=f"{STUDY_DIR}/jaccard.tsv",
+        figure=report(
+            f"{STUDY_DIR}/jaccard.png",
+            caption="../report/jaccard_study.rst",
+            category="Generalisation",
+        ),
+    log:
+        f"{STUDY_DIR}/logs/jaccard_study.log",
+    conda:
+        "../../envs/harsanyi.yaml"
+    params:
+        variant=STUDY.analysis.get("jaccard_variant", "average_then_split"),
+    script:
+        "../../scripts/study_jaccard.py"
+
+
+rule ood_run:
+    input:
+        interactions=lambda wildcards: interaction_files(run_of(wildcards)),
+    output:
+        table=f"{RESULTS}/{{dataset}}/runs/{{run}}/analysis/{{xid}}/ood_strength.tsv",
+        verdict=f"{RESULTS}/{{dataset}}/runs/{{run}}/analysis/{{xid}}/ood_verdict.json",
+    log:
+        f"{RESULTS}/logs/ood_run/{{dataset}}/{{run}}-{{xid}}.log",
+    conda:
+        "../../envs/harsanyi.yaml"
+    params:
+        ratio=STUDY.analysis["salient_ratio"],
+        n_boot=STUDY.analysis.get("bootstrap", 1000),
+    script:
+        "../../scripts/study_ood_run.py"
+
+
+rule ood_study:
+    input:
+        tables=[run_analysis(run, "ood_strength.tsv") for run in NOISY_RUNS],
+        verdicts=[run_analysis(run, "ood_verdict.json") for run in NOISY_RUNS],
+    output:
+        table=f"{STUDY_DIR}/ood_strength.tsv",
+        verdicts=f"{STUDY_DIR}/ood_verdicts.tsv",
+        figure=report(
+            f"{STUDY_DIR}/ood.png",
+            caption="../report/ood_study.rst",
+            category="Label noise",
+        ),
+    log:
+        f"{STUDY_DIR}/logs/ood_study.log",
+    conda:
+        "../../envs/harsanyi.yaml"
+    script:
+        "../../scripts/study_ood.py"
+
+
+rule similarity_study:
+    input:
+        interactions=STAGE_FILES,
+    output:
+        coverage=f"{STUDY_DIR}/similarity_coverage.tsv",
+        orders=f"{STUDY_DIR}/similarity_orders.tsv",
+        topk=f"{STUDY_DIR}/similarity_topk.tsv",
+        figure=report(
+            f"{STUDY_DIR}/similarity.png",
+            caption="../report/similarity_study.rst",
+            category="Cross-model similarity",
+        ),
+    log:
+        f"{STUDY_DIR}/logs/similarity_study.log",
+    conda:
+        "../../envs/harsanyi.yaml"
+    params:
+        stages=SIMILARITY_STAGES,
+        label_noise={run.name: run.label_noise for run in STUDY.runs},
+        tau=STUDY.analysis["salient_ratio"],
+    script:
+        "../../scripts/study_similarity.py"
+
+
+rule theory_run:
+    input:
+        interactions=lambda wildcards: interaction_files(run_of(wildcards)),
+    output:
+        orders=f"{RESULTS}/{{dataset}}/runs/{{run}}/analysis/{{xid}}/theory_orders.tsv",
+        fit=f"{RESULTS}/{{dataset}}/runs/{{run}}/analysis/{{xid}}/theory_fit.tsv",
+    log:
+        f"{RESULTS}/logs/theory_run/{{dataset}}/{{run}}-{{xid}}.log",
+    conda:
+        "../../envs/harsanyi.yaml"
+    params:
+        ratio=STUDY.analysis["salient_ratio"],
+    script:
+        "../../scripts/study_theory_run.py"
+
+
+rule theory_study:
+    input:
+        orders=[run_analysis(run, "theory_orders.tsv") for run in STUDY.runs],
+        fits=[run_analysis(run, "theory_fit.tsv") for run in STUDY.runs],
+        points=[run_analysis(run, "two_phase.json") for run in STUDY.runs],
+    output:
+        orders=f"{STUDY_DIR}/theory_orders.tsv",
+        fit=f"{STUDY_DIR}/theory_fit.tsv",
+        figure=report(
+            f"{STUDY_DIR}/theory.png",
+            caption="../report/theory_study.rst",
+            category="Theory",
+        ),
+        ratio=f"{STUDY_DIR}/theory_ratio.tsv",
+        ratio_figure=report(
+            f"{STUDY_DIR}/theory_ratio.png",
+            caption="../report/theory_ratio.rst",
+            category="Theory",
+        ),
+    log:
+        f"{STUDY_DIR}/logs/theory_study.log",
+    conda:
+        "../../envs/harsanyi.yaml"
+    params:
+        shown=STUDY.analysis["shown_checkpoints"],
+    script:
+        "../../scripts/study_theory.py"
+
+
+rule shapley_run:
+    input:
+        interactions=lambda wildcards: interaction_files(run_of(wildcards))[-1],
+    output:
+        table=f"{RESULTS}/{{dataset}}/runs/{{run}}/analysis/{{xid}}/shapley.tsv",
+        check=f"{RESULTS}/{{dataset}}/runs/{{run}}/analysis/{{xid}}/shapley_check.json",
+    log:
+        f"{RESULTS}/logs/shapley_run/{{dataset}}/{{run}}-{{xid}}.log",
+    conda:
+        "../../envs/harsanyi.yaml"
+    script:
+        "../../scripts/study_shapley_run.py"
+
+
+rule shapley_study:
+    input:
+        tables=[run_analysis(run, "shapley.tsv") for run in STUDY.runs],
+        checks=[run_analysis(run, "shapley_check.json") for run in STUDY.runs],
+    output:
+        table=f"{STUDY_DIR}/shapley.tsv",
+        figure=report(
+            f"{STUDY_DIR}/shapley.png",
+            caption="../report/shapley_study.rst",
+            category="Attributions",
+        ),
+    log:
+        f"{STUDY_DIR}/logs/shapley_study.log",
+    conda:
+        "../../envs/harsanyi.yaml"
+    script:
+        "../../scripts/study_shapley.py"
+
+
+rule scorecard:
+    input:
+        points=[run_analysis(run, "two_phase.json") for run in STUDY.runs],
+        strength=[run_analysis(run, "order_strength.tsv") for run in STUDY.runs],
+        jaccard=[run_analysis(run, "jaccard.tsv") for run in STUDY.runs],
+        theory=[run_analysis(run, "theory_fit.tsv") for run in STUDY.runs],
+        ood=[run_analysis(run, "ood_verdict.json") for run in NOISY_RUNS],
+        coverage=f"{STUDY_DIR}/similarity_coverage.tsv",
+    output:
+        table=f"{STUDY_DIR}/scorecard.tsv",
+        figure=report(
+            f"{STUDY_DIR}/scorecard.png",
+            caption="../report/scorecard.rst",
+            category="Scorecard",
+        ),
+    log:
+        f"{STUDY_DIR}/logs/scorecard.log",
+    conda:
+        "../../envs/harsanyi.yaml"
+    params:
+        variant=STUDY.analysis.get("jaccard_variant", "average_then_split"),
+        max_checkpoint_distance=SCORECARD_MAX_CHECKPOINT_DISTANCE,
+        coverage_factor=SCORECARD_COVERAGE_FACTOR,
+    script:
+        "../../scripts/study_scorecard.py"
