@@ -1,6 +1,6 @@
 """Rule select_samples: the explained samples and the players of one dataset."""
 
-from harsanyi.pipeline import setup_job, select_samples
+from harsanyi.pipeline import select_samples, setup_job
 
 setup_job(snakemake.log, snakemake.threads)  # noqa: F821
 select_samples(

@@ -12,14 +12,14 @@ rule two_phase_run:
             subcategory="Runs",
             labels={"run": "{run}"},
         ),
-    params:
-        ratio=STUDY.analysis["salient_ratio"],
-        shown=STUDY.analysis["shown_checkpoints"],
-        fraction=STUDY.analysis["gap_fraction"],
     log:
         f"{RESULTS}/logs/two_phase_run/{{dataset}}/{{run}}-{{xid}}.log",
     conda:
         "../../envs/harsanyi.yaml"
+    params:
+        ratio=STUDY.analysis["salient_ratio"],
+        shown=STUDY.analysis["shown_checkpoints"],
+        fraction=STUDY.analysis["gap_fraction"],
     script:
         "../../scripts/two_phase_run.py"
 
@@ -38,11 +38,11 @@ rule two_phase_study:
             category="Two-phase dynamics",
             subcategory="Study",
         ),
-    params:
-        shown=STUDY.analysis["shown_checkpoints"],
     log:
         f"{STUDY_DIR}/logs/two_phase_study.log",
     conda:
         "../../envs/harsanyi.yaml"
+    params:
+        shown=STUDY.analysis["shown_checkpoints"],
     script:
         "../../scripts/two_phase_study.py"

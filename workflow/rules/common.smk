@@ -36,7 +36,8 @@ def manifest_path(dataset):
 def interaction_files(run):
     xid = STUDY.extraction_id(run)
     return [
-        f"{run_dir(run)}/interactions/{xid}/epoch_{epoch:04d}.h5" for epoch in run.epochs
+        f"{run_dir(run)}/interactions/{xid}/epoch_{epoch:04d}.h5"
+        for epoch in run.epochs
     ]
 
 

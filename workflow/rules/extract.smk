@@ -5,6 +5,10 @@ rule extract:
         samples=lambda wildcards: manifest_path(wildcards.dataset),
     output:
         f"{RESULTS}/{{dataset}}/runs/{{run}}/interactions/{{xid}}/epoch_{{epoch}}.h5",
+    log:
+        f"{RESULTS}/logs/extract/{{dataset}}/{{run}}/{{xid}}/{{epoch}}.log",
+    conda:
+        "../../envs/harsanyi.yaml"
     params:
         run=lambda wildcards: run_of(wildcards).settings,
         name=lambda wildcards: wildcards.run,
@@ -14,9 +18,5 @@ rule extract:
         ),
         epoch=lambda wildcards: int(wildcards.epoch),
         device=STUDY.device,
-    log:
-        f"{RESULTS}/logs/extract/{{dataset}}/{{run}}/{{xid}}/{{epoch}}.log",
-    conda:
-        "../../envs/harsanyi.yaml"
     script:
         "../../scripts/extract.py"
