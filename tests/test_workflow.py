@@ -99,3 +99,26 @@ def test_report_holds_every_figure(tiny_study):
 
     names = zipfile.ZipFile(tiny_study / "report.zip").namelist()
     assert sum(name.endswith("two_phase.png") for name in names) >= 3
+
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not FASHION.exists(), reason="Debian's dataset-fashion-mnist is not installed")
+def test_real_fashion_mnist_training_and_extraction(tmp_path):
+    config = REPO / "tests" / "data" / "fashion_mnist_ci.yaml"
+    snakemake(tmp_path, "--cores", "2", config=config)
+    study = load_study(config)
+    assert {run.arch for run in study.runs} == {"lenet", "resnet18"}
+    for run in study.runs:
+        run_dir = tmp_path / "results" / "fashion_mnist" / "runs" / run.name
+        metrics = (run_dir / "metrics.tsv").read_text().splitlines()
+        assert len(metrics) == 1 + 3  # header, epochs 0..2
+        flipped = (run_dir / "flipped.tsv").read_text().splitlines()
+        assert len(flipped) == 1 + 80  # 20 % of 400 training labels
+        files = sorted((run_dir / "interactions").glob("x-*/epoch_*.h5"))
+        assert len(files) == len(run.epochs) == 2
+        data = read_results(files[-1])
+        assert data.n == 6 and sorted(set(data.split.tolist())) == ["flipped", "test", "train"]
+        assert (data.split == "flipped").sum() == 4

@@ -1,0 +1,56 @@
+"""O(n·2^n) AND/OR transforms against the dense 2^n×2^n matrix formulation, side by side.
+
+Run by hand: `python benchmarks/bench_transforms.py`. Prints seconds per call for a batch of
+vectors and the ratio dense / butterfly, and checks both give the same result.
+"""
+
+import time
+
+import torch
+
+import harsanyi
+from harsanyi.transforms import dense_and_matrix
+
+BATCH = 32
+REPEATS = 5
+
+
+def kron_and_matrix(n: int) -> torch.Tensor:
+    """The dense AND matrix as a Kronecker power of [[1, 0], [-1, 1]] (cheap to build)."""
+    step = torch.tensor([[1.0, 0.0], [-1.0, 1.0]], dtype=torch.float64)
+    matrix = torch.ones(1, 1, dtype=torch.float64)
+    for _ in range(n):
+        matrix = torch.kron(matrix, step)
+    return matrix
+
+
+def best_of(fn, repeats=REPEATS) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    torch.manual_seed(0)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {BATCH}, float64")
+    assert torch.equal(kron_and_matrix(6), dense_and_matrix(6))
+    print(f"{'n':>3} {'butterfly AND':>14} {'butterfly OR':>13} {'dense A@v':>11} {'ratio':>8}")
+    for n in (8, 10, 12, 14):
+        v = torch.randn(BATCH, 2**n, dtype=torch.float64)
+        matrix = kron_and_matrix(n)
+        fast = best_of(lambda: harsanyi.and_transform(v))
+        fast_or = best_of(lambda: harsanyi.or_transform(v))
+        dense = best_of(lambda: v @ matrix.T, repeats=2 if n >= 14 else REPEATS)
+        error = (harsanyi.and_transform(v) - v @ matrix.T).abs().max().item()
+        print(
+            f"{n:>3} {fast * 1e3:>11.3f} ms {fast_or * 1e3:>10.3f} ms {dense * 1e3:>8.1f} ms "
+            f"{dense / fast:>7.0f}×   (max |diff| {error:.1e})"
+        )
+        del matrix
+
+
+if __name__ == "__main__":
+    main()
