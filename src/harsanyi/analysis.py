@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harsanyi.dynamics import two_phase_summary
+from harsanyi.dynamics import loss_gap_onset, two_phase_summary
 from harsanyi.stats import mean_order, order_distribution, order_strength
 from harsanyi.store import read_results
 
@@ -72,6 +72,15 @@ def two_phase_points(
     summary = two_phase_summary(
         per_epoch.index.to_numpy(), per_epoch.to_numpy(), gaps.to_numpy(), fraction=fraction
     )
+    # A random network's train and test losses agree, so the gap at initialisation is ~0
+    # and its first rise is the start of learning, not of over-fitting: look from epoch 1 on.
+    later = per_epoch.index > per_epoch.index[0]
+    if later.sum() >= 3:
+        onset = loss_gap_onset(
+            per_epoch.index[later].to_numpy(), gaps[later].to_numpy(), fraction=fraction
+        )
+        summary["gap_onset"] = onset
+        summary["distance_epochs"] = None if onset is None else onset - summary["phase2_start"]
     summary["mean_order_init"] = float(per_epoch.iloc[0])
     summary["mean_order_min"] = float(per_epoch.min())
     summary["mean_order_final"] = float(per_epoch.iloc[-1])

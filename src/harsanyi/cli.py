@@ -26,6 +26,7 @@ from harsanyi.store import (
     catalog,
     read_manifest,
     read_results,
+    run_dirs,
     verify_store,
 )
 
@@ -232,15 +233,20 @@ def cmd_store_ls(args: argparse.Namespace) -> int:
 
 
 def _find_run(root: Path, run: str) -> Path:
-    """The run directory named `run`, or the only one whose name contains it."""
+    """The run directory named `run`, or the only one whose name contains it; run
+    directories lie directly under `root` or under `<root>/<dataset>/runs/`."""
     if not root.is_dir():
         raise CliError(f"results root {root} is not a directory")
     if (root / run).is_dir():
         return root / run
-    matches = sorted(p for p in root.iterdir() if p.is_dir() and run in p.name)
+    runs = run_dirs(root)
+    exact = [p for p in runs if p.name == run]
+    matches = exact or [p for p in runs if run in p.name]
     if len(matches) != 1:
         found = ", ".join(p.name for p in matches) or "none"
-        raise CliError(f"run {run!r} must match exactly one directory in {root}; matches: {found}")
+        raise CliError(
+            f"run {run!r} must match exactly one run directory in {root}; matches: {found}"
+        )
     return matches[0]
 
 

@@ -221,8 +221,9 @@ def train(
 
 
 def setup_job(log_paths: list[str] | tuple[str, ...] = (), threads: int = 1) -> None:
-    """Prepare a workflow job: log records to stderr and the rule's log files, and torch
-    limited to the threads Snakemake gave the job (so parallel jobs do not oversubscribe)."""
+    """Prepare a workflow job: log records (an uncaught exception too) to stderr and the
+    rule's log files, and torch limited to the threads Snakemake gave the job (so parallel
+    jobs do not oversubscribe)."""
     import sys
 
     torch.set_num_threads(max(1, int(threads)))
@@ -234,6 +235,12 @@ def setup_job(log_paths: list[str] | tuple[str, ...] = (), threads: int = 1) -> 
         handlers=handlers,
         force=True,
     )
+
+    def log_uncaught(kind, error, traceback) -> None:
+        # the rule's log file, not only the scheduler's stderr, must say why a job failed
+        log.critical("job failed: %s", error, exc_info=(kind, error, traceback))
+
+    sys.excepthook = log_uncaught
 
 
 def build_masker(players: dict, baseline: dict, dataset, positions: torch.Tensor | None = None):

@@ -51,18 +51,20 @@ def two_phase_figure(
     )
     for row, run in enumerate(runs):
         data = strength[(strength.run == run) & (strength.split == split)]
-        top = max(data.positive.max(), -data.negative.min(), 1e-12) * 1.1
         for col, epoch in enumerate(shown[run]):
             ax = axes[row, col]
             at = data[data.epoch == epoch]
-            ax.bar(at.order, at.positive, color=POSITIVE, width=0.8, label="I⁺(k)")
-            ax.bar(at.order, at.negative, color=NEGATIVE, width=0.8, label="I⁻(k)")
+            # Each checkpoint on its own scale: interactions at initialisation are orders of
+            # magnitude weaker than after training, and the shape per order is what matters.
+            top = max(at.positive.max(), -at.negative.min(), 1e-300)
+            ax.bar(at.order, at.positive / top, color=POSITIVE, width=0.8, label="I⁺(k)")
+            ax.bar(at.order, at.negative / top, color=NEGATIVE, width=0.8, label="I⁻(k)")
             ax.axhline(0, color="black", linewidth=0.5)
-            ax.set_ylim(-top, top)
+            ax.set_ylim(-1.1, 1.1)
             ax.set_xticks(sorted(at.order.unique())[::2])
-            ax.set_title(f"epoch {epoch}", fontsize=8)
+            ax.set_title(f"epoch {epoch} (max {top:.2g})", fontsize=8)
             if col == 0:
-                ax.set_ylabel(run.rsplit("-", 1)[0], fontsize=7)
+                ax.set_ylabel(run.rsplit("-", 1)[0] + "\nstrength / max", fontsize=7)
             if row == len(runs) - 1:
                 ax.set_xlabel("order k")
         for col in range(len(shown[run]), columns - 1):
@@ -216,90 +218,99 @@ def similarity_figure(
     *,
     tau: float = 0.05,
 ) -> list[Path]:
-    """Per stage (rows): run × run mean coverage at τ₁ = tau, coverage per order, and top-K
-    overlap, each against the random-set baseline (dotted)."""
+    """Per stage (rows): one run × run heatmap of mean coverage at τ₁ = tau per dataset, then
+    coverage per order and top-K overlap (pairs of different runs, one colour per dataset),
+    each against the random-set baseline (dotted)."""
     import numpy as np
 
     sns.set_theme(style="ticks", context="paper")
     stages = list(dict.fromkeys(coverage.stage.astype(str)))
-    names = sorted(set(coverage.run_a) | set(coverage.run_b))
-    size = max(3.0, 0.45 * len(names) + 1.5)
+    datasets = sorted(coverage.dataset.unique())
+    names = {
+        d: sorted(
+            set(coverage[coverage.dataset == d].run_a) | set(coverage[coverage.dataset == d].run_b)
+        )
+        for d in datasets
+    }
+    sizes = [1.2 + 0.55 * len(names[d]) for d in datasets]
     fig, axes = plt.subplots(
         len(stages),
-        3,
-        figsize=(size + 6.5, 2.8 * len(stages)),
+        len(datasets) + 2,
+        figsize=(sum(sizes) + 7.0, max(3.2, max(sizes)) * len(stages)),
         squeeze=False,
         constrained_layout=True,
-        gridspec_kw={"width_ratios": [size, 3.2, 3.2]},
+        gridspec_kw={"width_ratios": [*sizes, 3.2, 3.2]},
     )
+    palette = dict(zip(datasets, sns.color_palette("deep", len(datasets)), strict=True))
     for row, stage in enumerate(stages):
-        at = coverage[(coverage.stage.astype(str) == stage) & np.isclose(coverage.tau1, tau)]
-        matrix = at.pivot_table(index="run_a", columns="run_b", values="coverage")
-        matrix = matrix.reindex(index=names, columns=names)
-        labels = [_run_label(n) for n in names]
-        sns.heatmap(
-            matrix.to_numpy(dtype=float),
-            ax=axes[row, 0],
-            vmin=0,
-            vmax=1,
-            cmap="mako",
-            annot=len(names) <= 8,
-            fmt=".2f",
-            square=True,
-            xticklabels=labels,
-            yticklabels=labels,
-            cbar_kws={"label": "coverage"},
-        )
-        axes[row, 0].set_xlabel("model b (τ₂ = 0.05)")
-        axes[row, 0].set_ylabel("model a")
-        axes[row, 0].set_title(f"{stage}: coverage of a's salient set (τ₁ = {tau:g})", fontsize=8)
+        at_stage = coverage[(coverage.stage.astype(str) == stage) & np.isclose(coverage.tau1, tau)]
+        for col, dataset in enumerate(datasets):
+            ax = axes[row, col]
+            at = at_stage[at_stage.dataset == dataset]
+            matrix = at.pivot_table(index="run_a", columns="run_b", values="coverage")
+            matrix = matrix.reindex(index=names[dataset], columns=names[dataset])
+            labels = [_run_label(n) for n in names[dataset]]
+            sns.heatmap(
+                matrix.to_numpy(dtype=float),
+                ax=ax,
+                vmin=0,
+                vmax=1,
+                cmap="mako",
+                annot=len(labels) <= 8,
+                fmt=".2f",
+                annot_kws={"fontsize": 6},
+                xticklabels=labels,
+                yticklabels=labels,
+                cbar=col == len(datasets) - 1,
+                cbar_kws={"label": "coverage"},
+            )
+            ax.tick_params(labelsize=6)
+            ax.set_xticklabels(labels, rotation=40, ha="right")
+            ax.set_xlabel("model b (τ₂ = 0.05)")
+            ax.set_ylabel("model a" if col == 0 else "")
+            ax.set_title(f"{stage}, {dataset}: coverage (τ₁ = {tau:g})", fontsize=8)
         pairs = orders[(orders.stage.astype(str) == stage) & (orders.run_a != orders.run_b)]
         top = topk[(topk.stage.astype(str) == stage) & (topk.run_a != topk.run_b)]
-        ax = axes[row, 1]
         if pairs.empty:
-            for ax in axes[row, 1:]:
-                ax.text(
-                    0.5,
-                    0.5,
-                    "no pair of comparable runs",
-                    ha="center",
-                    va="center",
-                    transform=ax.transAxes,
-                )
+            for ax in axes[row, -2:]:
+                ax.text(0.5, 0.5, "no pair of comparable runs", ha="center", va="center")
                 ax.set_axis_off()
             continue
-        mean = pairs.groupby("order")[["coverage", "random_expected"]].mean()
-        ax.plot(mean.index, mean.coverage, marker="o", markersize=3, label="models")
-        ax.plot(mean.index, mean.random_expected, linestyle=":", color="0.4", label="random sets")
+        ax = axes[row, -2]
+        for dataset, part in pairs.groupby("dataset"):
+            mean = part.groupby("order")[["coverage", "random_expected"]].mean()
+            colour = palette[dataset]
+            ax.plot(
+                mean.index, mean.coverage, marker="o", markersize=3, color=colour, label=dataset
+            )
+            ax.plot(mean.index, mean.random_expected, linestyle=":", color=colour)
         ax.set_ylim(0, 1.05)
         ax.set_xlabel("order k")
         ax.set_ylabel("coverage at order k")
-        ax.set_title("per order, mean over pairs", fontsize=8)
+        ax.set_title(f"{stage}: per order (dotted: random sets)", fontsize=8)
         ax.legend(fontsize=6, frameon=False)
-        ax = axes[row, 2]
-        for op, style in (("and", "-"), ("or", "--")):
-            curve = top[top.op == op].groupby("r")[["overlap", "random_expected"]].mean()
-            ax.plot(
-                curve.index,
-                curve.overlap,
-                linestyle=style,
-                marker="o",
-                markersize=3,
-                label=f"{op.upper()}",
-            )
-            ax.plot(
-                curve.index,
-                curve.random_expected,
-                linestyle=":",
-                color="0.4",
-                label="random" if op == "and" else None,
-            )
+        ax = axes[row, -1]
+        for dataset, part in top.groupby("dataset"):
+            colour = palette[dataset]
+            for op, style in (("and", "-"), ("or", "--")):
+                curve = part[part.op == op].groupby("r")[["overlap", "random_expected"]].mean()
+                ax.plot(
+                    curve.index,
+                    curve.overlap,
+                    linestyle=style,
+                    marker="o",
+                    markersize=2.5,
+                    color=colour,
+                    label=f"{dataset} {op.upper()}",
+                )
+        ax.plot(curve.index, curve.random_expected, linestyle=":", color="0.4", label="random")
         ax.set_ylim(0, 1.05)
         ax.set_xlabel("r (K = r·2^n)")
         ax.set_ylabel("top-K overlap")
-        ax.set_title("top-K overlap, mean over pairs", fontsize=8)
+        ax.set_title(f"{stage}: top-K overlap", fontsize=8)
         ax.legend(fontsize=6, frameon=False)
-    sns.despine(fig)
+        sns.despine(ax=axes[row, -2])
+        sns.despine(ax=axes[row, -1])
     return save(fig, out)
 
 
@@ -421,30 +432,22 @@ def shapley_figure(values: pd.DataFrame, summary: pd.DataFrame, out: str | Path)
 
 def scorecard_figure(table: pd.DataFrame, out: str | Path) -> list[Path]:
     """The scorecard as a table: run, claim, measured, verdict (cells coloured by verdict)."""
-    import textwrap
-
-    cells = [
-        [_run_label(r.run), r.claim, textwrap.fill(str(r.measured), 70), r.verdict]
-        for r in table.itertuples()
-    ]
-    lines = [max(1, c[2].count("\n") + 1) for c in cells]
-    fig, ax = plt.subplots(figsize=(13, 0.5 + 0.22 * (sum(lines) + len(cells))))
+    cells = [[_run_label(r.run), r.claim, str(r.measured), r.verdict] for r in table.itertuples()]
+    cells = cells or [["", "", "", ""]]
+    fig, ax = plt.subplots(figsize=(14, 0.4 + 0.2 * (len(cells) + 1)))
     ax.axis("off")
     shown = ax.table(
-        cellText=cells or [["", "", "", ""]],
+        cellText=cells,
         colLabels=["run", "claim", "measured", "verdict"],
-        loc="upper center",
         cellLoc="left",
-        colWidths=[0.2, 0.24, 0.48, 0.07],
+        colWidths=[0.17, 0.24, 0.53, 0.06],
+        bbox=[0, 0, 1, 1],
     )
     shown.auto_set_font_size(False)
     shown.set_fontsize(6.5)
     for (row, col), cell in shown.get_celld().items():
         if row == 0:
             cell.set_text_props(weight="bold")
-            continue
-        if row - 1 < len(cells):
-            cell.set_height(0.9 / max(1, sum(lines) + len(cells)) * (lines[row - 1] + 0.6))
-            if col == 3:
-                cell.set_facecolor(VERDICT_COLOURS.get(cells[row - 1][3], "white"))
+        elif col == 3:
+            cell.set_facecolor(VERDICT_COLOURS.get(cells[row - 1][3], "white"))
     return save(fig, out)

@@ -544,9 +544,10 @@ def read_manifest(run_dir: str | os.PathLike[str]) -> dict:
 _RUN_NAME = re.compile(r"-[0-9a-f]{12}$")
 
 
-def _run_dirs(root: Path) -> list[Path]:
+def run_dirs(root: str | os.PathLike[str]) -> list[Path]:
     """Run directories of a store: `<label>-<hash>` (or holding a run.json) directly under the
     root or under `<root>/<dataset>/runs/`, the layout the workflow writes."""
+    root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"results root {root} is not a directory")
     candidates = [*root.iterdir(), *root.glob("*/runs/*")]
@@ -580,7 +581,7 @@ CATALOG_COLUMNS = [
 def catalog(root: str | os.PathLike[str]) -> pd.DataFrame:
     """One row per run directory with a valid run.json (others are skipped with a warning)."""
     rows = []
-    for run_dir in _run_dirs(Path(root)):
+    for run_dir in run_dirs(Path(root)):
         if not (run_dir / RUN_MANIFEST).exists():
             continue
         try:
@@ -629,7 +630,7 @@ def verify_store(root: str | os.PathLike[str]) -> list[str]:
 
     root = Path(root)
     try:
-        run_dirs = _run_dirs(root)
+        runs = run_dirs(root)
     except FileNotFoundError as exc:
         return [str(exc)]
     problems = [
@@ -637,7 +638,7 @@ def verify_store(root: str | os.PathLike[str]) -> list[str]:
         for path in sorted(root.iterdir())
         if path.is_file() and is_temp_file(path)
     ]
-    for run_dir in run_dirs:
+    for run_dir in runs:
         problems += _manifest_problems(run_dir)
         for path in sorted(run_dir.rglob("*")):
             if not path.is_file():

@@ -803,7 +803,14 @@ def scorecard(
         )
         epochs = sorted(strength[strength.run == run].epoch.unique().tolist())
         if onset is None or start not in epochs or onset not in epochs:
-            rows.append(_row(run, "phase2_near_gap", f"phase-2 start {start}, no gap onset", "n/a"))
+            rows.append(
+                _row(
+                    run,
+                    "phase2_near_gap",
+                    f"phase-2 start epoch {start}, no loss-gap onset found",
+                    "n/a",
+                )
+            )
         else:
             distance = epochs.index(onset) - epochs.index(start)
             rows.append(
@@ -864,7 +871,7 @@ def _shared_row(run: str, coverage: pd.DataFrame | None, tau1: float, factor: fl
     mean_ratio = float(rows.ratio.mean())
     text = (
         f"coverage {rows.coverage.mean():.2f} vs random {rows.random_expected.mean():.2f}: "
-        f"{mean_ratio:.1f}× (min {rows.ratio.min():.1f}×, {len(rows)} partners)"
+        f"{mean_ratio:.1f}× (min {rows.ratio.min():.1f}×, comparable runs: {len(rows)})"
     )
     return _row(run, "shared_interactions", text, _yes(mean_ratio >= factor))
 
@@ -872,8 +879,14 @@ def _shared_row(run: str, coverage: pd.DataFrame | None, tau1: float, factor: fl
 # --------------------------------------------------------------------------- steps
 
 
+def read_tsv(path: str | Path) -> pd.DataFrame:
+    """A table written by a step; only empty fields are missing values (a verdict "n/a" stays
+    text, which pandas' defaults would turn into NaN)."""
+    return pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""])
+
+
 def _read_tsvs(paths: Iterable[str | Path]) -> pd.DataFrame:
-    frames = [pd.read_csv(path, sep="\t") for path in paths]
+    frames = [read_tsv(path) for path in paths]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
@@ -1101,7 +1114,7 @@ def scorecard_step(
     ]
     coverage = None
     if coverage_table is not None:
-        coverage = pd.read_csv(_check_files([coverage_table], "coverage table")[0], sep="\t")
+        coverage = read_tsv(_check_files([coverage_table], "coverage table")[0])
     table = scorecard(
         points,
         _read_tsvs(_check_files(strength_tables, "order strength tables")),

@@ -24,6 +24,19 @@ wildcard_constraints:
     sel="sel-[0-9a-f]{12}",
 
 
+def sorted_keys(value):
+    """`value` with the keys of every dict in sorted order.
+
+    Snakemake compares params by repr, so without this the order of the keys in a config
+    file would count as a change of settings and rerun every job (the hashes sort keys).
+    """
+    if isinstance(value, dict):
+        return {key: sorted_keys(value[key]) for key in sorted(value)}
+    if isinstance(value, (list, tuple)):
+        return type(value)(sorted_keys(item) for item in value)
+    return value
+
+
 def run_dir(run):
     return f"{RESULTS}/{run.dataset}/runs/{run.name}"
 

@@ -10,11 +10,11 @@ rule extract:
     conda:
         "../../envs/harsanyi.yaml"
     params:
-        run=lambda wildcards: run_of(wildcards).settings,
+        run=lambda wildcards: sorted_keys(run_of(wildcards).settings),
         name=lambda wildcards: wildcards.run,
         root=lambda wildcards: STUDY.datasets[wildcards.dataset].root,
-        extraction=lambda wildcards: STUDY.extraction_settings(
-            wildcards.dataset, run_of(wildcards).arch
+        extraction=lambda wildcards: sorted_keys(
+            STUDY.extraction_settings(wildcards.dataset, run_of(wildcards).arch)
         ),
         epoch=lambda wildcards: int(wildcards.epoch),
         device=STUDY.device,

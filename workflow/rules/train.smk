@@ -24,7 +24,7 @@ rule train:
     conda:
         "../../envs/harsanyi.yaml"
     params:
-        settings=lambda wildcards: run_of(wildcards).settings,
+        settings=lambda wildcards: sorted_keys(run_of(wildcards).settings),
         root=lambda wildcards: STUDY.datasets[wildcards.dataset].root,
         state_dir=lambda wildcards: f"{RESULTS}/{wildcards.dataset}/resume/{wildcards.run}",
         device=STUDY.device,
