@@ -16,7 +16,7 @@ import time
 import numpy as np
 import torch
 
-from harsanyi import sparsify as sp
+from harsanyi import sparsifier as sp
 from harsanyi.masks import coalition_matrix
 from harsanyi.transforms import dense_and_matrix, dense_or_matrix
 

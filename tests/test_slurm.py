@@ -2,17 +2,30 @@
 
 Runs ``snakemake --profile <copy of profiles/slurm>`` on tests/data/slurm_toy and reads back
 what each job saw: GPU rules must run as SLURM jobs holding one GPU, the CPU rule none.
+Then runs the tiny study through the same profile plus the real workflow profile
+(profiles/default): an ``sbatch`` wrapper first on PATH records every submission and SLURM's
+own view of it (``scontrol show job``), and the results must equal a local run's.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import os
 import re
 import shutil
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from slurm_cluster import SlurmCluster, slurm_cluster  # noqa: F401  (pytest fixture)
+from test_reruns import TINY, finished_tiny_study
 
+from harsanyi.store import read_results
+from harsanyi.study import load_study
+
+REPO = Path(__file__).resolve().parents[1]
 TOY = Path(__file__).parent / "data" / "slurm_toy"
 GPU_PROBES = ("train", "gres_probe")
 CPU_PROBES = ("cpu_probe",)
@@ -60,3 +73,126 @@ def test_gpu_rules_get_a_gpu_and_cpu_rule_none(
             assert re.search(r"Nodes=\S+ .*GRES=\s*$", scontrol, re.MULTILINE), scontrol
             assert "TresPer" not in scontrol, f"{probe} asked for a GPU:\n{scontrol}"
     assert len(job_ids) == len(GPU_PROBES + CPU_PROBES), "each rule must be its own job"
+
+
+# --------------------------------------------------------------------------- the tiny study
+
+GPU_RULES = {"train", "extract"}
+ARRAY_RULES = {"extract", "two_phase_run"}  # slurm-array-jobs in profiles/slurm
+SBATCH_RECORDER = """#!/bin/sh
+# Answer exactly as sbatch does, and record the call and SLURM's view of the new job.
+out=$("{sbatch}" "$@")
+status=$?
+printf '%s\\n' "$out"
+if [ "$status" -eq 0 ]; then
+    record="{records}/$(date +%s%N)-$$"
+    {{ printf '%s\\n' "$*"; echo "--- scontrol"; scontrol show job -d "${{out%%;*}}"; }} \\
+        > "$record.tmp"
+    mv "$record.tmp" "$record.txt"
+fi
+exit "$status"
+"""
+
+
+@dataclasses.dataclass
+class Submission:
+    """One sbatch call: its arguments and ``scontrol show job -d`` right after it."""
+
+    argv: str
+    scontrol: str
+
+    @property
+    def rule(self) -> str:
+        comment = re.search(r"Comment=rule_(\S+)", self.scontrol)
+        assert comment, self.scontrol
+        return comment[1].split("_wildcards_")[0]
+
+    @property
+    def array_size(self) -> int | None:
+        match = re.search(r"--array=(\d+)-(\d+)", self.argv)
+        return None if match is None else int(match[2]) - int(match[1]) + 1
+
+
+def record_sbatch_calls(cluster: SlurmCluster, records: Path) -> SlurmCluster:
+    """The cluster with an sbatch on PATH that writes one record per call into ``records``."""
+    records.mkdir()
+    bin_dir = records.parent / "sbatch-recorder"
+    bin_dir.mkdir()
+    real = shutil.which("sbatch", path=cluster.env["PATH"])
+    assert real is not None
+    wrapper = bin_dir / "sbatch"
+    wrapper.write_text(SBATCH_RECORDER.format(sbatch=real, records=records))
+    wrapper.chmod(0o755)
+    env = {**cluster.env, "PATH": f"{bin_dir}{os.pathsep}{cluster.env['PATH']}"}
+    return dataclasses.replace(cluster, env=env)
+
+
+def read_submissions(records: Path) -> list[Submission]:
+    submissions = []
+    for path in sorted(records.glob("*.txt")):
+        argv, _, scontrol = path.read_text().partition("--- scontrol")
+        submissions.append(Submission(argv.strip(), scontrol))
+    return submissions
+
+
+@pytest.mark.slow
+def test_tiny_study_on_slurm_matches_a_local_run(
+    slurm_cluster: SlurmCluster,  # noqa: F811
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    local = finished_tiny_study(tmp_path_factory) / "results"
+    workdir = tmp_path / "study"
+    workdir.mkdir()
+    records = tmp_path / "sbatch-calls"
+    cluster = record_sbatch_calls(slurm_cluster, records)
+
+    start = time.monotonic()
+    cluster.run_snakemake(
+        workdir,
+        "-s",
+        str(REPO / "Snakefile"),
+        "--configfile",
+        str(TINY),
+        "--config",
+        f"results={workdir / 'results'}",
+        workflow_profile=str(REPO / "profiles" / "default"),
+        timeout_s=1500,
+    )
+    print(f"tiny study on the one-node SLURM cluster: {time.monotonic() - start:.0f} s")
+
+    submissions = read_submissions(records)
+    assert submissions, "no sbatch call was recorded"
+    jobs_per_rule: dict[str, int] = {}
+    for sub in submissions:
+        assert f"Partition={cluster.partition} " in sub.scontrol, sub.scontrol
+        asks_gpu = re.search(r"--gpus=1\b", sub.argv) is not None
+        holds_gpu = re.search(r"TresPer(Job|Node)=gres:gpu:1\b", sub.scontrol) is not None
+        if sub.rule in GPU_RULES:
+            assert asks_gpu and holds_gpu, f"{sub.rule} without a GPU:\n{sub.argv}\n{sub.scontrol}"
+        else:
+            assert "--gpus" not in sub.argv and "--gres" not in sub.argv, sub.argv
+            assert "TresPer" not in sub.scontrol, f"{sub.rule} asks for a GPU:\n{sub.scontrol}"
+        if sub.rule in ARRAY_RULES:
+            assert sub.array_size is not None, f"{sub.rule} not submitted as an array: {sub.argv}"
+            assert re.search(r"ArrayJobId=\d+ ArrayTaskId=", sub.scontrol), sub.scontrol
+        else:
+            assert sub.array_size is None, sub.argv
+        jobs_per_rule[sub.rule] = jobs_per_rule.get(sub.rule, 0) + (sub.array_size or 1)
+
+    study = load_study(TINY)
+    n_extract = sum(len(run.epochs) for run in study.runs)
+    assert jobs_per_rule["train"] == len(study.runs)
+    assert jobs_per_rule["extract"] == n_extract
+    assert jobs_per_rule["two_phase_run"] == len(study.runs)
+    extract_calls = [sub for sub in submissions if sub.rule == "extract"]
+    assert len(extract_calls) == math.ceil(n_extract / 1000)  # slurm-array-limit
+
+    files = sorted(p.relative_to(local) for p in local.glob("*/runs/*/interactions/*/*.h5"))
+    assert len(files) == n_extract
+    for path in files:
+        on_slurm, here = read_results(workdir / "results" / path), read_results(local / path)
+        for name in ("v", "I_and", "I_or"):
+            np.testing.assert_allclose(
+                getattr(on_slurm, name), getattr(here, name), rtol=0, atol=1e-12, err_msg=str(path)
+            )

@@ -11,9 +11,9 @@ The public API, stable from version 0.1:
 __version__ = "0.1.0"
 
 # `sparsify` the function shadows `harsanyi.sparsify` the module as an attribute of the
-# package; `from harsanyi.sparsify import ...` still reaches the module.
+# package; `from harsanyi.sparsifier import ...` still reaches the module.
 from harsanyi.games import game_values  # noqa: E402
-from harsanyi.sparsify import SparsifyResult, sparsify  # noqa: E402
+from harsanyi.sparsifier import SparsifyResult, sparsify  # noqa: E402
 from harsanyi.transforms import and_inverse, and_transform, or_inverse, or_transform  # noqa: E402
 
 __all__ = [

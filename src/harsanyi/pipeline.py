@@ -299,7 +299,7 @@ def extract(
     """Interactions of a run's explained samples under one checkpoint, as an HDF5 file."""
     from harsanyi.games import game_values
     from harsanyi.models import load_checkpoint
-    from harsanyi.sparsify import sparsify
+    from harsanyi.sparsifier import sparsify
     from harsanyi.store import InteractionResults, checkpoint_identity, write_results
 
     manifest = json.loads(Path(manifest_path).read_text())

@@ -7,7 +7,7 @@ import pytest
 import scipy.optimize
 import torch
 
-from harsanyi import sparsify as sp
+from harsanyi import sparsifier as sp
 from harsanyi.masks import coalition_matrix, orders
 from harsanyi.transforms import (
     and_inverse,
@@ -251,7 +251,7 @@ def test_a_solver_stopped_early_never_returns_more_than_the_start():
     rng = np.random.default_rng(7)
     v = rng.normal(size=(16, 2**8)).cumsum(axis=1)
     # Too large a step for too few iterations overshoots.
-    from harsanyi.sparsify import sparsify
+    from harsanyi.sparsifier import sparsify
 
     result = sparsify(v, solver="adam", lr=50.0, iters=3)
     assert np.all(result.l1_final <= result.l1_start + 1e-9)

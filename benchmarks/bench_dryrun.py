@@ -1,0 +1,166 @@
+"""Dry-run cost and job shape of a lab-scale study.
+
+The study: 6 architectures × 5 image datasets × 3 seeds, 20 checkpoints per run (1,800
+checkpoints, so 1,800 extraction jobs).  Data roots are empty temporary directories: a dry
+run reads no data.  Prints the jobs per rule, the SLURM submissions that the slurm profile
+implies (rules in slurm-array-jobs go out as arrays of at most slurm-array-limit tasks, every
+other job as its own sbatch call) and the seconds `snakemake -n` takes, plain and with
+`--profile profiles/slurm`.
+
+    python benchmarks/bench_dryrun.py            # from the repository root
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SLURM_PROFILE = REPO / "profiles" / "slurm"
+ARCHITECTURES = ["lenet", "vgg11", "vgg13", "alexnet", "resnet18", "mlp"]
+DATASETS = {  # name -> needs a data root
+    "mnist": True,
+    "cifar10": True,
+    "cifar100": True,
+    "fashion_mnist": False,
+    "digits": False,
+}
+SEEDS = [0, 1, 2]
+# epoch 0, every epoch to 10, then every 5th to 55: 11 + 9 = 20 checkpoints per run
+TRAINING = {
+    "epochs": 55,
+    "checkpoints": {"dense_until": 10, "dense_every": 1, "sparse_every": 5},
+}
+CHECKPOINTS_PER_RUN = 20
+LOCAL_RULES = {"all"}
+
+
+def lab_config(data_root: Path, results: Path) -> dict:
+    """The study config; every dataset that needs a root gets an empty one under data_root."""
+    datasets = {}
+    for name, needs_root in DATASETS.items():
+        entry: dict = {
+            "architectures": ARCHITECTURES,
+            "players": {"grid": [8, 8], "n": 10, "seed": 0},
+        }
+        if needs_root:
+            root = data_root / name
+            root.mkdir(parents=True, exist_ok=True)
+            entry["root"] = str(root)
+        datasets[name] = entry
+    return {
+        "study": "lab",
+        "results": str(results),
+        "seeds": SEEDS,
+        "label_noise": [0.0],
+        "training": TRAINING,
+        "datasets": datasets,
+        "extraction": {"solver": "adam", "iters": 2000},
+    }
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """Jobs per rule from the "Job stats" table of a dry run."""
+    table = output.partition("Job stats:")[2]
+    if not table:
+        raise RuntimeError(f"no 'Job stats' table in the dry-run output:\n{output[-3000:]}")
+    counts = {}
+    for line in table.splitlines()[3:]:
+        match = re.fullmatch(r"(\S+)\s+(\d+)", line.strip())
+        if match is None or match[1] == "total":
+            break
+        counts[match[1]] = int(match[2])
+    return counts
+
+
+def dry_run(config: Path, workdir: Path, *extra: str) -> tuple[float, str]:
+    """Seconds and output of `snakemake -n` on `config`."""
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(config),
+        "-n",
+        "--quiet",
+        "rules",
+        *extra,
+    ]
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=workdir, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    output = done.stdout + done.stderr
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}):\n{output[-4000:]}")
+    return seconds, output
+
+
+def slurm_submissions(counts: dict[str, int]) -> dict[str, int]:
+    """sbatch calls per rule under profiles/slurm (at least; arrays may go out in parts when
+    their jobs become ready at different times)."""
+    profile = yaml.safe_load((SLURM_PROFILE / "config.yaml").read_text())
+    array_rules = {r.strip() for r in str(profile.get("slurm-array-jobs", "")).split(",")}
+    limit = int(profile.get("slurm-array-limit", 1000))
+    calls = {}
+    for rule, count in counts.items():
+        if rule in LOCAL_RULES:
+            continue
+        calls[rule] = math.ceil(count / limit) if rule in array_rules and count > 1 else count
+    return calls
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-slurm", action="store_true", help="skip the --profile dry run")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-dryrun-") as temp:
+        temp_dir = Path(temp)
+        config_path = temp_dir / "lab.yaml"
+        config_path.write_text(
+            yaml.safe_dump(lab_config(temp_dir / "data", temp_dir / "results"), sort_keys=False)
+        )
+        workdir = temp_dir / "work"
+        workdir.mkdir()
+        seconds, output = dry_run(config_path, workdir)
+        counts = job_counts(output)
+        slurm_seconds = None
+        if not args.no_slurm:
+            slurm_seconds, slurm_output = dry_run(
+                config_path, workdir, "--profile", str(SLURM_PROFILE)
+            )
+            if job_counts(slurm_output) != counts:
+                raise RuntimeError("the slurm-profile dry run plans other jobs")
+
+    n_runs = len(ARCHITECTURES) * len(DATASETS) * len(SEEDS)
+    if counts.get("train") != n_runs or counts.get("extract") != n_runs * CHECKPOINTS_PER_RUN:
+        raise RuntimeError(f"unexpected plan: {counts}")
+    calls = slurm_submissions(counts)
+    width = max(map(len, counts)) + 2
+    print(
+        f"study: {len(ARCHITECTURES)} architectures × {len(DATASETS)} datasets × "
+        f"{len(SEEDS)} seeds = {n_runs} runs, {CHECKPOINTS_PER_RUN} checkpoints each"
+    )
+    print(f"{'rule':<{width}}{'jobs':>7}{'sbatch calls':>14}")
+    for rule, count in counts.items():
+        print(f"{rule:<{width}}{count:>7}{calls.get(rule, 0):>14}")
+    print(f"{'total':<{width}}{sum(counts.values()):>7}{sum(calls.values()):>14}")
+    print(f"snakemake -n: {seconds:.1f} s")
+    if slurm_seconds is not None:
+        print(f"snakemake -n --profile profiles/slurm: {slurm_seconds:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
