@@ -81,10 +81,16 @@ def test_two_users_writing_one_store_at_once(finished: Path, tmp_path: Path) -> 
     for user in ("alice", "bob"):
         workdir = tmp_path / user
         workdir.mkdir()
+        # Snakemake deletes a job's existing outputs before it runs the job: when the other
+        # user finished that job a moment earlier, the file vanishes until this job writes it
+        # again, and a job of hers reading it may fail.  Files are never corrupt, and the
+        # settings of profiles/slurm (and docs/labs.md) make both runs finish:
+        # wait for a deleted output to reappear, run a job that failed again.
         command = [
             sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
             "--directory", str(workdir), "--configfile", str(TINY),
-            "--config", f"results={shared}", "--cores", "1", *targets,
+            "--config", f"results={shared}", "--cores", "1",
+            "--retries", "2", "--latency-wait", "60", *targets,
         ]  # fmt: skip
         log = (tmp_path / f"{user}.log").open("w")
         users.append((user, log, subprocess.Popen(command, cwd=workdir, stdout=log, stderr=log)))

@@ -14,6 +14,14 @@ RESULTS = str(STUDY.results)
 RUNS = {run.name: run for run in STUDY.runs}
 STUDY_ID = f"{STUDY.name}-{digest(sorted((r.name, STUDY.extraction_id(r)) for r in STUDY.runs))}"
 STUDY_DIR = f"{RESULTS}/studies/{STUDY_ID}"
+# Paths and hashes computed once: input functions ask for them thousands of times in a
+# lab-scale study (a run's name hashes its settings).
+RUN_DIRS = {run: f"{RESULTS}/{run.dataset}/runs/{name}" for name, run in RUNS.items()}
+EXTRACTION_IDS = {run: STUDY.extraction_id(run) for run in STUDY.runs}
+MANIFESTS = {
+    name: f"{RESULTS}/{name}/samples/{plan.selection_id}.json"
+    for name, plan in STUDY.datasets.items()
+}
 
 
 wildcard_constraints:
@@ -38,16 +46,15 @@ def sorted_keys(value):
 
 
 def run_dir(run):
-    return f"{RESULTS}/{run.dataset}/runs/{run.name}"
+    return RUN_DIRS[run]
 
 
 def manifest_path(dataset):
-    plan = STUDY.datasets[dataset]
-    return f"{RESULTS}/{dataset}/samples/{plan.selection_id}.json"
+    return MANIFESTS[dataset]
 
 
 def interaction_files(run):
-    xid = STUDY.extraction_id(run)
+    xid = EXTRACTION_IDS[run]
     return [
         f"{run_dir(run)}/interactions/{xid}/epoch_{epoch:04d}.h5"
         for epoch in run.epochs
@@ -55,7 +62,7 @@ def interaction_files(run):
 
 
 def run_analysis(run, name):
-    return f"{run_dir(run)}/analysis/{STUDY.extraction_id(run)}/{name}"
+    return f"{run_dir(run)}/analysis/{EXTRACTION_IDS[run]}/{name}"
 
 
 def run_of(wildcards):
