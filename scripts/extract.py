@@ -14,5 +14,5 @@ extract(
     out=snakemake.output[0],  # noqa: F821
     run=snakemake.params.name,  # noqa: F821
     epoch=snakemake.params.epoch,  # noqa: F821
-    device=snakemake.params.device,  # noqa: F821
+    device=snakemake.config.get("device", "auto"),  # noqa: F821
 )

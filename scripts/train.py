@@ -10,5 +10,5 @@ train(
     root=snakemake.params.root,  # noqa: F821
     run_dir=Path(snakemake.output.metrics).parent,  # noqa: F821
     state_dir=snakemake.params.state_dir,  # noqa: F821
-    device=snakemake.params.device,  # noqa: F821
+    device=snakemake.config.get("device", "auto"),  # noqa: F821
 )

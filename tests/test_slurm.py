@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from slurm_cluster import SlurmCluster, slurm_cluster  # noqa: F401  (pytest fixture)
 from test_reruns import TINY, finished_tiny_study
 
@@ -48,7 +49,8 @@ def test_gpu_rules_get_a_gpu_and_cpu_rule_none(
     workdir = tmp_path / "toy"
     shutil.copytree(TOY, workdir)
 
-    slurm_cluster.run_snakemake(workdir)
+    # `train` gets its GPU from the workflow profile's set-resources, as in the real workflow
+    slurm_cluster.run_snakemake(workdir, workflow_profile=str(REPO / "profiles" / "default"))
 
     job_ids = set()
     for probe in GPU_PROBES + CPU_PROBES:
@@ -77,8 +79,8 @@ def test_gpu_rules_get_a_gpu_and_cpu_rule_none(
 
 # --------------------------------------------------------------------------- the tiny study
 
-GPU_RULES = {"train", "extract"}
-ARRAY_RULES = {"extract", "two_phase_run"}  # slurm-array-jobs in profiles/slurm
+GPU_RULES = {"train", "extract"}  # set-resources in profiles/default
+MANY_JOB_ARRAY_RULES = {"extract", "two_phase_run"}  # array rules with several jobs here
 SBATCH_RECORDER = """#!/bin/sh
 # Answer exactly as sbatch does, and record the call and SLURM's view of the new job.
 out=$("{sbatch}" "$@")
@@ -161,6 +163,9 @@ def test_tiny_study_on_slurm_matches_a_local_run(
     )
     print(f"tiny study on the one-node SLURM cluster: {time.monotonic() - start:.0f} s")
 
+    profile = yaml.safe_load((cluster.profile / "config.yaml").read_text())
+    array_rules = {rule.strip() for rule in profile["slurm-array-jobs"].split(",")}
+    assert MANY_JOB_ARRAY_RULES <= array_rules
     submissions = read_submissions(records)
     assert submissions, "no sbatch call was recorded"
     jobs_per_rule: dict[str, int] = {}
@@ -173,10 +178,10 @@ def test_tiny_study_on_slurm_matches_a_local_run(
         else:
             assert "--gpus" not in sub.argv and "--gres" not in sub.argv, sub.argv
             assert "TresPer" not in sub.scontrol, f"{sub.rule} asks for a GPU:\n{sub.scontrol}"
-        if sub.rule in ARRAY_RULES:
+        if sub.rule in MANY_JOB_ARRAY_RULES:
             assert sub.array_size is not None, f"{sub.rule} not submitted as an array: {sub.argv}"
             assert re.search(r"ArrayJobId=\d+ ArrayTaskId=", sub.scontrol), sub.scontrol
-        else:
+        elif sub.rule not in array_rules:  # (an array rule with one job goes out alone)
             assert sub.array_size is None, sub.argv
         jobs_per_rule[sub.rule] = jobs_per_rule.get(sub.rule, 0) + (sub.array_size or 1)
 
@@ -186,7 +191,7 @@ def test_tiny_study_on_slurm_matches_a_local_run(
     assert jobs_per_rule["extract"] == n_extract
     assert jobs_per_rule["two_phase_run"] == len(study.runs)
     extract_calls = [sub for sub in submissions if sub.rule == "extract"]
-    assert len(extract_calls) == math.ceil(n_extract / 1000)  # slurm-array-limit
+    assert len(extract_calls) == math.ceil(n_extract / profile["slurm-array-limit"])
 
     files = sorted(p.relative_to(local) for p in local.glob("*/runs/*/interactions/*/*.h5"))
     assert len(files) == n_extract

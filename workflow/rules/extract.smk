@@ -17,6 +17,5 @@ rule extract:
             STUDY.extraction_settings(wildcards.dataset, run_of(wildcards).arch)
         ),
         epoch=lambda wildcards: int(wildcards.epoch),
-        device=STUDY.device,
     script:
         "../../scripts/extract.py"

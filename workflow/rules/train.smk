@@ -27,6 +27,5 @@ rule train:
         settings=lambda wildcards: sorted_keys(run_of(wildcards).settings),
         root=lambda wildcards: STUDY.datasets[wildcards.dataset].root,
         state_dir=lambda wildcards: f"{RESULTS}/{wildcards.dataset}/resume/{wildcards.run}",
-        device=STUDY.device,
     script:
         "../../scripts/train.py"
