@@ -231,12 +231,6 @@ def test_training_lr_reruns_everything_of_the_runs(
     assert dry_run(finished, config) == without(full_counts, "select_samples")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the sample selection hash (sel-<hash>, part of every extraction hash) includes "
-    "the list of label-noise levels, so adding a level re-selects samples and re-extracts "
-    "every existing run",
-)
 def test_new_label_noise_level_runs_only_the_new_runs(
     finished: Path, full_counts: dict[str, int], tmp_path: Path
 ) -> None:

@@ -18,6 +18,7 @@ from harsanyi.train import (
     checkpoint_schedule,
     default_state_dir,
     flip_labels,
+    flip_order,
     learning_rate,
     train_run,
 )
@@ -423,3 +424,14 @@ def test_resume_state_of_another_config_is_ignored(tmp_path, caplog):
     run(tmp_path / "reference", config(lr=0.02))
     assert_runs_identical(tmp_path / "reference", out, config().checkpoint_epochs)
     assert not state_dir.exists()
+
+
+def test_label_flips_are_nested_across_noise_levels():
+    y = torch.arange(1000) % 7
+    low, low_idx = flip_labels(y, 7, 0.1, seed=3)
+    high, high_idx = flip_labels(y, 7, 0.3, seed=3)
+    assert set(low_idx) < set(high_idx)
+    assert torch.equal(low[low_idx], high[low_idx])  # same wrong class at both levels
+    order = flip_order(1000, 3)
+    assert set(high_idx) == set(order[:300].tolist())
+    assert not set(order[500:].tolist()) & set(flip_labels(y, 7, 0.5, seed=3)[1].tolist())

@@ -18,9 +18,13 @@ import torch
 from harsanyi import __version__
 from harsanyi.store import atomic_write, write_manifest
 from harsanyi.study import DatasetPlan
-from harsanyi.train import TrainConfig, flip_labels, train_run
+from harsanyi.train import TrainConfig, flip_labels, flip_order, train_run
 
 log = logging.getLogger(__name__)
+
+# The highest label noise a study may use; normal training samples are chosen among those
+# that no level up to it flips (config schema: label_noise ≤ 0.5).
+MAX_LABEL_NOISE = 0.5
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -103,25 +107,25 @@ def _players(plan: DatasetPlan, dataset, positions: dict[str, list[int]]) -> dic
 
 
 def select_samples(plan: DatasetPlan, root: str | None, out: str | Path) -> dict:
-    """Choose the explained train/test/flipped samples and the players of a dataset."""
+    """Choose the explained train/test/flipped samples and the players of a dataset.
+
+    Label flips are nested across noise levels (`train.flip_labels`), so the choice does not
+    depend on which levels a study uses: the flipped samples explained are the first ones of
+    the flip order (flipped, to the same wrong class, at every level that flips at least that
+    many), and the normal training samples come from beyond position MAX_LABEL_NOISE·N of
+    that order, clean at every level up to MAX_LABEL_NOISE.
+    """
     dataset = load_data(plan, root)
     samples = plan.samples
     rng = np.random.default_rng(samples["seed"])
     train_y = dataset.train.y.numpy()
-    flipped_at: dict[str, np.ndarray] = {}
-    noisy_labels: dict[str, np.ndarray] = {}
-    for noise in plan.label_noise:
-        if noise > 0:
-            noisy, where = flip_labels(dataset.train.y, plan.num_classes, noise, plan.noise_seed)
-            flipped_at[f"{noise:g}"] = where
-            noisy_labels[f"{noise:g}"] = noisy.numpy()
-    ever_flipped = np.zeros(len(train_y), dtype=bool)
-    for where in flipped_at.values():
-        ever_flipped[where] = True
+    order = flip_order(len(train_y), plan.noise_seed)
+    clean = np.zeros(len(train_y), dtype=bool)
+    clean[order[int(round(MAX_LABEL_NOISE * len(train_y))) :]] = True
     key = f"datasets.{plan.name}.samples"
     positions = {
         "train": _stratified(
-            rng, train_y, ~ever_flipped, samples["train_per_class"], f"{key}.train_per_class"
+            rng, train_y, clean, samples["train_per_class"], f"{key}.train_per_class"
         ),
         "test": _stratified(
             rng,
@@ -130,13 +134,9 @@ def select_samples(plan: DatasetPlan, root: str | None, out: str | Path) -> dict
             samples["test_per_class"],
             f"{key}.test_per_class",
         ),
+        "flipped": sorted(order[: samples["flipped"]].tolist()),
     }
-    flipped: dict[str, dict[str, list[int]]] = {}
-    for noise, where in flipped_at.items():
-        count = min(samples["flipped"], len(where))
-        rows = sorted(rng.choice(where, size=count, replace=False).tolist())
-        flipped[noise] = {"positions": rows, "labels": noisy_labels[noise][rows].tolist()}
-        positions[f"flipped@{noise}"] = rows
+    noisy, _ = flip_labels(dataset.train.y, plan.num_classes, MAX_LABEL_NOISE, plan.noise_seed)
     manifest = {
         "dataset": plan.name,
         "selection_id": plan.selection_id,
@@ -153,18 +153,20 @@ def select_samples(plan: DatasetPlan, root: str | None, out: str | Path) -> dict
             "labels": dataset.test.y.numpy()[positions["test"]].tolist(),
         },
         "flipped": {
-            noise: {**entry, "sample_ids": dataset.train.ids[entry["positions"]].tolist()}
-            for noise, entry in flipped.items()
+            "positions": positions["flipped"],
+            "sample_ids": dataset.train.ids[positions["flipped"]].tolist(),
+            "labels": noisy.numpy()[positions["flipped"]].tolist(),
+            "flip_rank": [int(r) for r in np.argsort(order)[positions["flipped"]]],
         },
         "players": _players(plan, dataset, positions),
     }
     text = json.dumps(manifest, indent=1) + "\n"
     atomic_write(Path(out), lambda temp: temp.write_text(text))
     log.info(
-        "selected %d train, %d test and %s flipped samples of %s",
+        "selected %d train, %d test and %d flipped samples of %s",
         len(positions["train"]),
         len(positions["test"]),
-        {k: len(v["positions"]) for k, v in flipped.items()},
+        len(positions["flipped"]),
         plan.name,
     )
     return manifest
@@ -273,13 +275,23 @@ def explained_samples(manifest: dict, dataset, label_noise: float) -> list[dict]
         {"split": "test", "source": dataset.test, **manifest["test"]},
     ]
     if label_noise > 0:
-        entry = manifest["flipped"].get(f"{label_noise:g}")
-        if entry is None:
+        entry = manifest["flipped"]
+        flipped_count = int(round(label_noise * len(dataset.train.y)))
+        keep = [i for i, rank in enumerate(entry["flip_rank"]) if rank < flipped_count]
+        if not keep:
             raise ValueError(
-                f"sample manifest {manifest['selection_id']} has no flipped "
-                f"samples for label noise {label_noise:g}"
+                f"label noise {label_noise:g} flips {flipped_count} training samples, none of "
+                f"the explained flipped samples of manifest {manifest['selection_id']}"
             )
-        groups.append({"split": "flipped", "source": dataset.train, **entry})
+        if len(keep) < len(entry["flip_rank"]):
+            log.warning(
+                "label noise %g flips only %d of the %d explained flipped samples",
+                label_noise,
+                len(keep),
+                len(entry["flip_rank"]),
+            )
+        picked = {k: [entry[k][i] for i in keep] for k in ("positions", "sample_ids", "labels")}
+        groups.append({"split": "flipped", "source": dataset.train, **picked})
     return groups
 
 
@@ -317,10 +329,14 @@ def extract(
         mask = source.attention_mask[rows] if source.attention_mask is not None else None
         positions = None
         if players["type"] == "tokens":
-            key = group["split"]
-            if key == "flipped":
-                key = f"flipped@{settings['label_noise']:g}"
-            positions = torch.as_tensor(token_positions[key])
+            chosen = dict(
+                zip(
+                    manifest[group["split"]]["positions"],
+                    token_positions[group["split"]],
+                    strict=True,
+                )
+            )
+            positions = torch.as_tensor([chosen[p] for p in group["positions"]])
             positions_all.append(positions)
         masker = build_masker(players, extraction["baseline"], dataset, positions)
         log.info("%s: v on 2^%d masks of %d %s samples", run, masker.n, len(rows), group["split"])

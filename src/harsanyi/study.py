@@ -22,7 +22,7 @@ from harsanyi.train import checkpoint_schedule
 
 # Bump when a change to the code changes what a step computes; part of every hash.
 TRAIN_VERSION = 1
-SELECT_VERSION = 1
+SELECT_VERSION = 2
 EXTRACT_VERSION = 1
 
 DEFAULT_TRAINING: dict[str, Any] = {
@@ -127,7 +127,7 @@ class DatasetPlan:
             "data": self.data_options,
             "players": self.players,
             "samples": self.samples,
-            "label_noise": self.label_noise,
+            # not the noise levels: flips are nested, so the selection serves every level
             "noise_seed": self.noise_seed,
         }
 

@@ -144,7 +144,13 @@ def flip_labels(
 ) -> tuple[torch.Tensor, np.ndarray]:
     """Flip exactly ``round(fraction·N)`` labels, chosen by ``seed``, each to a uniformly
     random wrong class.  Returns the new labels (``y`` is not modified) and the sorted
-    positions of the flipped samples."""
+    positions of the flipped samples.
+
+    The flips are nested: one seeded order of the samples and one wrong class per sample,
+    and a fraction f flips the first round(f·N) samples of that order.  So a sample flipped
+    at a low noise level is flipped, to the same wrong class, at every higher level, and the
+    samples beyond position round(f_max·N) are clean at every level up to f_max.
+    """
     _require_int("num_classes", num_classes, minimum=2)
     if not 0 <= fraction < 1:
         raise ValueError(f"label_noise fraction must lie in [0, 1), got {fraction!r}")
@@ -153,15 +159,21 @@ def flip_labels(
     labels = y.detach().cpu().long()
     if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
         raise ValueError(f"labels must lie in [0, num_classes={num_classes})")
-    rng = np.random.default_rng(seed)
-    n_flip = int(round(fraction * labels.numel()))
-    flipped = np.sort(rng.choice(labels.numel(), size=n_flip, replace=False))
+    order = flip_order(labels.numel(), seed)
     # An offset in 1..C-1 modulo C is a uniform choice among the C-1 wrong classes.
-    offsets = torch.from_numpy(rng.integers(1, num_classes, size=n_flip))
+    offsets = torch.from_numpy(
+        np.random.default_rng([seed, 1]).integers(1, num_classes, size=len(order))
+    )
+    n_flip = int(round(fraction * labels.numel()))
+    chosen = torch.from_numpy(order[:n_flip])
     noisy = labels.clone()
-    index = torch.from_numpy(flipped)
-    noisy[index] = (labels[index] + offsets) % num_classes
-    return noisy.to(y.device), flipped
+    noisy[chosen] = (labels[chosen] + offsets[:n_flip]) % num_classes
+    return noisy.to(y.device), np.sort(order[:n_flip])
+
+
+def flip_order(size: int, seed: int) -> np.ndarray:
+    """The seeded order in which `flip_labels` flips samples (positions 0..size-1)."""
+    return np.random.default_rng([seed, 0]).permutation(size)
 
 
 def learning_rate(config: TrainConfig, epoch: int) -> float:
