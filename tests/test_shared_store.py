@@ -84,7 +84,7 @@ def test_two_users_writing_one_store_at_once(finished: Path, tmp_path: Path) -> 
         # Snakemake deletes a job's existing outputs before it runs the job: when the other
         # user finished that job a moment earlier, the file vanishes until this job writes it
         # again, and a job of hers reading it may fail.  Files are never corrupt, and the
-        # settings of profiles/slurm (and docs/labs.md) make both runs finish:
+        # settings of profiles/slurm (and the README for labs) make both runs finish:
         # wait for a deleted output to reappear, run a job that failed again.
         command = [
             sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),

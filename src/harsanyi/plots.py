@@ -451,3 +451,38 @@ def scorecard_figure(table: pd.DataFrame, out: str | Path) -> list[Path]:
         elif col == 3:
             cell.set_facecolor(VERDICT_COLOURS.get(cells[row - 1][3], "white"))
     return save(fig, out)
+
+
+def attributions_figure(table: pd.DataFrame, out: str | Path) -> list[Path]:
+    """Share of each captum attribution explained by each allocation of the interactions."""
+    sns.set_theme(style="ticks", context="paper")
+    data = table[table.method != "n/a"].copy()
+    runs = sorted(data.run.unique()) or ["(no run with input-space players)"]
+    fig, axes = plt.subplots(
+        1,
+        len(runs),
+        figsize=(3.2 * len(runs), 2.6),
+        squeeze=False,
+        sharey=True,
+        constrained_layout=True,
+    )
+    for ax, run in zip(axes[0], runs, strict=True):
+        part = data[data.run == run]
+        if len(part):
+            sns.barplot(
+                part,
+                x="method",
+                y="explained_share",
+                hue="allocation",
+                ax=ax,
+                palette=[POSITIVE, NEGATIVE],
+            )
+        ax.set_title(run.rsplit("-", 1)[0], fontsize=8)
+        ax.set_xlabel("")
+        ax.set_ylabel("explained share (R²)")
+        ax.set_ylim(min(0.0, float(part.explained_share.min()) if len(part) else 0.0), 1.05)
+        ax.tick_params(axis="x", rotation=30, labelsize=7)
+        if ax.get_legend() is not None and ax is not axes[0, 0]:
+            ax.get_legend().remove()
+    sns.despine(fig)
+    return save(fig, out)

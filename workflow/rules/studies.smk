@@ -16,6 +16,7 @@ STUDY_TARGETS = [
         "theory",
         "theory_ratio",
         "shapley",
+        "attributions",
         "scorecard",
     ]
 ] + ([f"{STUDY_DIR}/ood.png"] if NOISY_RUNS else [])
@@ -227,3 +228,42 @@ rule scorecard:
         coverage_factor=SCORECARD_COVERAGE_FACTOR,
     script:
         "../../scripts/study_scorecard.py"
+
+
+rule attributions_run:
+    input:
+        checkpoints=f"{RESULTS}/{{dataset}}/runs/{{run}}/checkpoints",
+        samples=lambda wildcards: manifest_path(wildcards.dataset),
+        interactions=lambda wildcards: interaction_files(run_of(wildcards))[-1],
+    output:
+        table=f"{RESULTS}/{{dataset}}/runs/{{run}}/analysis/{{xid}}/attributions.tsv",
+    log:
+        f"{RESULTS}/logs/attributions_run/{{dataset}}/{{run}}-{{xid}}.log",
+    conda:
+        "../../envs/harsanyi.yaml"
+    params:
+        run=lambda wildcards: sorted_keys(run_of(wildcards).settings),
+        root=lambda wildcards: STUDY.datasets[wildcards.dataset].root,
+        extraction=lambda wildcards: sorted_keys(
+            STUDY.extraction_settings(wildcards.dataset, run_of(wildcards).arch)
+        ),
+    script:
+        "../../scripts/study_attributions_run.py"
+
+
+rule attributions_study:
+    input:
+        tables=[run_analysis(run, "attributions.tsv") for run in STUDY.runs],
+    output:
+        table=f"{STUDY_DIR}/attributions.tsv",
+        figure=report(
+            f"{STUDY_DIR}/attributions.png",
+            caption="../report/attributions_study.rst",
+            category="Attributions",
+        ),
+    log:
+        f"{STUDY_DIR}/logs/attributions_study.log",
+    conda:
+        "../../envs/harsanyi.yaml"
+    script:
+        "../../scripts/study_attributions.py"
