@@ -32,16 +32,17 @@ def _back(t: torch.Tensor, was_numpy: bool):
 def _butterfly(v: torch.Tensor, sign: int) -> torch.Tensor:
     """Möbius (sign=-1) or zeta (sign=+1) transform over the subset lattice on the last axis."""
     n = n_players_of(v.shape[-1])
-    lead = v.shape[:-1]
-    x = v.reshape(-1, v.shape[-1])
+    x = v.reshape(-1, v.shape[-1]).clone()
     batch = x.shape[0]
     for j in range(n):
         # Player j is bit n-1-j: the axis of size 2 sits after 2^j higher-order blocks.
-        y = x.reshape(batch, 2**j, 2, 2 ** (n - 1 - j))
-        absent, present = y[:, :, 0], y[:, :, 1]
-        present = present + absent if sign > 0 else present - absent
-        x = torch.stack((absent, present), dim=2).reshape(batch, -1)
-    return x.reshape(*lead, v.shape[-1])
+        # In place on our own copy; autograd handles it (add/sub need no saved inputs).
+        y = x.view(batch, 2**j, 2, 2 ** (n - 1 - j))
+        if sign > 0:
+            y[:, :, 1].add_(y[:, :, 0])
+        else:
+            y[:, :, 1].sub_(y[:, :, 0])
+    return x.reshape(v.shape)
 
 
 def mobius(v: Array) -> Array:
