@@ -1,40 +1,19 @@
-"""The workflow end to end on the tiny study, its lint, and a rerun that does nothing."""
+"""The workflow end to end on the tiny study, its lint, its report, a rerun that does
+nothing, and a short real Fashion-MNIST study."""
 
 import subprocess
 import sys
-import time
+import zipfile
 from pathlib import Path
 
 import pytest
+from test_reruns import TINY, finished_tiny_study, snakemake
 
 from harsanyi.store import read_results, verify_results
 from harsanyi.study import load_study
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = REPO / "tests" / "data" / "tiny.yaml"
-
-
-def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(TINY),
-        "--config",
-        f"results={workdir / 'results'}",
-        *args,
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-    if result.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(command)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-        )
-    return result
+FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
 def test_lint_is_clean():
@@ -51,9 +30,7 @@ def test_lint_is_clean():
 
 @pytest.fixture(scope="module")
 def tiny_study(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("tiny")
-    snakemake(workdir, "--cores", "2")
-    return workdir
+    return finished_tiny_study(tmp_path_factory)
 
 
 @pytest.mark.slow
@@ -71,37 +48,45 @@ def test_tiny_study_end_to_end(tiny_study):
         assert data.n == 6 and data.v.shape == (len(data.sample_ids), 64)
         expected = {"train", "test"} | ({"flipped"} if run.label_noise > 0 else set())
         assert set(data.split.tolist()) == expected
-        assert (
-            data.meta["model"]["run"] == run.name and data.meta["model"]["epoch"] == run.epochs[-1]
-        )
-        figure = next((run_dir / "analysis").glob("x-*/two_phase.png"))
+        assert data.meta["model"]["run"] == run.name
+        assert data.meta["model"]["epoch"] == run.epochs[-1]
+        analysis = next((run_dir / "analysis").glob("x-*"))
+        figure = analysis / "two_phase.png"
         assert (
             figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and figure.with_suffix(".pdf").exists()
         )
+        for table in ["order_strength.tsv", "jaccard.tsv", "shapley.tsv", "attributions.tsv"]:
+            assert (analysis / table).stat().st_size > 0, table
     study_dir = next((results / "studies").glob("tiny-*"))
-    assert (study_dir / "two_phase.png").exists()
+    for name in [
+        "two_phase",
+        "jaccard",
+        "ood",
+        "similarity",
+        "theory",
+        "theory_ratio",
+        "shapley",
+        "attributions",
+        "scorecard",
+    ]:
+        assert (study_dir / f"{name}.png").exists() and (study_dir / f"{name}.pdf").exists(), name
     table = (study_dir / "two_phase.tsv").read_text().splitlines()
     assert table[0].split("\t")[:6] == ["run", "arch", "dataset", "epoch", "split", "order"]
+    scorecard = (study_dir / "scorecard.tsv").read_text().splitlines()
+    assert len(scorecard) == 1 + 7 * len(study.runs)
 
 
 @pytest.mark.slow
 def test_rerun_of_a_finished_study_does_nothing(tiny_study):
-    start = time.monotonic()
-    result = snakemake(tiny_study, "--cores", "2")
-    assert "Nothing to be done" in result.stdout + result.stderr
-    assert time.monotonic() - start < 120
+    assert "Nothing to be done" in snakemake(tiny_study, "--cores", "2")
 
 
 @pytest.mark.slow
-def test_report_holds_every_figure(tiny_study):
-    snakemake(tiny_study, "--report", str(tiny_study / "report.zip"))
-    import zipfile
-
-    names = zipfile.ZipFile(tiny_study / "report.zip").namelist()
-    assert sum(name.endswith("two_phase.png") for name in names) >= 3
-
-
-FASHION = Path("/usr/share/datasets/fashion-mnist")
+def test_report_holds_every_figure(tiny_study, tmp_path):
+    snakemake(tiny_study, "--report", str(tmp_path / "report.zip"))
+    names = zipfile.ZipFile(tmp_path / "report.zip").namelist()
+    for name in ["two_phase", "jaccard", "theory", "scorecard", "attributions"]:
+        assert any(entry.endswith(f"{name}.png") for entry in names), name
 
 
 @pytest.mark.slow
