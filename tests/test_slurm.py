@@ -192,7 +192,9 @@ def test_tiny_study_on_slurm_matches_a_local_run(
     assert jobs_per_rule["extract"] == n_extract
     assert jobs_per_rule["two_phase_run"] == len(study.runs)
     extract_calls = [sub for sub in submissions if sub.rule == "extract"]
-    assert len(extract_calls) == math.ceil(n_extract / profile["slurm-array-limit"])
+    # One array per batch of runs whose trainings finished together: at most one per run.
+    assert math.ceil(n_extract / profile["slurm-array-limit"]) <= len(extract_calls)
+    assert len(extract_calls) <= len(study.runs)
 
     files = sorted(p.relative_to(local) for p in local.glob("*/runs/*/interactions/*/*.h5"))
     assert len(files) == n_extract
