@@ -87,8 +87,8 @@ def add_show(subparsers: argparse._SubParsersAction) -> None:
         description="Summarise a results file: samples per split, model and checkpoint "
         "identity, players, baseline, output, solver, mean |I| per order and the number of "
         "salient interactions per sample.",
-        epilog="example:\n  harsanyi show results/digits-lenet-s0-1a2b3c4d5e6f/"
-        "interactions/epoch_0008.h5",
+        epilog="example:\n  harsanyi show results/digits/runs/digits-lenet-s0-1a2b3c4d5e6f/"
+        "interactions/x-0a1b2c3d4e5f/epoch_0008.h5",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("file", type=Path, help="results file written by harsanyi")
@@ -318,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Exact AND-OR (Harsanyi) interactions of neural networks: inspect "
         "results files and the store of training runs, extract checkpoints.",
         epilog="examples:\n"
-        "  harsanyi show run/interactions/epoch_0008.h5\n"
+        "  harsanyi show results/digits/runs/RUN/interactions/x-HASH/epoch_0008.h5\n"
         "  harsanyi store ls results/\n"
         "  harsanyi store verify results/\n"
         "Run 'harsanyi COMMAND --help' for the options of a command.",
