@@ -6,7 +6,7 @@ Another study:                    snakemake --cores 2 --configfile config/fashio
 
 from snakemake.utils import min_version, validate
 
-min_version("8.0")
+min_version("9.0")
 
 
 configfile: "config/config.yaml"
