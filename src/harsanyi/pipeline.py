@@ -495,9 +495,10 @@ def extract_checkpoint(
     checkpoint = Path(checkpoint)
     if not checkpoint.exists():
         raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
+    stored = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    stored = stored if isinstance(stored, dict) else {}
     if arch is None:
-        stored = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        arch = (stored.get("meta") or {}).get("arch") if isinstance(stored, dict) else None
+        arch = (stored.get("meta") or {}).get("arch")
         if arch is None:
             raise ValueError(f"{checkpoint}: no architecture stored in the checkpoint; pass --arch")
     entry: dict[str, Any] = {"architectures": [arch], "players": players or {}, "root": root}
@@ -525,7 +526,7 @@ def extract_checkpoint(
         study.datasets[dataset].root,
         out,
         run=checkpoint.parent.parent.name,
-        epoch=_epoch_of(checkpoint),
+        epoch=int(stored.get("epoch", -1)),
         device=device,
     )
 
@@ -539,13 +540,6 @@ EXTRACTION_DEFAULTS: dict[str, Any] = {
     "normalize": True,
     "memory_budget_mb": 1024,
 }
-
-
-def _epoch_of(checkpoint: Path) -> int:
-    stored = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    if isinstance(stored, dict) and "epoch" in stored:
-        return int(stored["epoch"])
-    return -1
 
 
 def attributions_run(
