@@ -18,8 +18,7 @@ validate(config, "workflow/schemas/config.schema.yaml")
 include: "workflow/rules/common.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/extract.smk"
-include: "workflow/rules/analysis.smk"
-include: "workflow/rules/studies.smk"
+include: "workflow/rules/analyses.smk"
 
 
 rule all:

@@ -2,7 +2,8 @@
 
 from pathlib import Path
 
-from harsanyi.pipeline import extract, setup_job
+from harsanyi.extraction import extract
+from harsanyi.jobs import setup_job
 
 setup_job(snakemake.log, snakemake.threads)  # noqa: F821
 extract(
@@ -14,5 +15,5 @@ extract(
     out=snakemake.output[0],  # noqa: F821
     run=snakemake.params.name,  # noqa: F821
     epoch=snakemake.params.epoch,  # noqa: F821
-    device=snakemake.config.get("device", "auto"),  # noqa: F821
+    device=snakemake.config["device"],  # noqa: F821
 )

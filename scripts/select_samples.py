@@ -1,6 +1,7 @@
 """Rule select_samples: the explained samples and the players of one dataset."""
 
-from harsanyi.pipeline import select_samples, setup_job
+from harsanyi.extraction import select_samples
+from harsanyi.jobs import setup_job
 
 setup_job(snakemake.log, snakemake.threads)  # noqa: F821
 select_samples(

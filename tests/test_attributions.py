@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from harsanyi.attributions import (
+from harsanyi.analyses.attributions import (
     captum_attributions,
     explained_share,
     occlusion_allocation,

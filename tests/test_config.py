@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harsanyi.study import ConfigError, load_study, resolve
+from harsanyi.config import ConfigError, load_study, resolve
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harsanyi.study import load_study
+from harsanyi.config import load_study
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "data" / "tiny.yaml"

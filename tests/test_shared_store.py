@@ -22,6 +22,7 @@ import pytest
 import torch
 from test_reruns import TINY, finished_tiny_study, snakemake
 
+from harsanyi.config import load_study
 from harsanyi.store import (
     InteractionResults,
     ResultsFileError,
@@ -32,7 +33,6 @@ from harsanyi.store import (
     verify_store,
     write_results,
 )
-from harsanyi.study import load_study
 
 REPO = Path(__file__).resolve().parents[1]
 ARRAYS = ("v", "I_and", "I_or", "p", "q")

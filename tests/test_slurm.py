@@ -23,8 +23,8 @@ import yaml
 from slurm_cluster import SlurmCluster, slurm_cluster  # noqa: F401  (pytest fixture)
 from test_reruns import TINY, finished_tiny_study
 
+from harsanyi.config import load_study
 from harsanyi.store import read_results
-from harsanyi.study import load_study
 
 REPO = Path(__file__).resolve().parents[1]
 TOY = Path(__file__).parent / "data" / "slurm_toy"

@@ -16,12 +16,11 @@ import pytest
 import torch
 
 import harsanyi
+from harsanyi.io import atomic_path, atomic_write
 from harsanyi.store import (
     LAYOUT_VERSION,
     InteractionResults,
     ResultsFileError,
-    atomic_path,
-    atomic_write,
     catalog,
     checkpoint_identity,
     read_results,

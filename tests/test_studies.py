@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harsanyi import studies
+from harsanyi.analyses import common, jaccard, ood, scorecard, shapley, similarity, theory
 from harsanyi.masks import orders, players_of
 from harsanyi.store import InteractionResults, write_results
 from harsanyi.theory import phase2_solution, spindle_distribution
@@ -80,7 +80,7 @@ def test_identical_train_and_test_give_jaccard_one(tmp_path):
     I_and, I_or = random_interactions(4, seed=1)
     both = np.concatenate([I_and, I_and]), np.concatenate([I_or, I_or])
     results = make_results(*both, ["train"] * 4 + ["test"] * 4, labels=[0, 1, 0, 1] * 2)
-    table = studies.jaccard_table([write(tmp_path, "a.h5", results)])
+    table = jaccard.jaccard_table([write(tmp_path, "a.h5", results)])
     assert set(table.variant) == {"average_then_split", "split_then_average"}
     assert len(table) == 2 * N
     np.testing.assert_allclose(table.similarity, 1.0)
@@ -94,7 +94,7 @@ def test_opposite_train_and_test_give_jaccard_zero(tmp_path):
         ["train", "train", "test", "test"],
         labels=[0, 1, 0, 1],
     )
-    table = studies.jaccard_table([results])
+    table = jaccard.jaccard_table([results])
     np.testing.assert_allclose(table.similarity, 0.0)
 
 
@@ -102,19 +102,19 @@ def test_jaccard_table_needs_test_samples(tmp_path):
     I_and, I_or = random_interactions(2)
     path = write(tmp_path, "only_train.h5", make_results(I_and, I_or, ["train", "train"]))
     with pytest.raises(ValueError, match="only_train.h5.*'test'"):
-        studies.jaccard_table([path])
+        jaccard.jaccard_table([path])
 
 
 def test_checkpoint_stages():
-    assert studies.checkpoint_stages([0, 1, 2, 3, 4, 5, 10], 4) == {
+    assert common.checkpoint_stages([0, 1, 2, 3, 4, 5, 10], 4) == {
         "init": 0,
         "early": 2,
         "phase-2 start": 4,
         "final": 10,
     }
     # A stage whose epoch is taken by an earlier one is left out.
-    assert studies.checkpoint_stages([0, 1, 2], 2) == {"init": 0, "early": 1, "phase-2 start": 2}
-    assert studies.checkpoint_stages([0, 5], None) == {"init": 0, "final": 5}
+    assert common.checkpoint_stages([0, 1, 2], 2) == {"init": 0, "early": 1, "phase-2 start": 2}
+    assert common.checkpoint_stages([0, 5], None) == {"init": 0, "final": 5}
 
 
 def test_jaccard_steps_write_table_and_figure(tmp_path):
@@ -125,17 +125,23 @@ def test_jaccard_steps_write_table_and_figure(tmp_path):
         results = make_results(I_and, I_or, splits, epoch=epoch, labels=[0, 1] * 4)
         files.append(write(tmp_path, f"e{epoch}.h5", results))
     run_table = tmp_path / "run" / "jaccard.tsv"
-    studies.jaccard_run_step(files, run_table)
+    jaccard.run_step(interactions=files, table=run_table)
     points = tmp_path / "points.json"
     points.write_text(json.dumps({"run": RUN, "phase2_start": 1}))
     out = tmp_path / "study"
-    studies.jaccard_study_step([run_table], [points], out / "jaccard.tsv", out / "jaccard.png")
+    jaccard.study_step(
+        tables=[run_table], points=[points], table=out / "jaccard.tsv", figure=out / "jaccard.png"
+    )
     table = pd.read_csv(out / "jaccard.tsv", sep="\t")
     assert sorted(table.epoch.unique()) == [0, 1, 2]
     assert_figure(out / "jaccard.png")
     with pytest.raises(ValueError, match="jaccard_variant"):
-        studies.jaccard_study_step(
-            [run_table], [points], out / "x.tsv", out / "x.png", variant="nope"
+        jaccard.study_step(
+            tables=[run_table],
+            points=[points],
+            table=out / "x.tsv",
+            figure=out / "x.png",
+            variant="nope",
         )
 
 
@@ -158,8 +164,8 @@ def ood_results(flipped_high: bool, epoch=0, seed=0):
 
 @pytest.mark.parametrize("flipped_high, expected", [(True, "yes"), (False, "no")])
 def test_ood_verdict_follows_planted_strength(flipped_high, expected):
-    strength, summary = studies.ood_tables([ood_results(flipped_high)], n_boot=200)
-    verdict = studies.ood_verdict(summary)
+    strength, summary = ood.ood_tables([ood_results(flipped_high)], n_boot=200)
+    verdict = ood.ood_verdict(summary)
     assert verdict["verdict"] == expected
     assert verdict["high_from_order"] == 3  # orders k > 5/2
     assert expected in verdict["text"]
@@ -174,7 +180,7 @@ def test_ood_verdict_follows_planted_strength(flipped_high, expected):
 
 def test_ood_strength_matches_brute_force():
     results = ood_results(True)
-    strength, _ = studies.ood_tables([results], n_boot=100, ratio=0.05)
+    strength, _ = ood.ood_tables([results], n_boot=100, ratio=0.05)
     flipped = results.subset("flipped")
     expected = np.zeros(N)
     for row in range(flipped.n_samples):
@@ -191,30 +197,32 @@ def test_ood_strength_matches_brute_force():
 def test_ood_needs_flipped_samples():
     I_and, I_or = random_interactions(2)
     with pytest.raises(ValueError, match="'flipped'"):
-        studies.ood_tables([make_results(I_and, I_or, ["train", "test"])])
+        ood.ood_tables([make_results(I_and, I_or, ["train", "test"])])
 
 
 def test_difference_ci_brackets_a_planted_shift():
     rng = np.random.default_rng(0)
     a, b = rng.normal(1.0, 0.1, 200), rng.normal(0.0, 0.1, 200)
-    diff, low, high = studies.difference_ci(a, b, n_boot=500)
+    diff, low, high = ood.difference_ci(a, b, n_boot=500)
     assert low < diff < high and low > 0.9 and high < 1.1
 
 
 def test_ood_steps_write_tables_and_figure(tmp_path):
     files = [write(tmp_path, f"e{e}.h5", ood_results(True, epoch=e, seed=e)) for e in (0, 3)]
     run_dir = tmp_path / "run"
-    studies.ood_run_step(files, run_dir / "ood.tsv", run_dir / "ood.json", n_boot=100)
+    ood.run_step(
+        interactions=files, table=run_dir / "ood.tsv", verdict=run_dir / "ood.json", n_boot=100
+    )
     verdict = json.loads((run_dir / "ood.json").read_text())
     assert verdict["epoch"] == 3 and verdict["verdict"] == "yes"
     assert len(verdict["per_checkpoint"]) == 2
     out = tmp_path / "study"
-    studies.ood_study_step(
-        [run_dir / "ood.tsv"],
-        [run_dir / "ood.json"],
-        out / "ood.tsv",
-        out / "verdicts.tsv",
-        out / "ood.png",
+    ood.study_step(
+        tables=[run_dir / "ood.tsv"],
+        verdicts=[run_dir / "ood.json"],
+        table=out / "ood.tsv",
+        verdict_table=out / "verdicts.tsv",
+        figure=out / "ood.png",
     )
     assert pd.read_csv(out / "verdicts.tsv", sep="\t").verdict.tolist() == ["yes"]
     assert_figure(out / "ood.png")
@@ -246,13 +254,13 @@ def two_models(identical: bool, epoch=0):
 
 
 def test_identical_models_have_full_coverage():
-    tables = studies.similarity_tables(two_models(True), stages=["final"])
+    tables = similarity.similarity_tables(two_models(True), stages=["final"])
     coverage = tables["coverage"]
     assert len(coverage.groupby(["run_a", "run_b"])) == 4
     np.testing.assert_allclose(coverage.coverage, 1.0)
     assert (coverage.ratio > 1).all()
     assert (coverage.samples == 6).all()
-    matrix = studies.coverage_matrix(coverage, "final", 0.05)
+    matrix = similarity.coverage_matrix(coverage, "final", 0.05)
     np.testing.assert_allclose(np.diag(matrix.to_numpy()), 1.0)
     np.testing.assert_allclose(matrix.to_numpy(), 1.0)
     orders_table = tables["orders"].dropna(subset=["coverage"])
@@ -261,7 +269,7 @@ def test_identical_models_have_full_coverage():
 
 
 def test_different_models_have_partial_coverage():
-    tables = studies.similarity_tables(two_models(False), stages=["init", "final"])
+    tables = similarity.similarity_tables(two_models(False), stages=["init", "final"])
     coverage = tables["coverage"]
     off = coverage[coverage.run_a != coverage.run_b]
     assert (off.coverage < 1).all()
@@ -272,7 +280,7 @@ def test_different_models_have_partial_coverage():
 
 def test_coverage_per_order_matches_brute_force():
     first, second = two_models(False)
-    table = studies.similarity_tables([first, second], stages=["final"])["orders"]
+    table = similarity.similarity_tables([first, second], stages=["final"])["orders"]
     row = table[(table.run_a == "toy-lenet-s0-aaaaaaaaaaaa") & (table.run_b != table.run_a)]
     lookup = {int(i): r for r, i in enumerate(second.sample_ids)}
     for k in range(1, N + 1):
@@ -302,7 +310,7 @@ def test_coverage_per_order_matches_brute_force():
 
 def test_runs_with_other_noise_are_not_paired():
     first, second = two_models(True)
-    tables = studies.similarity_tables(
+    tables = similarity.similarity_tables(
         [first, second],
         stages=["final"],
         label_noise={first.meta["model"]["run"]: 0.0, second.meta["model"]["run"]: 0.2},
@@ -318,15 +326,19 @@ def test_similarity_step_writes_tables_and_figure(tmp_path):
             name = f"{model.meta['model']['run']}-{epoch}.h5"
             files.append(write(tmp_path, name, model))
     out = tmp_path / "study"
-    studies.similarity_step(
-        files, out / "coverage.tsv", out / "orders.tsv", out / "topk.tsv", out / "similarity.png"
+    similarity.study_step(
+        interactions=files,
+        coverage=out / "coverage.tsv",
+        orders=out / "orders.tsv",
+        topk=out / "topk.tsv",
+        figure=out / "similarity.png",
     )
     coverage = pd.read_csv(out / "coverage.tsv", sep="\t")
     init = coverage[coverage.stage == "init"]
     assert (init.epoch_a == 0).all() and (coverage[coverage.stage == "final"].epoch_a == 2).all()
     assert_figure(out / "similarity.png")
     with pytest.raises(ValueError, match="no checkpoint at epoch 7"):
-        studies.similarity_tables(files, stages=[7])
+        similarity.similarity_tables(files, stages=[7])
 
 
 # --------------------------------------------------------------------------- theory
@@ -344,7 +356,7 @@ def test_theory_fit_recovers_planted_sigma2(tmp_path):
         write(tmp_path, f"e{e}.h5", make_results(w, np.zeros_like(w), splits, epoch=e))
         for e, w in stages.items()
     ]
-    orders_table, fit = studies.theory_tables(files, ratio=0.0)
+    orders_table, fit = theory.theory_tables(files, ratio=0.0)
     assert list(fit.epoch) == [0, 4]
     first, last = fit.iloc[0], fit.iloc[1]
     assert first.sigma2 == pytest.approx(planted, rel=1e-3)
@@ -361,14 +373,14 @@ def test_theory_w_star_merges_salient_and_or():
     I_or = np.zeros((1, 2**N))
     I_and[0, [0, 3, 5]] = [9.0, 1.0, 0.01]
     I_or[0, [3, 6]] = [0.5, -2.0]
-    w = studies.theory_w_star(I_and, I_or, ratio=0.05)
+    w = theory.theory_w_star(I_and, I_or, ratio=0.05)
     expected = np.zeros(2**N)
     expected[[3, 6]] = [1.5, -2.0]  # ∅ dropped, 0.01 < 0.05·2 not salient
     np.testing.assert_allclose(w[0], expected)
 
 
 def test_theory_ratio_rises_with_sigma2():
-    table = studies.theory_ratio_table(ns=(4, 6), sigma2s=(1e-4, 1e-2, 1.0), draws=3)
+    table = theory.theory_ratio_table(ns=(4, 6), sigma2s=(1e-4, 1e-2, 1.0), draws=3)
     for (n, k), part in table.groupby(["n", "split_order"]):
         ratios = part.sort_values("sigma2").ratio.to_numpy()
         assert np.all(np.diff(ratios) > 0), (n, k, ratios)
@@ -381,19 +393,19 @@ def test_theory_steps_write_tables_and_figures(tmp_path):
         results = make_results(I_and, I_or, ["train", "train", "test", "test"], epoch=epoch)
         files.append(write(tmp_path, f"e{epoch}.h5", results))
     run_dir = tmp_path / "run"
-    studies.theory_run_step(files, run_dir / "orders.tsv", run_dir / "fit.tsv")
+    theory.run_step(interactions=files, orders=run_dir / "orders.tsv", fit=run_dir / "fit.tsv")
     points = tmp_path / "points.json"
     points.write_text(json.dumps({"run": RUN, "phase2_start": 1}))
     out = tmp_path / "study"
-    studies.theory_study_step(
-        [run_dir / "orders.tsv"],
-        [run_dir / "fit.tsv"],
-        [points],
-        out / "orders.tsv",
-        out / "fit.tsv",
-        out / "theory.png",
-        out / "ratio.tsv",
-        out / "ratio.png",
+    theory.study_step(
+        orders_tables=[run_dir / "orders.tsv"],
+        fit_tables=[run_dir / "fit.tsv"],
+        points=[points],
+        orders=out / "orders.tsv",
+        fit=out / "fit.tsv",
+        figure=out / "theory.png",
+        ratio=out / "ratio.tsv",
+        ratio_figure=out / "ratio.png",
     )
     fit = pd.read_csv(out / "fit.tsv", sep="\t")
     assert (fit.sigma2 > 0).all()
@@ -418,7 +430,7 @@ def brute_force_shapley(v, n):
 
 def test_exact_shapley_matches_brute_force():
     v = np.random.default_rng(6).normal(size=(2, 2**N))
-    phi = studies.exact_shapley(v)
+    phi = shapley.exact_shapley(v)
     for row in range(2):
         np.testing.assert_allclose(phi[row], brute_force_shapley(v[row], N), atol=1e-12)
     np.testing.assert_allclose(phi.sum(axis=1), v[:, -1] - v[:, 0])
@@ -427,13 +439,13 @@ def test_exact_shapley_matches_brute_force():
 def test_shapley_check_passes_and_detects_perturbation(tmp_path):
     I_and, I_or = random_interactions(3, seed=7)
     results = make_results(I_and, I_or, ["train", "test", "train"])
-    check = studies.shapley_check(studies.shapley_table(results))
+    check = shapley.shapley_check(shapley.shapley_table(results))
     assert check["passed"] and check["max_abs_diff"] < 1e-10
     assert check["max_abs_diff_v"] > 0  # the bounded noise q shifts the values of v
     broken = make_results(I_and, I_or, ["train", "test", "train"])
     broken.I_and = broken.I_and.copy()
     broken.I_and[1, 7] += 1e-3
-    bad = studies.shapley_check(studies.shapley_table(broken))
+    bad = shapley.shapley_check(shapley.shapley_table(broken))
     assert not bad["passed"] and bad["max_abs_diff"] == pytest.approx(1e-3 / 3)
 
 
@@ -441,20 +453,22 @@ def test_shapley_steps_write_tables_and_figure(tmp_path):
     I_and, I_or = random_interactions(3, seed=8)
     path = write(tmp_path, "e5.h5", make_results(I_and, I_or, ["train", "test", "test"], epoch=5))
     run_dir = tmp_path / "run"
-    studies.shapley_run_step(path, run_dir / "shapley.tsv", run_dir / "check.json")
+    shapley.run_step(interactions=path, table=run_dir / "shapley.tsv", check=run_dir / "check.json")
     check = json.loads((run_dir / "check.json").read_text())
     assert check["passed"] and check["epoch"] == 5
     out = tmp_path / "study"
-    studies.shapley_study_step(
-        [run_dir / "shapley.tsv"],
-        [run_dir / "check.json"],
-        out / "shapley.tsv",
-        out / "shapley.png",
+    shapley.study_step(
+        tables=[run_dir / "shapley.tsv"],
+        checks=[run_dir / "check.json"],
+        table=out / "shapley.tsv",
+        figure=out / "shapley.png",
     )
     assert pd.read_csv(out / "shapley.tsv", sep="\t").passed.tolist() == [True]
     assert_figure(out / "shapley.png")
     with pytest.raises(FileNotFoundError, match="missing.h5"):
-        studies.shapley_run_step(tmp_path / "missing.h5", out / "a.tsv", out / "b.json")
+        shapley.run_step(
+            interactions=tmp_path / "missing.h5", table=out / "a.tsv", check=out / "b.json"
+        )
 
 
 # --------------------------------------------------------------------------- scorecard
@@ -515,8 +529,8 @@ def test_scorecard_rows_for_a_planted_run():
             "ratio": [10.0, 6.0],
         }
     )
-    card = studies.scorecard({RUN: points}, strength, jaccard, fit, ood, coverage)
-    assert list(card.key) == list(studies.CLAIMS)
+    card = scorecard.scorecard({RUN: points}, strength, jaccard, fit, ood, coverage)
+    assert list(card.key) == list(scorecard.CLAIMS)
     assert (card.verdict == "yes").all(), card
     assert "6.0×" in card.set_index("key").measured["shared_interactions"]
 
@@ -524,7 +538,7 @@ def test_scorecard_rows_for_a_planted_run():
 def test_scorecard_says_no_and_na():
     points, strength, jaccard, fit = planted_inputs(good=False)
     fit.loc[0, "peak_order"] = 1
-    card = studies.scorecard({RUN: points}, strength, jaccard, fit).set_index("key")
+    card = scorecard.scorecard({RUN: points}, strength, jaccard, fit).set_index("key")
     assert card.verdict["spindle_at_init"] == "no"
     assert card.verdict["phase1_drop"] == "yes"
     assert card.verdict["phase2_rise"] == "no"
@@ -537,9 +551,9 @@ def test_scorecard_says_no_and_na():
 def test_scorecard_checkpoint_distance():
     points, strength, jaccard, fit = planted_inputs()
     points["gap_onset"] = 5  # three checkpoints after the phase-2 start at epoch 2
-    card = studies.scorecard({RUN: points}, strength, jaccard, fit).set_index("key")
+    card = scorecard.scorecard({RUN: points}, strength, jaccard, fit).set_index("key")
     assert card.verdict["phase2_near_gap"] == "no"
-    card = studies.scorecard(
+    card = scorecard.scorecard(
         {RUN: points}, strength, jaccard, fit, max_checkpoint_distance=3
     ).set_index("key")
     assert card.verdict["phase2_near_gap"] == "yes"
@@ -554,18 +568,18 @@ def test_scorecard_step_writes_table_and_figure(tmp_path):
     paths["points"] = tmp_path / "points.json"
     paths["points"].write_text(json.dumps(points))
     out = tmp_path / "study"
-    studies.scorecard_step(
-        [paths["points"]],
-        [paths["strength"]],
-        [paths["jaccard"]],
-        [paths["fit"]],
-        [],
-        None,
-        out / "scorecard.tsv",
-        out / "scorecard.png",
+    scorecard.study_step(
+        points=[paths["points"]],
+        strength=[paths["strength"]],
+        jaccard=[paths["jaccard"]],
+        theory=[paths["fit"]],
+        ood=[],
+        coverage=None,
+        table=out / "scorecard.tsv",
+        figure=out / "scorecard.png",
     )
-    card = studies.read_tsv(out / "scorecard.tsv")
-    assert len(card) == len(studies.CLAIMS)
+    card = common.read_tsv(out / "scorecard.tsv")
+    assert len(card) == len(scorecard.CLAIMS)
     # No noise and no similarity table: those claims stay "n/a" through the TSV.
     verdicts = card.set_index("key").verdict
     assert verdicts["ood_high_order"] == "n/a" and verdicts["shared_interactions"] == "n/a"

@@ -13,12 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harsanyi.data import flip_labels, flip_order
 from harsanyi.train import (
     TrainConfig,
     checkpoint_schedule,
     default_state_dir,
-    flip_labels,
-    flip_order,
     learning_rate,
     train_run,
 )

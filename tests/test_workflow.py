@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from test_reruns import TINY, finished_tiny_study, snakemake
 
+from harsanyi.config import load_study
 from harsanyi.store import read_results, verify_results
-from harsanyi.study import load_study
 
 REPO = Path(__file__).resolve().parents[1]
 FASHION = Path("/usr/share/datasets/fashion-mnist")

@@ -112,7 +112,8 @@ def _cells(text: str) -> list[list[int]]:
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    from harsanyi.pipeline import extract_checkpoint, setup_job
+    from harsanyi.extraction import extract_checkpoint
+    from harsanyi.jobs import setup_job
 
     setup_job(threads=args.threads)
     players = {"n": args.n, "seed": args.player_seed}

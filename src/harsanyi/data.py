@@ -141,6 +141,49 @@ def _check_size(key: str, value: int | None) -> None:
         raise ValueError(f"{key} must be a positive integer or None, got {value!r}")
 
 
+# --------------------------------------------------------------------------- label noise
+
+
+def flip_labels(
+    y: torch.Tensor, num_classes: int, fraction: float, seed: int
+) -> tuple[torch.Tensor, np.ndarray]:
+    """Flip exactly ``round(fraction·N)`` labels, chosen by ``seed``, each to a uniformly
+    random wrong class.  Returns the new labels (``y`` is not modified) and the sorted
+    positions of the flipped samples.
+
+    The flips are nested: one seeded order of the samples and one wrong class per sample,
+    and a fraction f flips the first round(f·N) samples of that order.  So a sample flipped
+    at a low noise level is flipped, to the same wrong class, at every higher level, and the
+    samples beyond position round(f_max·N) are clean at every level up to f_max.
+    """
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
+        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+    if not 0 <= fraction < 1:
+        raise ValueError(f"label_noise fraction must lie in [0, 1), got {fraction!r}")
+    if y.ndim != 1:
+        raise ValueError(f"labels must be a 1-d tensor, got shape {tuple(y.shape)}")
+    labels = y.detach().cpu().long()
+    if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"labels must lie in [0, num_classes={num_classes})")
+    order = flip_order(labels.numel(), seed)
+    # An offset in 1..C-1 modulo C is a uniform choice among the C-1 wrong classes.
+    offsets = torch.from_numpy(
+        np.random.default_rng([seed, 1]).integers(1, num_classes, size=len(order))
+    )
+    n_flip = int(round(fraction * labels.numel()))
+    chosen = torch.from_numpy(order[:n_flip])
+    noisy = labels.clone()
+    noisy[chosen] = (labels[chosen] + offsets[:n_flip]) % num_classes
+    return noisy.to(y.device), np.sort(order[:n_flip])
+
+
+def flip_order(size: int, seed: int) -> np.ndarray:
+    """The seeded order in which `flip_labels` flips samples (positions 0..size-1)."""
+    return np.random.default_rng([seed, 0]).permutation(size)
+
+
 # --------------------------------------------------------------------------- normalising
 
 
@@ -967,3 +1010,14 @@ def load_dataset(
         raise ValueError(f"dataset {name!r} has no option(s) {unknown}; it accepts {allowed}")
     root_path = None if root is None else Path(root).expanduser()
     return DATASETS[name](root_path, max_train=max_train, max_test=max_test, seed=seed, **options)
+
+
+def load_configured(name: str, options: dict[str, Any], root: str | Path | None) -> Dataset:
+    """Dataset `name` with a study's data options (max_train, max_test, image_size)."""
+    kwargs: dict[str, Any] = {
+        "max_train": options.get("max_train"),
+        "max_test": options.get("max_test"),
+    }
+    if options.get("image_size"):
+        kwargs["image_size"] = options["image_size"]
+    return load_dataset(name, root, **kwargs)

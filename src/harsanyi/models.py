@@ -10,8 +10,6 @@ Text models take token ids and also expose their word embeddings (`embed`,
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ import torch
 from torch import nn
 
 from harsanyi.data import minilm_dir, minilm_tokenizer
+from harsanyi.io import save_torch
 
 SMALL_SIDE = 32  # image inputs smaller than this are upsampled to it
 
@@ -406,8 +405,6 @@ def save_checkpoint(
     **metadata: Any,
 ) -> Path:
     """Write {"state_dict", "arch", "input_shape", "num_classes", **metadata} atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "state_dict": model.state_dict(),
         "arch": arch,
@@ -415,15 +412,7 @@ def save_checkpoint(
         "num_classes": num_classes,
         **metadata,
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return save_torch(payload, path)
 
 
 def _state_dict_of(content: Any, path: Path) -> dict[str, torch.Tensor]:

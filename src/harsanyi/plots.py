@@ -11,7 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from harsanyi.store import atomic_path  # noqa: E402
+from harsanyi.io import atomic_path  # noqa: E402
+from harsanyi.store import short_name  # noqa: E402
 
 POSITIVE = "#c0392b"
 NEGATIVE = "#2c6fbb"
@@ -111,11 +112,6 @@ FLIPPED = "#c0392b"
 VERDICT_COLOURS = {"yes": "#c8e6c9", "no": "#ffcdd2", "n/a": "#eeeeee"}
 
 
-def _run_label(run: str) -> str:
-    head, _, tail = run.rpartition("-")
-    return head if head and len(tail) == 12 else run
-
-
 def _grid(count: int, columns: int, width: float, height: float):
     columns = max(1, min(columns, count))
     rows = -(-count // columns)
@@ -158,7 +154,7 @@ def jaccard_figure(
         ax.set_ylim(0, 1.05)
         ax.set_xlabel("order k")
         ax.set_ylabel("Jaccard similarity (train vs test)")
-        ax.set_title(_run_label(run), fontsize=8)
+        ax.set_title(short_name(run), fontsize=8)
         ax.legend(fontsize=6, frameon=False)
     fig.suptitle(f"Jaccard per order ({variant.replace('_', ' ')})", fontsize=9)
     sns.despine(fig)
@@ -203,7 +199,7 @@ def ood_figure(strength: pd.DataFrame, verdicts: pd.DataFrame, out: str | Path) 
         verdict = verdicts[verdicts.run == run] if "run" in verdicts else verdicts.iloc[:0]
         text = f" — OOD more high-order: {verdict.verdict.iloc[0]}" if len(verdict) else ""
         axes[row, 0].set_title(
-            f"{_run_label(run)}, epoch {int(last.epoch.max())}{text}", fontsize=8, loc="left"
+            f"{short_name(run)}, epoch {int(last.epoch.max())}{text}", fontsize=8, loc="left"
         )
         axes[row, 0].legend(fontsize=6, frameon=False)
     sns.despine(fig)
@@ -249,7 +245,7 @@ def similarity_figure(
             at = at_stage[at_stage.dataset == dataset]
             matrix = at.pivot_table(index="run_a", columns="run_b", values="coverage")
             matrix = matrix.reindex(index=names[dataset], columns=names[dataset])
-            labels = [_run_label(n) for n in names[dataset]]
+            labels = [short_name(n) for n in names[dataset]]
             sns.heatmap(
                 matrix.to_numpy(dtype=float),
                 ax=ax,
@@ -347,7 +343,7 @@ def theory_figure(
             label="spindle theory",
         )
         ax.set_title(f"init (epoch {int(first.epoch.min())})", fontsize=8)
-        ax.set_ylabel(f"{_run_label(run)}\nshare of strength", fontsize=7)
+        ax.set_ylabel(f"{short_name(run)}\nshare of strength", fontsize=7)
         for col, epoch in enumerate(shown[run], start=1):
             ax = axes[row, col]
             at = data[data.epoch == epoch]
@@ -423,7 +419,7 @@ def shapley_figure(values: pd.DataFrame, summary: pd.DataFrame, out: str | Path)
         ax.plot([low, high], [low, high], color="0.4", linewidth=0.7, linestyle=":")
         check = summary[summary.run == run]
         text = f"max |Δ| = {check.max_abs_diff.iloc[0]:.1e}" if len(check) else ""
-        ax.set_title(f"{_run_label(run)}\n{text}", fontsize=7)
+        ax.set_title(f"{short_name(run)}\n{text}", fontsize=7)
         ax.set_xlabel("exact Shapley value of v")
         ax.set_ylabel("from AND-OR interactions")
     sns.despine(fig)
@@ -432,7 +428,7 @@ def shapley_figure(values: pd.DataFrame, summary: pd.DataFrame, out: str | Path)
 
 def scorecard_figure(table: pd.DataFrame, out: str | Path) -> list[Path]:
     """The scorecard as a table: run, claim, measured, verdict (cells coloured by verdict)."""
-    cells = [[_run_label(r.run), r.claim, str(r.measured), r.verdict] for r in table.itertuples()]
+    cells = [[short_name(r.run), r.claim, str(r.measured), r.verdict] for r in table.itertuples()]
     cells = cells or [["", "", "", ""]]
     fig, ax = plt.subplots(figsize=(14, 0.4 + 0.2 * (len(cells) + 1)))
     ax.axis("off")

@@ -12,10 +12,7 @@ import hashlib
 import json
 import os
 import re
-import secrets
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,6 +27,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from harsanyi import __version__  # noqa: E402
+from harsanyi.io import atomic_write, canonical_json, is_temp_file, jsonable  # noqa: E402
+from harsanyi.io import settings_hash as _settings_hash  # noqa: E402
 from harsanyi.masks import check_n  # noqa: E402
 
 LAYOUT_VERSION = 1
@@ -41,7 +40,6 @@ STAMP_ATTRS = ("library_version", "created")
 COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
 RUN_MANIFEST = "run.json"
 _SPLIT_DTYPE = f"S{max(len(s) for s in SPLITS)}"
-_TEMP_NAME = re.compile(r"^\..+\.tmp-[0-9a-f]{8}")
 _VERIFY_BLOCK_BYTES = 64 * 2**20
 
 
@@ -54,78 +52,7 @@ class ResultsFileError(ValueError):
         super().__init__(f"{self.path}: {problem}")
 
 
-# --------------------------------------------------------------------------- atomic writes
-
-
-def _temp_path_for(path: Path) -> Path:
-    # Keep the suffix: some writers (matplotlib, numpy) choose the format from it.
-    return path.with_name(f".{path.stem}.tmp-{secrets.token_hex(4)}{path.suffix}")
-
-
-def is_temp_file(path: str | os.PathLike[str]) -> bool:
-    """Whether `path` has the name `atomic_path` gives its temporary files."""
-    return bool(_TEMP_NAME.match(Path(path).name))
-
-
-@contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path next to `path`; on success move it onto `path`.
-
-    The temporary file is removed if the body raises, so `path` is either the complete new
-    file or untouched.  Parent directories are created.
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temp = _temp_path_for(target)
-    try:
-        yield temp
-        if not temp.is_file():
-            raise FileNotFoundError(f"writer for {target} produced no file at {temp}")
-        fd = os.open(temp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temp, target)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-
-
-def atomic_write(path: str | os.PathLike[str], write_fn: Callable[[Path], object]) -> Path:
-    """Call `write_fn(temp_path)` and move the result onto `path` atomically."""
-    with atomic_path(path) as temp:
-        write_fn(temp)
-    return Path(path)
-
-
-# --------------------------------------------------------------------------- JSON helpers
-
-
-def _jsonable(value: Any, where: str) -> Any:
-    """`value` as plain JSON types, or a TypeError naming where the bad value sits."""
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, (int, float)):
-        if isinstance(value, float) and not np.isfinite(value):
-            raise ValueError(f"{where} is {value!r}; JSON needs finite numbers")
-        return value
-    if isinstance(value, np.generic):
-        return _jsonable(value.item(), where)
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist(), where)
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise TypeError(f"{where} has non-string key {key!r}")
-            out[key] = _jsonable(item, f"{where}[{key!r}]")
-        return out
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(item, f"{where}[{i}]") for i, item in enumerate(value)]
-    raise TypeError(f"{where} = {value!r} of type {type(value).__name__} is not JSON data")
+# --------------------------------------------------------------------------- helpers
 
 
 def _utc_now() -> str:
@@ -250,7 +177,7 @@ def _checked_meta(meta: dict) -> dict[str, str]:
         raise ValueError(
             f"meta has unknown keys {unknown}; allowed {JSON_ATTRS}, or put it in extra"
         )
-    return {key: json.dumps(_jsonable(meta.get(key), f"meta[{key!r}]")) for key in JSON_ATTRS}
+    return {key: json.dumps(jsonable(meta.get(key), f"meta[{key!r}]")) for key in JSON_ATTRS}
 
 
 def _open_h5(path: Path, mode: str) -> h5py.File:
@@ -499,20 +426,22 @@ def run_label(settings: dict) -> str:
     return "-".join(part for part in parts if part) or "run"
 
 
-def canonical_json(settings: dict) -> str:
-    """Settings as JSON with sorted keys and no whitespace (what `run_hash` hashes)."""
-    if not isinstance(settings, dict):
-        raise TypeError(f"settings must be a dict, got {type(settings).__name__}")
-    return json.dumps(_jsonable(settings, "settings"), sort_keys=True, separators=(",", ":"))
-
-
 def run_hash(settings: dict) -> str:
     """First 12 hex digits of the sha256 of the settings' canonical JSON."""
-    return hashlib.sha256(canonical_json(settings).encode()).hexdigest()[:12]
+    if not isinstance(settings, dict):
+        raise TypeError(f"settings must be a dict, got {type(settings).__name__}")
+    return _settings_hash(settings)
 
 
 def run_dirname(settings: dict) -> str:
+    """The directory name of a run in the store: `<run_label>-<run_hash>`."""
     return f"{run_label(settings)}-{run_hash(settings)}"
+
+
+def short_name(run: str) -> str:
+    """A run directory name without its settings hash: "digits-lenet-s0-noise0.15"."""
+    head, _, tail = run.rpartition("-")
+    return head if head and len(tail) == 12 else run
 
 
 def write_manifest(run_dir: str | os.PathLike[str], settings: dict) -> Path:

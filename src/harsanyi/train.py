@@ -38,6 +38,12 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from harsanyi.data import flip_labels, load_configured
+from harsanyi.io import atomic_write, is_temp_file, save_torch, write_tsv
+from harsanyi.jobs import pick_device
+from harsanyi.models import build_model
+from harsanyi.store import write_manifest
+
 logger = logging.getLogger(__name__)
 
 METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "loss_gap"]
@@ -139,43 +145,6 @@ def checkpoint_schedule(
     return sorted(chosen)
 
 
-def flip_labels(
-    y: torch.Tensor, num_classes: int, fraction: float, seed: int
-) -> tuple[torch.Tensor, np.ndarray]:
-    """Flip exactly ``round(fraction·N)`` labels, chosen by ``seed``, each to a uniformly
-    random wrong class.  Returns the new labels (``y`` is not modified) and the sorted
-    positions of the flipped samples.
-
-    The flips are nested: one seeded order of the samples and one wrong class per sample,
-    and a fraction f flips the first round(f·N) samples of that order.  So a sample flipped
-    at a low noise level is flipped, to the same wrong class, at every higher level, and the
-    samples beyond position round(f_max·N) are clean at every level up to f_max.
-    """
-    _require_int("num_classes", num_classes, minimum=2)
-    if not 0 <= fraction < 1:
-        raise ValueError(f"label_noise fraction must lie in [0, 1), got {fraction!r}")
-    if y.ndim != 1:
-        raise ValueError(f"labels must be a 1-d tensor, got shape {tuple(y.shape)}")
-    labels = y.detach().cpu().long()
-    if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(f"labels must lie in [0, num_classes={num_classes})")
-    order = flip_order(labels.numel(), seed)
-    # An offset in 1..C-1 modulo C is a uniform choice among the C-1 wrong classes.
-    offsets = torch.from_numpy(
-        np.random.default_rng([seed, 1]).integers(1, num_classes, size=len(order))
-    )
-    n_flip = int(round(fraction * labels.numel()))
-    chosen = torch.from_numpy(order[:n_flip])
-    noisy = labels.clone()
-    noisy[chosen] = (labels[chosen] + offsets[:n_flip]) % num_classes
-    return noisy.to(y.device), np.sort(order[:n_flip])
-
-
-def flip_order(size: int, seed: int) -> np.ndarray:
-    """The seeded order in which `flip_labels` flips samples (positions 0..size-1)."""
-    return np.random.default_rng([seed, 0]).permutation(size)
-
-
 def learning_rate(config: TrainConfig, epoch: int) -> float:
     """Learning rate used for the updates of ``epoch`` (1-based)."""
     if config.lr_schedule == "cosine":
@@ -259,8 +228,8 @@ def train_run(
 
     columns = METRIC_COLUMNS + (NOISE_COLUMNS if config.label_noise > 0 else [])
     metrics = pd.DataFrame(rows, columns=columns)
-    _write_table(metrics, out_dir / "metrics.tsv")
-    _write_table(flipped_table, out_dir / "flipped.tsv")
+    write_tsv(metrics, out_dir / "metrics.tsv")
+    write_tsv(flipped_table, out_dir / "flipped.tsv")
     _delete_resume_state(state_dir)
     log.info("finished %d epochs; wrote %s", config.epochs, out_dir)
     return metrics
@@ -309,8 +278,10 @@ def _train(
     schedule = set(config.checkpoint_epochs or [])
     for directory in (out_dir / "checkpoints", state_dir / "checkpoints"):
         directory.mkdir(parents=True, exist_ok=True)
-        for leftover in directory.glob(".*.tmp"):  # from a run killed while writing
-            leftover.unlink()
+        for leftover in directory.glob(".*"):  # from a run killed while writing
+            # ".<name>.<pid>.tmp" is what versions before harsanyi.io left behind
+            if is_temp_file(leftover) or leftover.suffix == ".tmp":
+                leftover.unlink()
 
     state = _load_resume_state(state_dir, fingerprint, schedule, log)
     if state is None:
@@ -479,7 +450,7 @@ def _end_epoch(
             "metrics": rows[-1],
         }
         path = _checkpoint_path(out_dir, epoch)
-        _save_atomic(checkpoint, path)
+        save_torch(checkpoint, path)
         _link_or_copy(path, _checkpoint_path(state_dir, epoch))
     state = {
         "fingerprint": fingerprint,
@@ -490,7 +461,7 @@ def _end_epoch(
         "shuffle": shuffle.get_state(),
         "rows": rows,
     }
-    _save_atomic(state, state_dir / RESUME_FILE)
+    save_torch(state, state_dir / RESUME_FILE)
 
 
 def _load_resume_state(
@@ -609,41 +580,72 @@ def _as_numpy(values: Any) -> np.ndarray:
     return np.asarray(values)
 
 
-def _temp_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
-
-
-def _save_atomic(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = _temp_path(path)
-    torch.save(obj, temp)
-    os.replace(temp, path)
-
-
-def _write_table(table: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = _temp_path(path)
-    table.to_csv(temp, sep="\t", index=False)
-    os.replace(temp, path)
-
-
 def _link_or_copy(source: Path, target: Path) -> None:
     """Hard-link ``source`` to ``target`` (a copy across file systems), replacing atomically."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temp = _temp_path(target)
-    temp.unlink(missing_ok=True)
-    try:
-        os.link(source, temp)
-    except OSError:
-        shutil.copyfile(source, temp)
-    os.replace(temp, target)
+
+    def link(temp: Path) -> None:
+        try:
+            os.link(source, temp)
+        except OSError:
+            shutil.copyfile(source, temp)
+
+    atomic_write(target, link)
+
+
+def train_from_settings(
+    settings: dict,
+    root: str | None,
+    run_dir: str | Path,
+    state_dir: str | Path,
+    device: str = "auto",
+    progress: bool = True,
+) -> None:
+    """Train one run of a study from its settings (`config.Run.settings`): checkpoints,
+    metrics.tsv, flipped.tsv and run.json in `run_dir`."""
+    run_dir = Path(run_dir)
+    dataset = load_configured(settings["dataset"], settings["data"], root)
+    num_classes = len(dataset.classes)
+    training = settings["training"]
+    config = TrainConfig(
+        epochs=training["epochs"],
+        checkpoint_epochs=settings["checkpoint_epochs"],
+        batch_size=training["batch_size"],
+        lr=training["lr"],
+        momentum=training["momentum"],
+        weight_decay=training["weight_decay"],
+        optimizer=training["optimizer"],
+        seed=settings["seed"],
+        label_noise=settings["label_noise"],
+        noise_seed=settings["noise_seed"],
+    )
+    model = build_model(settings["arch"], dataset.input_shape, num_classes, seed=settings["seed"])
+    meta = {
+        "arch": settings["arch"],
+        "dataset": settings["dataset"],
+        "run": run_dir.name,
+        "input_shape": list(dataset.input_shape),
+        "num_classes": num_classes,
+    }
+    train_run(
+        model,
+        dataset.train,
+        dataset.test,
+        num_classes,
+        config,
+        run_dir,
+        meta=meta,
+        state_dir=Path(state_dir),
+        device=pick_device(device),
+        progress=progress,
+    )
+    write_manifest(run_dir, settings)
 
 
 __all__ = [
     "TrainConfig",
     "checkpoint_schedule",
     "default_state_dir",
-    "flip_labels",
     "learning_rate",
+    "train_from_settings",
     "train_run",
 ]

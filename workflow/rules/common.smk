@@ -3,7 +3,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from harsanyi.study import ConfigError, digest, resolve
+from harsanyi.config import ConfigError, resolve
 
 try:
     STUDY = resolve(config)
@@ -12,7 +12,7 @@ except ConfigError as error:
 
 RESULTS = str(STUDY.results)
 RUNS = {run.name: run for run in STUDY.runs}
-STUDY_ID = f"{STUDY.name}-{digest(sorted((r.name, STUDY.extraction_id(r)) for r in STUDY.runs))}"
+STUDY_ID = STUDY.study_id
 STUDY_DIR = f"{RESULTS}/studies/{STUDY_ID}"
 # Paths and hashes computed once: input functions ask for them thousands of times in a
 # lab-scale study (a run's name hashes its settings).

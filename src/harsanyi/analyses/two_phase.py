@@ -1,15 +1,19 @@
-"""Tidy tables computed from results files: one row per run × checkpoint × split × order."""
+"""Two-phase dynamics: salient strength per order over training, the phase-2 start and the
+loss-gap onset of every run."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from harsanyi.analyses.common import shown_epochs
 from harsanyi.dynamics import loss_gap_onset, two_phase_summary
-from harsanyi.stats import mean_order, order_distribution, order_strength
+from harsanyi.io import write_json, write_tsv
+from harsanyi.stats import DEFAULT_RATIO, mean_order, order_distribution, order_strength
 from harsanyi.store import read_results
 
 ORDER_COLUMNS = [
@@ -87,14 +91,53 @@ def two_phase_points(
     return summary
 
 
-def shown_epochs(epochs: Iterable[int], count: int, phase2_start: int | None = None) -> list[int]:
-    """`count` checkpoints spread over training: first, last, the phase-2 start, and fill."""
-    epochs = sorted(set(int(e) for e in epochs))
-    chosen = {epochs[0], epochs[-1]}
-    if phase2_start is not None and phase2_start in epochs:
-        chosen.add(phase2_start)
-    for position in np.linspace(0, len(epochs) - 1, count):
-        if len(chosen) >= count:
-            break
-        chosen.add(epochs[int(round(position))])
-    return sorted(chosen)[:count] if len(chosen) > count else sorted(chosen)
+def run_step(
+    *,
+    interactions: Sequence[str | Path],
+    metrics: str | Path,
+    table: str | Path,
+    points: str | Path,
+    figure: str | Path,
+    ratio: float = DEFAULT_RATIO,
+    shown: int = 4,
+    fraction: float = 0.1,
+) -> None:
+    """Order strength per checkpoint of one run, its phase-2 start and loss-gap onset, figure."""
+    from harsanyi.plots import two_phase_figure
+
+    strength = order_strength_table(interactions, ratio=ratio)
+    run_metrics = pd.read_csv(metrics, sep="\t")
+    run = strength.run.iloc[0]
+    found = two_phase_points(strength, run_metrics, fraction=fraction)
+    found["run"] = run
+    write_tsv(strength, table)
+    write_json(found, points)
+    epochs = shown_epochs(strength.epoch.unique(), shown, found["phase2_start"])
+    two_phase_figure(strength, {run: run_metrics}, {run: epochs}, {run: found}, figure)
+
+
+def study_step(
+    *,
+    tables: Sequence[str | Path],
+    metrics: Sequence[str | Path],
+    points: Sequence[str | Path],
+    table: str | Path,
+    summary: str | Path,
+    figure: str | Path,
+    shown: int = 4,
+) -> None:
+    """All runs of a study: one strength table, one summary table, one figure."""
+    from harsanyi.plots import two_phase_figure
+
+    strength = pd.concat([pd.read_csv(t, sep="\t") for t in tables], ignore_index=True)
+    found = [json.loads(Path(p).read_text()) for p in points]
+    run_metrics = {p["run"]: pd.read_csv(m, sep="\t") for p, m in zip(found, metrics, strict=True)}
+    write_tsv(strength, table)
+    write_tsv(pd.DataFrame(found), summary)
+    epochs = {
+        p["run"]: shown_epochs(
+            strength[strength.run == p["run"]].epoch.unique(), shown, p["phase2_start"]
+        )
+        for p in found
+    }
+    two_phase_figure(strength, run_metrics, epochs, {p["run"]: p for p in found}, figure)

@@ -11,12 +11,11 @@ of different settings.
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harsanyi.io import settings_hash
 from harsanyi.store import run_dirname
 from harsanyi.train import checkpoint_schedule
 
@@ -41,6 +40,33 @@ DEFAULT_SAMPLES: dict[str, Any] = {
     "seed": 0,
 }
 DEFAULT_PLAYERS: dict[str, Any] = {"n": 10, "seed": 0}
+# The defaults of the schema's top-level keys, `extraction` and `analysis`:
+# workflow/schemas/config.schema.yaml states the same values (tests/test_config.py checks).
+DEFAULT_STUDY: dict[str, Any] = {
+    "study": "default",
+    "results": "results",
+    "data_root": None,
+    "seeds": [0],
+    "label_noise": [0.0],
+    "noise_seed": 0,
+    "device": "auto",
+}
+EXTRACTION_DEFAULTS: dict[str, Any] = {
+    "output": "log_odds",
+    "solver": "sgd",
+    "qthres": 0.02,
+    "iters": None,
+    "lr": None,
+    "normalize": True,
+    "memory_budget_mb": 1024,
+}
+ANALYSIS_DEFAULTS: dict[str, Any] = {
+    "salient_ratio": 0.05,
+    "shown_checkpoints": 4,
+    "jaccard_variant": "average_then_split",
+    "gap_fraction": 0.1,
+    "bootstrap": 1000,
+}
 
 # kind, input shape (None where image_size decides), number of classes, needs a data root
 DATASETS: dict[str, tuple[str, tuple[int, ...] | None, int, bool]] = {
@@ -64,12 +90,6 @@ ARCHS_BY_KIND = {"image": IMAGE_ARCHS, "tabular": TABULAR_ARCHS, "text": TEXT_AR
 
 class ConfigError(ValueError):
     """A study config that cannot run; the message names the offending key."""
-
-
-def digest(obj: Any, length: int = 12) -> str:
-    """Short sha256 of the canonical JSON of `obj`."""
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
 def _merge(base: dict, override: dict | None) -> dict:
@@ -133,7 +153,7 @@ class DatasetPlan:
 
     @property
     def selection_id(self) -> str:
-        return f"sel-{digest(self.selection)}"
+        return f"sel-{settings_hash(self.selection)}"
 
 
 @dataclass
@@ -159,7 +179,14 @@ class Study:
         }
 
     def extraction_id(self, run: Run) -> str:
-        return f"x-{digest(self.extraction_settings(run.dataset, run.arch))}"
+        return f"x-{settings_hash(self.extraction_settings(run.dataset, run.arch))}"
+
+    @property
+    def study_id(self) -> str:
+        """`<study>-<hash>`: the directory of the study's tables and figures, named by its
+        runs and their extractions."""
+        runs = sorted((run.name, self.extraction_id(run)) for run in self.runs)
+        return f"{self.name}-{settings_hash(runs)}"
 
     def run_by_name(self, name: str) -> Run:
         for run in self.runs:
@@ -212,9 +239,10 @@ def resolve(config: dict, *, check_data: bool = True) -> Study:
     """Turn a schema-validated config into a Study, raising ConfigError naming the key."""
     datasets: dict[str, DatasetPlan] = {}
     runs: list[Run] = []
+    config = {**DEFAULT_STUDY, **config}
     base_training = _merge(DEFAULT_TRAINING, config.get("training"))
-    noise_levels = sorted(set(float(x) for x in config.get("label_noise", [0.0])))
-    noise_seed = int(config.get("noise_seed", 0))
+    noise_levels = sorted(set(float(x) for x in config["label_noise"]))
+    noise_seed = int(config["noise_seed"])
     for name, entry in config["datasets"].items():
         if name not in DATASETS:
             raise ConfigError(f"datasets.{name}: unknown dataset; known: {sorted(DATASETS)}")
@@ -277,7 +305,7 @@ def resolve(config: dict, *, check_data: bool = True) -> Study:
         training = _merge(base_training, entry.get("training"))
         schedule = checkpoint_schedule(training["epochs"], **training["checkpoints"])
         for arch in entry["architectures"]:
-            for seed in config.get("seeds", [0]):
+            for seed in config["seeds"]:
                 for noise in noise_levels:
                     settings = {
                         "version": TRAIN_VERSION,
@@ -295,13 +323,13 @@ def resolve(config: dict, *, check_data: bool = True) -> Study:
     if len(set(names)) != len(names):
         raise ConfigError("two runs of the study resolve to the same settings (repeated seeds?)")
     return Study(
-        name=config.get("study", "default"),
-        results=Path(config.get("results", "results")),
+        name=config["study"],
+        results=Path(config["results"]),
         datasets=datasets,
         runs=runs,
-        extraction=dict(config.get("extraction") or {}),
-        analysis=dict(config.get("analysis") or {}),
-        device=config.get("device", "auto"),
+        extraction={**EXTRACTION_DEFAULTS, **(config.get("extraction") or {})},
+        analysis={**ANALYSIS_DEFAULTS, **(config.get("analysis") or {})},
+        device=config["device"],
     )
 
 

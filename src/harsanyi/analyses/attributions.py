@@ -9,19 +9,36 @@ Two allocations of a sample's AND-OR interactions to its players:
 
 captum's attributions (saliency, input × gradient, integrated gradients on the input, and
 feature ablation per player) are computed on the same samples with the same players and
-baseline and summed over each player's pixels or columns.  `explained_share` says how much of
+baseline and summed over each player's pixels or columns.
+
+Steps: `run_step` compares them on a run's explained samples at its last checkpoint,
+`study_step` gathers the runs.  `explained_share` says how much of
 an attribution vector a linear multiple of an allocation reproduces (R² through the origin).
 """
 
 from __future__ import annotations
 
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
+from harsanyi.data import load_configured
+from harsanyi.extraction import explained_samples
 from harsanyi.games import OUTPUTS, PatchGrid
+from harsanyi.io import write_tsv
+from harsanyi.jobs import pick_device
 from harsanyi.masks import coalition_matrix, orders
+from harsanyi.models import load_checkpoint
 from harsanyi.stats import shapley_from_and
+from harsanyi.store import read_results
+
+log = logging.getLogger(__name__)
 
 METHODS = ("saliency", "input_x_gradient", "integrated_gradients", "occlusion")
 
@@ -119,3 +136,93 @@ def captum_attributions(
             per_player = attribution.detach().flatten(1) @ onehot
         results[method] = per_player.detach().cpu().numpy().astype(np.float64)
     return results
+
+
+def run_step(
+    *,
+    checkpoints: str | Path,
+    samples: str | Path,
+    interactions: str | Path,
+    table: str | Path,
+    run: dict,
+    root: str | None,
+    extraction: dict,
+    device: str = "auto",
+) -> None:
+    """captum attributions of a run's explained samples (`samples`: the manifest) at the
+    checkpoint of `interactions`, against the Shapley and occlusion allocations of its
+    interactions → TSV.  `run`: the run's settings; `extraction`: its extraction settings."""
+    results = read_results(interactions)
+    model_id = results.meta["model"]
+    base = {
+        "run": model_id["run"],
+        "arch": model_id["arch"],
+        "dataset": model_id["dataset"],
+        "epoch": int(model_id["epoch"]),
+    }
+    manifest = json.loads(Path(samples).read_text())
+    players = manifest["players"]
+    rows: list[dict] = []
+    if players["type"] == "tokens" or extraction["baseline"]["type"] != "zero":
+        reason = (
+            "captum attributions are computed for input-space zero baselines on "
+            "image patches and features"
+        )
+        rows.append(
+            {
+                **base,
+                "method": "n/a",
+                "allocation": "n/a",
+                "explained_share": np.nan,
+                "correlation": np.nan,
+                "note": reason,
+            }
+        )
+        log.info("%s: %s; skipped", base["run"], reason)
+    else:
+        dataset = load_configured(run["dataset"], run["data"], root)
+        model = load_checkpoint(
+            Path(checkpoints) / f"epoch_{base['epoch']:04d}.pt",
+            run["arch"],
+            dataset.input_shape,
+            len(dataset.classes),
+        )
+        model.to(pick_device(device))
+        groups = explained_samples(manifest, dataset, run["label_noise"])
+        x = torch.cat([g["source"].x[torch.as_tensor(g["positions"])] for g in groups])
+        y = torch.cat([torch.as_tensor(g["labels"]) for g in groups])
+        ids = np.concatenate([g["sample_ids"] for g in groups])
+        if not np.array_equal(ids, results.sample_ids):
+            raise ValueError(f"{interactions}: its samples differ from manifest {samples}")
+        device_ = next(model.parameters()).device
+        methods = captum_attributions(
+            model, players, x.to(device_), y.to(device_), output=extraction["output"]
+        )
+        allocations = {
+            "shapley": shapley_allocation(results.I_and, results.I_or),
+            "occlusion": occlusion_allocation(results.I_and, results.I_or),
+        }
+        for method, attribution in methods.items():
+            for name, allocation in allocations.items():
+                rows.append(
+                    {
+                        **base,
+                        "method": method,
+                        "allocation": name,
+                        "explained_share": explained_share(attribution, allocation),
+                        "correlation": float(
+                            np.corrcoef(attribution.ravel(), allocation.ravel())[0, 1]
+                        ),
+                        "note": "",
+                    }
+                )
+    write_tsv(pd.DataFrame(rows), table)
+
+
+def study_step(*, tables: Sequence[str | Path], table: str | Path, figure: str | Path) -> None:
+    """Every run's attribution summary in one table and one figure."""
+    from harsanyi.plots import attributions_figure
+
+    joined = pd.concat([pd.read_csv(t, sep="\t") for t in tables], ignore_index=True)
+    write_tsv(joined, table)
+    attributions_figure(joined, figure)

@@ -1,11 +1,12 @@
-# Study analyses (issue 4): Jaccard generalisation, label noise / OOD, cross-model
-# similarity, theory, Shapley check and the scorecard.  Per-run tables live under
+# The analyses, one module each in harsanyi.analyses: rule <name>_run calls its run_step,
+# <name>_study (and scorecard) its study_step, through scripts/analysis_step.py, with the
+# rule's named inputs, outputs and params as keyword arguments.  Per-run tables live under
 # run_analysis(run, ...), study tables and figures under STUDY_DIR.
+
+from harsanyi.analyses import scorecard as scorecard_module
 
 NOISY_RUNS = [run for run in STUDY.runs if run.label_noise > 0]
 SIMILARITY_STAGES = ["init", "final"]
-SCORECARD_MAX_CHECKPOINT_DISTANCE = 2
-SCORECARD_COVERAGE_FACTOR = 2.0
 
 
 STUDY_TARGETS = [
@@ -30,6 +31,56 @@ STAGE_FILES = sorted(
 )
 
 
+rule two_phase_run:
+    input:
+        interactions=lambda wildcards: interaction_files(run_of(wildcards)),
+        metrics=f"{RESULTS}/{{dataset}}/runs/{{run}}/metrics.tsv",
+    output:
+        table=f"{RESULTS}/{{dataset}}/runs/{{run}}/analysis/{{xid}}/order_strength.tsv",
+        points=f"{RESULTS}/{{dataset}}/runs/{{run}}/analysis/{{xid}}/two_phase.json",
+        figure=report(
+            f"{RESULTS}/{{dataset}}/runs/{{run}}/analysis/{{xid}}/two_phase.png",
+            caption="../report/two_phase_run.rst",
+            category="Two-phase dynamics",
+            subcategory="Runs",
+            labels={"run": "{run}"},
+        ),
+    log:
+        f"{RESULTS}/logs/two_phase_run/{{dataset}}/{{run}}-{{xid}}.log",
+    conda:
+        "../../envs/harsanyi.yaml"
+    params:
+        ratio=STUDY.analysis["salient_ratio"],
+        shown=STUDY.analysis["shown_checkpoints"],
+        fraction=STUDY.analysis["gap_fraction"],
+    script:
+        "../../scripts/analysis_step.py"
+
+
+rule two_phase_study:
+    input:
+        tables=[run_analysis(run, "order_strength.tsv") for run in STUDY.runs],
+        metrics=[f"{run_dir(run)}/metrics.tsv" for run in STUDY.runs],
+        points=[run_analysis(run, "two_phase.json") for run in STUDY.runs],
+    output:
+        table=f"{STUDY_DIR}/two_phase.tsv",
+        summary=f"{STUDY_DIR}/two_phase_summary.tsv",
+        figure=report(
+            f"{STUDY_DIR}/two_phase.png",
+            caption="../report/two_phase_study.rst",
+            category="Two-phase dynamics",
+            subcategory="Study",
+        ),
+    log:
+        f"{STUDY_DIR}/logs/two_phase_study.log",
+    conda:
+        "../../envs/harsanyi.yaml"
+    params:
+        shown=STUDY.analysis["shown_checkpoints"],
+    script:
+        "../../scripts/analysis_step.py"
+
+
 rule jaccard_run:
     input:
         interactions=lambda wildcards: interaction_files(run_of(wildcards)),
@@ -40,7 +91,7 @@ rule jaccard_run:
     conda:
         "../../envs/harsanyi.yaml"
     script:
-        "../../scripts/study_jaccard_run.py"
+        "../../scripts/analysis_step.py"
 
 
 rule jaccard_study:
@@ -59,9 +110,9 @@ rule jaccard_study:
     conda:
         "../../envs/harsanyi.yaml"
     params:
-        variant=STUDY.analysis.get("jaccard_variant", "average_then_split"),
+        variant=STUDY.analysis["jaccard_variant"],
     script:
-        "../../scripts/study_jaccard.py"
+        "../../scripts/analysis_step.py"
 
 
 rule ood_run:
@@ -76,9 +127,9 @@ rule ood_run:
         "../../envs/harsanyi.yaml"
     params:
         ratio=STUDY.analysis["salient_ratio"],
-        n_boot=STUDY.analysis.get("bootstrap", 1000),
+        n_boot=STUDY.analysis["bootstrap"],
     script:
-        "../../scripts/study_ood_run.py"
+        "../../scripts/analysis_step.py"
 
 
 rule ood_study:
@@ -87,7 +138,7 @@ rule ood_study:
         verdicts=[run_analysis(run, "ood_verdict.json") for run in NOISY_RUNS],
     output:
         table=f"{STUDY_DIR}/ood_strength.tsv",
-        verdicts=f"{STUDY_DIR}/ood_verdicts.tsv",
+        verdict_table=f"{STUDY_DIR}/ood_verdicts.tsv",
         figure=report(
             f"{STUDY_DIR}/ood.png",
             caption="../report/ood_study.rst",
@@ -98,7 +149,7 @@ rule ood_study:
     conda:
         "../../envs/harsanyi.yaml"
     script:
-        "../../scripts/study_ood.py"
+        "../../scripts/analysis_step.py"
 
 
 rule similarity_study:
@@ -122,7 +173,7 @@ rule similarity_study:
         label_noise={run.name: run.label_noise for run in STUDY.runs},
         tau=STUDY.analysis["salient_ratio"],
     script:
-        "../../scripts/study_similarity.py"
+        "../../scripts/analysis_step.py"
 
 
 rule theory_run:
@@ -138,13 +189,13 @@ rule theory_run:
     params:
         ratio=STUDY.analysis["salient_ratio"],
     script:
-        "../../scripts/study_theory_run.py"
+        "../../scripts/analysis_step.py"
 
 
 rule theory_study:
     input:
-        orders=[run_analysis(run, "theory_orders.tsv") for run in STUDY.runs],
-        fits=[run_analysis(run, "theory_fit.tsv") for run in STUDY.runs],
+        orders_tables=[run_analysis(run, "theory_orders.tsv") for run in STUDY.runs],
+        fit_tables=[run_analysis(run, "theory_fit.tsv") for run in STUDY.runs],
         points=[run_analysis(run, "two_phase.json") for run in STUDY.runs],
     output:
         orders=f"{STUDY_DIR}/theory_orders.tsv",
@@ -167,7 +218,7 @@ rule theory_study:
     params:
         shown=STUDY.analysis["shown_checkpoints"],
     script:
-        "../../scripts/study_theory.py"
+        "../../scripts/analysis_step.py"
 
 
 rule shapley_run:
@@ -181,7 +232,7 @@ rule shapley_run:
     conda:
         "../../envs/harsanyi.yaml"
     script:
-        "../../scripts/study_shapley_run.py"
+        "../../scripts/analysis_step.py"
 
 
 rule shapley_study:
@@ -200,7 +251,7 @@ rule shapley_study:
     conda:
         "../../envs/harsanyi.yaml"
     script:
-        "../../scripts/study_shapley.py"
+        "../../scripts/analysis_step.py"
 
 
 rule scorecard:
@@ -223,11 +274,11 @@ rule scorecard:
     conda:
         "../../envs/harsanyi.yaml"
     params:
-        variant=STUDY.analysis.get("jaccard_variant", "average_then_split"),
-        max_checkpoint_distance=SCORECARD_MAX_CHECKPOINT_DISTANCE,
-        coverage_factor=SCORECARD_COVERAGE_FACTOR,
+        variant=STUDY.analysis["jaccard_variant"],
+        max_checkpoint_distance=scorecard_module.MAX_CHECKPOINT_DISTANCE,
+        coverage_factor=scorecard_module.COVERAGE_FACTOR,
     script:
-        "../../scripts/study_scorecard.py"
+        "../../scripts/analysis_step.py"
 
 
 rule attributions_run:
@@ -248,7 +299,7 @@ rule attributions_run:
             STUDY.extraction_settings(wildcards.dataset, run_of(wildcards).arch)
         ),
     script:
-        "../../scripts/study_attributions_run.py"
+        "../../scripts/analysis_step.py"
 
 
 rule attributions_study:
@@ -266,4 +317,4 @@ rule attributions_study:
     conda:
         "../../envs/harsanyi.yaml"
     script:
-        "../../scripts/study_attributions.py"
+        "../../scripts/analysis_step.py"

@@ -1,8 +1,9 @@
-"""The steps of a study as functions of files, one per workflow rule.
+"""Extraction: choosing the explained samples and players, v on all masked inputs of a
+checkpoint, its AND-OR decomposition, and the results file.
 
-Each step reads its inputs, calls the library and writes its outputs atomically; the
-Snakemake scripts only translate `snakemake.input/output/params` into these calls, and a
-notebook can call them directly.
+`select_samples` writes a dataset's sample manifest (shared by every model of a study);
+`extract` explains one checkpoint with it; `extract_checkpoint` does both for one checkpoint
+outside a study (the `harsanyi extract` command).
 """
 
 from __future__ import annotations
@@ -16,9 +17,22 @@ import numpy as np
 import torch
 
 from harsanyi import __version__
-from harsanyi.store import atomic_write, write_manifest
-from harsanyi.study import DatasetPlan
-from harsanyi.train import TrainConfig, flip_labels, flip_order, train_run
+from harsanyi.config import EXTRACTION_DEFAULTS, DatasetPlan, resolve
+from harsanyi.data import flip_labels, flip_order, load_configured
+from harsanyi.games import (
+    FeatureMapMasker,
+    ImageMasker,
+    PatchGrid,
+    TabularMasker,
+    TextMasker,
+    choose_token_players,
+    game_values,
+)
+from harsanyi.io import write_text
+from harsanyi.jobs import pick_device
+from harsanyi.models import load_checkpoint
+from harsanyi.sparsifier import sparsify
+from harsanyi.store import InteractionResults, checkpoint_identity, write_results
 
 log = logging.getLogger(__name__)
 
@@ -27,28 +41,11 @@ log = logging.getLogger(__name__)
 MAX_LABEL_NOISE = 0.5
 
 
-def pick_device(device: str = "auto") -> torch.device:
-    """The GPU the job was given when one is visible, else the CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def load_data(settings_or_plan: dict | DatasetPlan, root: str | None):
     """The dataset of a run (from its settings) or of a dataset plan."""
-    from harsanyi.data import load_dataset
-
     if isinstance(settings_or_plan, DatasetPlan):
-        name, options = settings_or_plan.name, settings_or_plan.data_options
-    else:
-        name, options = settings_or_plan["dataset"], settings_or_plan["data"]
-    kwargs: dict[str, Any] = {
-        "max_train": options.get("max_train"),
-        "max_test": options.get("max_test"),
-    }
-    if options.get("image_size"):
-        kwargs["image_size"] = options["image_size"]
-    return load_dataset(name, root, **kwargs)
+        return load_configured(settings_or_plan.name, settings_or_plan.data_options, root)
+    return load_configured(settings_or_plan["dataset"], settings_or_plan["data"], root)
 
 
 def _stratified(
@@ -86,8 +83,6 @@ def _players(plan: DatasetPlan, dataset, positions: dict[str, list[int]]) -> dic
         if features is None:
             features = sorted(rng.choice(plan.input_shape[0], size=n, replace=False).tolist())
         return {"type": "features", "columns": [int(f) for f in features]}
-    from harsanyi.games import choose_token_players
-
     token_positions: dict[str, list[list[int]]] = {}
     for split_name, rows in positions.items():
         split = dataset.test if split_name == "test" else dataset.train
@@ -160,8 +155,7 @@ def select_samples(plan: DatasetPlan, root: str | None, out: str | Path) -> dict
         },
         "players": _players(plan, dataset, positions),
     }
-    text = json.dumps(manifest, indent=1) + "\n"
-    atomic_write(Path(out), lambda temp: temp.write_text(text))
+    write_text(json.dumps(manifest, indent=1) + "\n", out)
     log.info(
         "selected %d train, %d test and %d flipped samples of %s",
         len(positions["train"]),
@@ -172,83 +166,8 @@ def select_samples(plan: DatasetPlan, root: str | None, out: str | Path) -> dict
     return manifest
 
 
-def train(
-    settings: dict,
-    root: str | None,
-    run_dir: str | Path,
-    state_dir: str | Path,
-    device: str = "auto",
-    progress: bool = True,
-) -> None:
-    """Train one run of a study: checkpoints, metrics.tsv, flipped.tsv and run.json."""
-    from harsanyi.models import build_model
-
-    run_dir = Path(run_dir)
-    dataset = load_data(settings, root)
-    num_classes = len(dataset.classes)
-    training = settings["training"]
-    config = TrainConfig(
-        epochs=training["epochs"],
-        checkpoint_epochs=settings["checkpoint_epochs"],
-        batch_size=training["batch_size"],
-        lr=training["lr"],
-        momentum=training["momentum"],
-        weight_decay=training["weight_decay"],
-        optimizer=training["optimizer"],
-        seed=settings["seed"],
-        label_noise=settings["label_noise"],
-        noise_seed=settings["noise_seed"],
-    )
-    model = build_model(settings["arch"], dataset.input_shape, num_classes, seed=settings["seed"])
-    meta = {
-        "arch": settings["arch"],
-        "dataset": settings["dataset"],
-        "run": run_dir.name,
-        "input_shape": list(dataset.input_shape),
-        "num_classes": num_classes,
-    }
-    train_run(
-        model,
-        dataset.train,
-        dataset.test,
-        num_classes,
-        config,
-        run_dir,
-        meta=meta,
-        state_dir=Path(state_dir),
-        device=pick_device(device),
-        progress=progress,
-    )
-    write_manifest(run_dir, settings)
-
-
-def setup_job(log_paths: list[str] | tuple[str, ...] = (), threads: int = 1) -> None:
-    """Prepare a workflow job: log records (an uncaught exception too) to stderr and the
-    rule's log files, and torch limited to the threads Snakemake gave the job (so parallel
-    jobs do not oversubscribe)."""
-    import sys
-
-    torch.set_num_threads(max(1, int(threads)))
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    handlers += [logging.FileHandler(str(path), mode="w") for path in log_paths]
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-        handlers=handlers,
-        force=True,
-    )
-
-    def log_uncaught(kind, error, traceback) -> None:
-        # the rule's log file, not only the scheduler's stderr, must say why a job failed
-        log.critical("job failed: %s", error, exc_info=(kind, error, traceback))
-
-    sys.excepthook = log_uncaught
-
-
 def build_masker(players: dict, baseline: dict, dataset, positions: torch.Tensor | None = None):
     """The masker for a manifest's players and a study's baseline."""
-    from harsanyi.games import FeatureMapMasker, ImageMasker, PatchGrid, TabularMasker, TextMasker
-
     kind = baseline["type"]
     if players["type"] == "patches":
         grid = PatchGrid(
@@ -309,11 +228,6 @@ def extract(
     progress: bool = True,
 ) -> Path:
     """Interactions of a run's explained samples under one checkpoint, as an HDF5 file."""
-    from harsanyi.games import game_values
-    from harsanyi.models import load_checkpoint
-    from harsanyi.sparsifier import sparsify
-    from harsanyi.store import InteractionResults, checkpoint_identity, write_results
-
     manifest = json.loads(Path(manifest_path).read_text())
     dataset = load_data(settings, root)
     model = load_checkpoint(checkpoint, settings["arch"], dataset.input_shape, len(dataset.classes))
@@ -400,75 +314,6 @@ def extract(
     return write_results(out, results)
 
 
-def _write_tsv(table, out: str | Path) -> None:
-    atomic_write(Path(out), lambda temp: table.to_csv(temp, sep="\t", index=False))
-
-
-def _write_json(obj, out: str | Path) -> None:
-    text = json.dumps(obj, indent=1, default=float) + "\n"
-    atomic_write(Path(out), lambda temp: temp.write_text(text))
-
-
-def two_phase_run(
-    files: list[str],
-    metrics_path: str,
-    table_out: str,
-    points_out: str,
-    figure_out: str,
-    *,
-    ratio: float = 0.05,
-    shown: int = 4,
-    fraction: float = 0.1,
-) -> None:
-    """Order strength per checkpoint of one run, its phase-2 start and loss-gap onset, figure."""
-    import pandas as pd
-
-    from harsanyi.analysis import order_strength_table, shown_epochs, two_phase_points
-    from harsanyi.plots import two_phase_figure
-
-    table = order_strength_table(files, ratio=ratio)
-    metrics = pd.read_csv(metrics_path, sep="\t")
-    run = table.run.iloc[0]
-    points = two_phase_points(table, metrics, fraction=fraction)
-    points["run"] = run
-    _write_tsv(table, table_out)
-    _write_json(points, points_out)
-    epochs = shown_epochs(table.epoch.unique(), shown, points["phase2_start"])
-    two_phase_figure(table, {run: metrics}, {run: epochs}, {run: points}, figure_out)
-
-
-def two_phase_study(
-    tables: list[str],
-    metrics_paths: list[str],
-    points_paths: list[str],
-    table_out: str,
-    summary_out: str,
-    figure_out: str,
-    *,
-    shown: int = 4,
-) -> None:
-    """All runs of a study: one strength table, one summary table, one figure."""
-    import pandas as pd
-
-    from harsanyi.analysis import shown_epochs
-    from harsanyi.plots import two_phase_figure
-
-    strength = pd.concat([pd.read_csv(t, sep="\t") for t in tables], ignore_index=True)
-    points = [json.loads(Path(p).read_text()) for p in points_paths]
-    metrics = {
-        p["run"]: pd.read_csv(m, sep="\t") for p, m in zip(points, metrics_paths, strict=True)
-    }
-    _write_tsv(strength, table_out)
-    _write_tsv(pd.DataFrame(points), summary_out)
-    epochs = {
-        p["run"]: shown_epochs(
-            strength[strength.run == p["run"]].epoch.unique(), shown, p["phase2_start"]
-        )
-        for p in points
-    }
-    two_phase_figure(strength, metrics, epochs, {p["run"]: p for p in points}, figure_out)
-
-
 def extract_checkpoint(
     checkpoint: str | Path,
     dataset: str,
@@ -490,8 +335,6 @@ def extract_checkpoint(
     The sample manifest is written beside `out` as `<out>.samples.json`, so that another
     checkpoint explained with the same options explains the same samples and players.
     """
-    from harsanyi.study import resolve
-
     checkpoint = Path(checkpoint)
     if not checkpoint.exists():
         raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
@@ -529,116 +372,3 @@ def extract_checkpoint(
         epoch=int(stored.get("epoch", -1)),
         device=device,
     )
-
-
-EXTRACTION_DEFAULTS: dict[str, Any] = {
-    "output": "log_odds",
-    "solver": "sgd",
-    "qthres": 0.02,
-    "iters": None,
-    "lr": None,
-    "normalize": True,
-    "memory_budget_mb": 1024,
-}
-
-
-def attributions_run(
-    checkpoints: str | Path,
-    manifest_path: str | Path,
-    results_file: str | Path,
-    settings: dict,
-    extraction: dict,
-    root: str | None,
-    table_out: str | Path,
-    *,
-    device: str = "auto",
-) -> None:
-    """captum attributions of a run's explained samples at the results file's checkpoint,
-    against the Shapley and occlusion allocations of the extracted interactions."""
-    import pandas as pd
-
-    from harsanyi.attributions import (
-        captum_attributions,
-        explained_share,
-        occlusion_allocation,
-        shapley_allocation,
-    )
-    from harsanyi.models import load_checkpoint
-    from harsanyi.store import read_results
-
-    results = read_results(results_file)
-    model_id = results.meta["model"]
-    base = {
-        "run": model_id["run"],
-        "arch": model_id["arch"],
-        "dataset": model_id["dataset"],
-        "epoch": int(model_id["epoch"]),
-    }
-    manifest = json.loads(Path(manifest_path).read_text())
-    players = manifest["players"]
-    rows: list[dict] = []
-    if players["type"] == "tokens" or extraction["baseline"]["type"] != "zero":
-        reason = (
-            "captum attributions are computed for input-space zero baselines on "
-            "image patches and features"
-        )
-        rows.append(
-            {
-                **base,
-                "method": "n/a",
-                "allocation": "n/a",
-                "explained_share": np.nan,
-                "correlation": np.nan,
-                "note": reason,
-            }
-        )
-        log.info("%s: %s; skipped", base["run"], reason)
-    else:
-        dataset = load_data(settings, root)
-        model = load_checkpoint(
-            Path(checkpoints) / f"epoch_{base['epoch']:04d}.pt",
-            settings["arch"],
-            dataset.input_shape,
-            len(dataset.classes),
-        )
-        model.to(pick_device(device))
-        groups = explained_samples(manifest, dataset, settings["label_noise"])
-        x = torch.cat([g["source"].x[torch.as_tensor(g["positions"])] for g in groups])
-        y = torch.cat([torch.as_tensor(g["labels"]) for g in groups])
-        ids = np.concatenate([g["sample_ids"] for g in groups])
-        if not np.array_equal(ids, results.sample_ids):
-            raise ValueError(f"{results_file}: its samples differ from manifest {manifest_path}")
-        device_ = next(model.parameters()).device
-        methods = captum_attributions(
-            model, players, x.to(device_), y.to(device_), output=extraction["output"]
-        )
-        allocations = {
-            "shapley": shapley_allocation(results.I_and, results.I_or),
-            "occlusion": occlusion_allocation(results.I_and, results.I_or),
-        }
-        for method, attribution in methods.items():
-            for name, allocation in allocations.items():
-                rows.append(
-                    {
-                        **base,
-                        "method": method,
-                        "allocation": name,
-                        "explained_share": explained_share(attribution, allocation),
-                        "correlation": float(
-                            np.corrcoef(attribution.ravel(), allocation.ravel())[0, 1]
-                        ),
-                        "note": "",
-                    }
-                )
-    _write_tsv(pd.DataFrame(rows), table_out)
-
-
-def attributions_study(tables: list[str], table_out: str | Path, figure_out: str | Path) -> None:
-    """Every run's attribution summary in one table and one figure."""
-    import pandas as pd
-
-    from harsanyi.plots import attributions_figure
-
-    table = pd.concat([pd.read_csv(t, sep="\t") for t in tables], ignore_index=True)
-    _write_tsv(table, table_out)
-    attributions_figure(table, figure_out)

@@ -1,0 +1,218 @@
+"""Label noise: salient strength per order of flipped-label (out-of-distribution) samples
+against the correctly labelled training samples, with bootstrap intervals and a verdict."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harsanyi.analyses.common import (
+    ResultsLike,
+    check_files,
+    identity,
+    load,
+    plain,
+    read_tsvs,
+    results_split,
+)
+from harsanyi.io import write_json, write_tsv
+from harsanyi.metrics import bootstrap_ci
+from harsanyi.stats import DEFAULT_RATIO, mean_order, order_distribution, order_strength_per_sample
+from harsanyi.store import InteractionResults
+
+
+def high_order_start(n: int) -> int:
+    """First order counted as high: orders k > n/2, i.e. k ≥ ⌊n/2⌋ + 1."""
+    return n // 2 + 1
+
+
+def difference_ci(
+    a, b, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
+    """(mean(a) − mean(b), low, high): percentile bootstrap, each group resampled on its own."""
+    x, y = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
+    if x.size == 0 or y.size == 0:
+        raise ValueError(f"difference_ci needs values in both groups, got {x.size} and {y.size}")
+    if not 0 < level < 1 or n_boot < 1:
+        raise ValueError(f"need 0 < level < 1 and n_boot >= 1, got {level!r}, {n_boot!r}")
+    rng = np.random.default_rng(seed)
+    boot_x = x[rng.integers(0, x.size, (n_boot, x.size))].mean(axis=1)
+    boot_y = y[rng.integers(0, y.size, (n_boot, y.size))].mean(axis=1)
+    tail = (1 - level) / 2
+    low, high = np.quantile(boot_x - boot_y, [tail, 1 - tail])
+    return float(x.mean() - y.mean()), float(low), float(high)
+
+
+def _per_sample_orders(strength: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-sample normalised strength, mean order and high-order share (usable rows only)."""
+    total = strength.sum(axis=1)
+    usable = total > 0
+    share = strength[usable] / total[usable, None]
+    n = strength.shape[1]
+    mean_orders = share @ np.arange(1, n + 1)
+    high = share[:, high_order_start(n) - 1 :].sum(axis=1)
+    return share, mean_orders, high
+
+
+OOD_GROUPS = {"normal": "train", "flipped": "flipped"}
+
+
+def ood_tables(
+    items: Iterable[ResultsLike],
+    *,
+    ratio: float = DEFAULT_RATIO,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Salient strength per order of flipped-label (OOD) vs normal training samples.
+
+    Per sample x and order k, s_x(k) = I⁺ − I⁻ = Σ_op Σ_{S salient, |S|=k} |I_op(S|x)|
+    (`stats.order_strength_per_sample`); its per-sample normalised form is
+    p_x(k) = s_x(k) / Σ_k' s_x(k') (samples without salient strength are dropped there).
+
+    Returns (strength, summary).  strength: one row per checkpoint × group (normal = the
+    correctly labelled training samples, flipped) × order with `strength` = mean s_x(k) and
+    `share` = mean p_x(k), each with its `metrics.bootstrap_ci` interval (`*_low`, `*_high`),
+    and `distribution` = the group's `stats.order_distribution`.  summary: one row per
+    checkpoint with, per group, the mean order of `distribution` and the high-order share
+    h = mean_x Σ_{k > n/2} p_x(k); `high_share_diff` = h_flipped − h_normal and
+    `mean_order_diff` (difference of the per-sample mean orders Σ_k k·p_x(k)), both with a
+    two-group bootstrap interval (`difference_ci`), and the verdict: "yes" iff the interval
+    of `high_share_diff` lies above 0, "no" otherwise, "n/a" if a group has no usable sample.
+    """
+    strength_rows, summary_rows = [], []
+    for item in items:
+        results = load(item)
+        where = os.fspath(item) if not isinstance(item, InteractionResults) else "results"
+        info, n = identity(results), results.n
+        groups = {name: results_split(results, split, where) for name, split in OOD_GROUPS.items()}
+        per_group = {}
+        for group, part in groups.items():
+            positive, negative = order_strength_per_sample(part.I_and, part.I_or, ratio=ratio)
+            strength = positive - negative
+            share, orders_x, high = _per_sample_orders(strength)
+            distribution = order_distribution(part.I_and, part.I_or, ratio=ratio)
+            per_group[group] = (share, orders_x, high, distribution)
+            for k in range(1, n + 1):
+                s_mean, s_low, s_high = bootstrap_ci(strength[:, k - 1], n_boot=n_boot, seed=seed)
+                if share.shape[0]:
+                    p_mean, p_low, p_high = bootstrap_ci(share[:, k - 1], n_boot=n_boot, seed=seed)
+                else:
+                    p_mean = p_low = p_high = np.nan
+                strength_rows.append(
+                    {
+                        **info,
+                        "group": group,
+                        "order": k,
+                        "strength": s_mean,
+                        "strength_low": s_low,
+                        "strength_high": s_high,
+                        "share": p_mean,
+                        "share_low": p_low,
+                        "share_high": p_high,
+                        "distribution": distribution[k - 1],
+                        "samples": part.n_samples,
+                    }
+                )
+        summary_rows.append(_ood_summary(info, n, per_group, n_boot, level, seed))
+    if not summary_rows:
+        raise ValueError("no results files given")
+    strength = pd.DataFrame(strength_rows).sort_values(
+        ["run", "epoch", "group", "order"], ignore_index=True
+    )
+    summary = pd.DataFrame(summary_rows).sort_values(["run", "epoch"], ignore_index=True)
+    return strength, summary
+
+
+def _ood_summary(info: dict, n: int, per_group: dict, n_boot: int, level: float, seed: int):
+    row = {**info, "n": n, "high_from_order": high_order_start(n)}
+    for group, (_, _, high, distribution) in per_group.items():
+        usable = np.nansum(distribution) > 0
+        row[f"mean_order_{group}"] = mean_order(distribution) if usable else np.nan
+        row[f"high_share_{group}"] = float(high.mean()) if high.size else np.nan
+        row[f"samples_{group}"] = int(high.size)
+    (_, orders_f, high_f, _), (_, orders_n, high_n, _) = per_group["flipped"], per_group["normal"]
+    if high_f.size and high_n.size:
+        kwargs = {"n_boot": n_boot, "level": level, "seed": seed}
+        diff, low, high = difference_ci(high_f, high_n, **kwargs)
+        order_diff, order_low, order_high = difference_ci(orders_f, orders_n, **kwargs)
+        verdict = "yes" if low > 0 else "no"
+    else:
+        diff = low = high = order_diff = order_low = order_high = np.nan
+        verdict = "n/a"
+    row.update(
+        high_share_diff=diff,
+        high_share_diff_low=low,
+        high_share_diff_high=high,
+        mean_order_diff=order_diff,
+        mean_order_diff_low=order_low,
+        mean_order_diff_high=order_high,
+        verdict=verdict,
+    )
+    return row
+
+
+def ood_verdict(summary: pd.DataFrame, run: str | None = None) -> dict:
+    """The verdict of a run at its last checkpoint, with a one-line `text`."""
+    rows = summary if run is None else summary[summary.run == run]
+    if rows.empty or rows.run.nunique() != 1:
+        raise ValueError(f"need the summary of exactly one run, got runs {sorted(set(rows.run))}")
+    last = rows.sort_values("epoch").iloc[-1].to_dict()
+    last["text"] = (
+        f"epoch {last['epoch']}: mean order flipped {last['mean_order_flipped']:.2f} vs normal "
+        f"{last['mean_order_normal']:.2f}; high-order share (k ≥ {last['high_from_order']}) "
+        f"{last['high_share_flipped']:.3f} vs {last['high_share_normal']:.3f}, difference "
+        f"{last['high_share_diff']:.3f} [{last['high_share_diff_low']:.3f}, "
+        f"{last['high_share_diff_high']:.3f}]: {last['verdict']}"
+    )
+    return {key: plain(value) for key, value in last.items()}
+
+
+def run_step(
+    *,
+    interactions: Sequence[str | Path],
+    table: str | Path,
+    verdict: str | Path,
+    ratio: float = DEFAULT_RATIO,
+    n_boot: int = 1000,
+) -> None:
+    """Normal vs flipped strength per order of a noisy run → TSV, and its verdict → JSON."""
+    strength, summary = ood_tables(
+        check_files(interactions, "interaction files"), ratio=ratio, n_boot=n_boot
+    )
+    result = ood_verdict(summary)
+    result["per_checkpoint"] = [
+        {key: plain(value) for key, value in row.items()}
+        for row in summary.to_dict(orient="records")
+    ]
+    write_tsv(strength, table)
+    write_json(result, verdict)
+
+
+def study_step(
+    *,
+    tables: Sequence[str | Path],
+    verdicts: Sequence[str | Path],
+    table: str | Path,
+    verdict_table: str | Path,
+    figure: str | Path,
+) -> None:
+    """Noisy runs together: strength TSV, one verdict row per run, figure at the last epoch."""
+    from harsanyi.plots import ood_figure
+
+    strength = read_tsvs(check_files(tables, "OOD tables"))
+    rows = []
+    for path in check_files(verdicts, "OOD verdicts"):
+        row = json.loads(Path(path).read_text())
+        row.pop("per_checkpoint", None)
+        rows.append(row)
+    verdicts_table = pd.DataFrame(rows)
+    write_tsv(strength, table)
+    write_tsv(verdicts_table, verdict_table)
+    ood_figure(strength, verdicts_table, figure)
