@@ -7,7 +7,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harsanyi.config import ConfigError, load_study, resolve
+from harsanyi.config import (
+    ANALYSIS_DEFAULTS,
+    DEFAULT_STUDY,
+    EXTRACTION_DEFAULTS,
+    ConfigError,
+    load_study,
+    resolve,
+    schema_path,
+)
+from harsanyi.data import DATASETS
+from harsanyi.models import ARCHITECTURES, architectures_for
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -131,3 +141,40 @@ def test_dry_run_fails_naming_the_key(tmp_path, players, expected):
     )
     assert result.returncode != 0
     assert expected in result.stdout + result.stderr, (result.stdout + result.stderr)[-2000:]
+
+
+# --------------------------------------------------------------------------- single sources
+
+
+def _schema() -> dict:
+    return yaml.safe_load(schema_path().read_text())
+
+
+def test_schema_dataset_and_architecture_names_are_the_registries():
+    schema = _schema()["properties"]["datasets"]
+    assert sorted(schema["propertyNames"]["enum"]) == sorted(DATASETS)
+    archs = schema["additionalProperties"]["properties"]["architectures"]["items"]["enum"]
+    assert sorted(archs) == sorted(ARCHITECTURES)
+
+
+def test_every_dataset_kind_has_an_architecture():
+    for name, spec in DATASETS.items():
+        assert architectures_for(spec.kind), name
+
+
+def test_schema_defaults_are_the_library_defaults():
+    schema = _schema()["properties"]
+    top = {key: schema[key]["default"] for key in DEFAULT_STUDY}
+    assert top == DEFAULT_STUDY
+    for section, defaults in (("extraction", EXTRACTION_DEFAULTS), ("analysis", ANALYSIS_DEFAULTS)):
+        properties = schema[section]["properties"]
+        assert {key: sub["default"] for key, sub in properties.items()} == defaults, section
+
+
+def test_resolve_fills_the_defaults_without_the_schema():
+    study = resolve(
+        {"datasets": {"digits": {"architectures": ["mlp"], "players": {"grid": [4, 4]}}}}
+    )
+    assert study.extraction == EXTRACTION_DEFAULTS
+    assert study.analysis == ANALYSIS_DEFAULTS
+    assert study.name == "default" and study.device == "auto"

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harsanyi.data import DATASETS
 from harsanyi.io import settings_hash
+from harsanyi.models import architectures_for
 from harsanyi.store import run_dirname
 from harsanyi.train import checkpoint_schedule
 
@@ -67,25 +69,6 @@ ANALYSIS_DEFAULTS: dict[str, Any] = {
     "gap_fraction": 0.1,
     "bootstrap": 1000,
 }
-
-# kind, input shape (None where image_size decides), number of classes, needs a data root
-DATASETS: dict[str, tuple[str, tuple[int, ...] | None, int, bool]] = {
-    "digits": ("image", (1, 8, 8), 10, False),
-    "breast_cancer": ("tabular", (30,), 2, False),
-    "wine": ("tabular", (13,), 3, False),
-    "sentiment": ("text", (16,), 2, False),
-    "mnist": ("image", (1, 28, 28), 10, True),
-    "fashion_mnist": ("image", (1, 28, 28), 10, False),
-    "cifar10": ("image", (3, 32, 32), 10, True),
-    "cifar100": ("image", (3, 32, 32), 100, True),
-    "cub200": ("image", None, 200, True),
-    "tiny_imagenet": ("image", None, 200, True),
-    "sst2": ("text", (16,), 2, True),
-}
-IMAGE_ARCHS = {"mlp", "lenet", "vgg11", "vgg13", "vgg16", "alexnet", "resnet18"}
-TEXT_ARCHS = {"bert_small", "minilm"}
-TABULAR_ARCHS = {"mlp"}
-ARCHS_BY_KIND = {"image": IMAGE_ARCHS, "tabular": TABULAR_ARCHS, "text": TEXT_ARCHS}
 
 
 class ConfigError(ValueError):
@@ -246,7 +229,8 @@ def resolve(config: dict, *, check_data: bool = True) -> Study:
     for name, entry in config["datasets"].items():
         if name not in DATASETS:
             raise ConfigError(f"datasets.{name}: unknown dataset; known: {sorted(DATASETS)}")
-        kind, shape, num_classes, needs_root = DATASETS[name]
+        spec = DATASETS[name]
+        kind, shape, num_classes = spec.kind, spec.input_shape, spec.num_classes
         image_size = entry.get("image_size")
         if shape is None:
             size = image_size or 64
@@ -254,15 +238,15 @@ def resolve(config: dict, *, check_data: bool = True) -> Study:
         root = entry.get("root") or (
             str(Path(config["data_root"]) / name) if config.get("data_root") else None
         )
-        if needs_root and root is None:
+        if spec.needs_root and root is None:
             raise ConfigError(f"datasets.{name}.root (or data_root) is required for {name!r}")
         if check_data and root is not None and not Path(root).exists():
             raise ConfigError(f"datasets.{name}.root: data root {root!r} does not exist")
         for arch in entry["architectures"]:
-            if arch not in ARCHS_BY_KIND[kind]:
+            if arch not in architectures_for(kind):
                 raise ConfigError(
                     f"datasets.{name}.architectures: {arch!r} does not take {kind} inputs; "
-                    f"use one of {sorted(ARCHS_BY_KIND[kind])}"
+                    f"use one of {architectures_for(kind)}"
                 )
         players = {**DEFAULT_PLAYERS, **entry["players"]}
         _check_players(name, kind, shape, players)

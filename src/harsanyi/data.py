@@ -969,24 +969,41 @@ def _load_sst2(
 
 # --------------------------------------------------------------------------- registry
 
-DATASETS: dict[str, Callable[..., Dataset]] = {
-    "digits": _load_digits,
-    "breast_cancer": _load_breast_cancer,
-    "wine": _load_wine,
-    "sentiment": _load_sentiment,
-    "mnist": _load_mnist,
-    "fashion_mnist": _load_fashion_mnist,
-    "cifar10": _load_cifar10,
-    "cifar100": _load_cifar100,
-    "cub200": _load_cub200,
-    "tiny_imagenet": _load_tiny_imagenet,
-    "sst2": _load_sst2,
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What a study needs to know of a dataset before loading it, and its loader.
+
+    `input_shape` None: an image dataset whose size `image_size` chooses (3 × size × size).
+    """
+
+    kind: Kind
+    input_shape: tuple[int, ...] | None
+    num_classes: int
+    needs_root: bool
+    loader: Callable[..., Dataset]
+
+
+# The registry of datasets: the config schema's dataset names must equal its keys
+# (tests/test_config.py checks).
+DATASETS: dict[str, DatasetSpec] = {
+    "digits": DatasetSpec("image", (1, 8, 8), 10, False, _load_digits),
+    "breast_cancer": DatasetSpec("tabular", (30,), 2, False, _load_breast_cancer),
+    "wine": DatasetSpec("tabular", (13,), 3, False, _load_wine),
+    "sentiment": DatasetSpec("text", (16,), 2, False, _load_sentiment),
+    "mnist": DatasetSpec("image", (1, 28, 28), 10, True, _load_mnist),
+    "fashion_mnist": DatasetSpec("image", (1, 28, 28), 10, False, _load_fashion_mnist),
+    "cifar10": DatasetSpec("image", (3, 32, 32), 10, True, _load_cifar10),
+    "cifar100": DatasetSpec("image", (3, 32, 32), 100, True, _load_cifar100),
+    "cub200": DatasetSpec("image", None, 200, True, _load_cub200),
+    "tiny_imagenet": DatasetSpec("image", None, 200, True, _load_tiny_imagenet),
+    "sst2": DatasetSpec("text", (16,), 2, True, _load_sst2),
 }
 
 
 def dataset_options(name: str) -> list[str]:
     """The extra keyword options a dataset's loader accepts."""
-    params = inspect.signature(DATASETS[name]).parameters
+    params = inspect.signature(DATASETS[name].loader).parameters
     return [p for p in params if p not in ("root", "max_train", "max_test", "seed")]
 
 
@@ -1009,7 +1026,8 @@ def load_dataset(
     if unknown:
         raise ValueError(f"dataset {name!r} has no option(s) {unknown}; it accepts {allowed}")
     root_path = None if root is None else Path(root).expanduser()
-    return DATASETS[name](root_path, max_train=max_train, max_test=max_test, seed=seed, **options)
+    loader = DATASETS[name].loader
+    return loader(root_path, max_train=max_train, max_test=max_test, seed=seed, **options)
 
 
 def load_configured(name: str, options: dict[str, Any], root: str | Path | None) -> Dataset:

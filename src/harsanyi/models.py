@@ -11,6 +11,7 @@ Text models take token ids and also expose their word embeddings (`embed`,
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -356,18 +357,37 @@ def _build_minilm(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
 
 # --------------------------------------------------------------------------- registry
 
-ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
-    "mlp": _build_mlp,
-    "lenet": _build_lenet,
-    "vgg11": lambda shape, classes, **kw: _build_vgg(11, shape, classes, **kw),
-    "vgg13": lambda shape, classes, **kw: _build_vgg(13, shape, classes, **kw),
-    "vgg16": lambda shape, classes, **kw: _build_vgg(16, shape, classes, **kw),
-    "alexnet": _build_alexnet,
-    "resnet18": _build_resnet18,
-    "bert_small": _build_bert_small,
-    "minilm": _build_minilm,
+
+@dataclass(frozen=True)
+class Architecture:
+    """A model family: its builder `build(input_shape, num_classes, **options)` and the
+    input kinds ("image", "tabular", "text") it takes."""
+
+    build: Callable[..., nn.Module]
+    kinds: frozenset[str]
+
+
+IMAGE = frozenset({"image"})
+TEXT = frozenset({"text"})
+
+# The registry of architectures: the config schema's architecture names must equal its keys
+# (tests/test_config.py checks).
+ARCHITECTURES: dict[str, Architecture] = {
+    "mlp": Architecture(_build_mlp, frozenset({"image", "tabular"})),
+    "lenet": Architecture(_build_lenet, IMAGE),
+    "vgg11": Architecture(lambda shape, classes, **kw: _build_vgg(11, shape, classes, **kw), IMAGE),
+    "vgg13": Architecture(lambda shape, classes, **kw: _build_vgg(13, shape, classes, **kw), IMAGE),
+    "vgg16": Architecture(lambda shape, classes, **kw: _build_vgg(16, shape, classes, **kw), IMAGE),
+    "alexnet": Architecture(_build_alexnet, IMAGE),
+    "resnet18": Architecture(_build_resnet18, IMAGE),
+    "bert_small": Architecture(_build_bert_small, TEXT),
+    "minilm": Architecture(_build_minilm, TEXT),
 }
-TEXT_ARCHITECTURES = frozenset({"bert_small", "minilm"})
+
+
+def architectures_for(kind: str) -> list[str]:
+    """The architectures that take inputs of `kind`, sorted."""
+    return sorted(name for name, arch in ARCHITECTURES.items() if kind in arch.kinds)
 
 
 def build_model(
@@ -386,10 +406,10 @@ def build_model(
         raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
     input_shape = tuple(int(s) for s in input_shape)
     if seed is None:
-        return ARCHITECTURES[arch](input_shape, num_classes, **options)
+        return ARCHITECTURES[arch].build(input_shape, num_classes, **options)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return ARCHITECTURES[arch](input_shape, num_classes, **options)
+        return ARCHITECTURES[arch].build(input_shape, num_classes, **options)
 
 
 # --------------------------------------------------------------------------- checkpoints
