@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -49,35 +50,124 @@ def _json_line(value: object) -> str:
     return json.dumps(value, sort_keys=True)
 
 
-def cmd_show(args: argparse.Namespace) -> int:
+FORMATS = ("text", "json", "tsv")
+WIDTH = 100  # columns of a terminal the text output fits
+
+
+def _number(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def summarise(value: object, *, max_items: int = 6) -> object:
+    """A value for a person: lists of more than `max_items` numbers become 'N values,
+    min … max, mean', floats 4 significant digits; dicts and short lists recursively."""
+    if isinstance(value, dict):
+        return {k: summarise(v, max_items=max_items) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        numbers = [v for v in value if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if len(value) > max_items and len(numbers) == len(value):
+            array = np.asarray(numbers, dtype=float)
+            return (
+                f"{array.size} values, {_number(array.min())} … {_number(array.max())}, "
+                f"mean {_number(array.mean())}"
+            )
+        if len(value) > max_items:
+            return [summarise(v) for v in value[:max_items]] + [f"… {len(value)} in all"]
+        return [summarise(v, max_items=max_items) for v in value]
+    if isinstance(value, float):
+        return float(_number(value))
+    if isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value):
+        return value[:12] + "…"  # a sha256: its first 12 digits identify it
+    return value
+
+
+def _text_line(key: str, value: object, prefix: str = "") -> str:
+    """`key` and a summary of `value`, wrapped to WIDTH columns."""
+    text = json.dumps(summarise(value), sort_keys=True, ensure_ascii=False)
+    return textwrap.fill(
+        f"{prefix}{text}",
+        WIDTH,
+        initial_indent=f"{key:<12} ",
+        subsequent_indent=" " * 13,
+        break_long_words=True,
+        break_on_hyphens=False,
+    )
+
+
+def _show_data(args: argparse.Namespace):
+    """(fields, per-order table, salient counts) of a results file."""
     results = read_results(args.file)
     meta = results.meta
     present = [s for s in SPLITS if (results.split == s).any()]
-    counts = ", ".join(f"{s} {int((results.split == s).sum())}" for s in present)
-    print(f"file         {args.file}")
-    print(f"layout       version {LAYOUT_VERSION}, harsanyi {meta['library_version']}")
-    print(f"created      {meta['created']}")
-    print(f"samples      {results.n_samples} ({counts or 'none'})")
-    print(f"players      n = {results.n}: {_json_line(meta['players'])}")
-    if results.player_positions is not None:
+    fields = {
+        "file": str(args.file),
+        "layout_version": LAYOUT_VERSION,
+        "library_version": meta["library_version"],
+        "created": meta["created"],
+        "samples": {s: int((results.split == s).sum()) for s in present},
+        "n": results.n,
+        "players": meta["players"],
+        "player_positions": results.player_positions is not None,
+        **{key: meta[key] for key in ("model", "baseline", "output", "solver", "extra")},
+    }
+    table, salient = {}, {}
+    if present and results.n:
+        for split in present:
+            part = results.subset(split)
+            table[f"{split} AND"] = mean_abs_per_order(part.I_and, results.n)
+            table[f"{split} OR"] = mean_abs_per_order(part.I_or, results.n)
+            salient[split] = float(salient_count(part.I_and, part.I_or, ratio=args.ratio).mean())
+    frame = pd.DataFrame(table, index=pd.Index(range(1, results.n + 1), name="order"))
+    return fields, frame, salient
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    fields, frame, salient = _show_data(args)
+    if args.format == "json":
+        print(
+            json.dumps(
+                {
+                    **fields,
+                    "ratio": args.ratio,
+                    "mean_abs_per_order": frame.reset_index().to_dict(orient="records"),
+                    "salient_per_sample": salient,
+                },
+                indent=1,
+                sort_keys=True,
+                default=str,
+            )
+        )
+        return 0
+    if args.format == "tsv":
+        print(frame.to_csv(sep="\t"), end="")
+        return 0
+    counts = ", ".join(f"{s} {c}" for s, c in fields["samples"].items())
+    print(f"file         {fields['file']}")
+    print(f"layout       version {LAYOUT_VERSION}, harsanyi {fields['library_version']}")
+    print(f"created      {fields['created']}")
+    print(f"samples      {sum(fields['samples'].values())} ({counts or 'none'})")
+    print(_text_line("players", fields["players"], prefix=f"n = {fields['n']}: "))
+    if fields["player_positions"]:
         print("             player positions stored per sample")
     for key in ("model", "baseline", "output", "solver", "extra"):
-        print(f"{key:<12} {_json_line(meta[key])}")
-    if not present or results.n == 0:
+        print(_text_line(key, fields[key]))
+    if frame.empty:
         return 0
-    table = {}
-    salient = {}
-    for split in present:
-        part = results.subset(split)
-        table[f"{split} AND"] = mean_abs_per_order(part.I_and, results.n)
-        table[f"{split} OR"] = mean_abs_per_order(part.I_or, results.n)
-        salient[split] = salient_count(part.I_and, part.I_or, ratio=args.ratio).mean()
-    frame = pd.DataFrame(table, index=pd.Index(range(1, results.n + 1), name="order"))
     print("\nmean |I| per order (empty set left out):")
-    print(frame.to_string(float_format=lambda x: f"{x:.4g}"))
+    print(frame.to_string(float_format=lambda x: f"{x:.4g}", line_width=WIDTH))
     line = ", ".join(f"{split} {count:.1f}" for split, count in salient.items())
     print(f"\nsalient interactions per sample (|I| >= {args.ratio:g}·max|I|, AND+OR): {line}")
     return 0
+
+
+def _add_format(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="text",
+        help="text for a terminal (default; fits 100 columns, long arrays summarised), json "
+        "(everything, full precision) or tsv (the table only) for programs",
+    )
 
 
 def add_show(subparsers: argparse._SubParsersAction) -> None:
@@ -98,6 +188,7 @@ def add_show(subparsers: argparse._SubParsersAction) -> None:
         default=DEFAULT_RATIO,
         help="salient threshold as a fraction of max|I| per sample (default %(default)s)",
     )
+    _add_format(parser)
     parser.set_defaults(func=cmd_show)
 
 
@@ -222,14 +313,38 @@ def add_extract(subparsers: argparse._SubParsersAction) -> None:
 # --------------------------------------------------------------------------- store
 
 
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def cmd_store_ls(args: argparse.Namespace) -> int:
     table = catalog(args.root)
+    if not args.settings:
+        table = table.drop(columns="settings")
+    if args.format == "json":
+        records = table.to_dict(orient="records")
+        for record in records:
+            if "settings" in record:
+                record["settings"] = json.loads(record["settings"])
+        print(json.dumps(records, indent=1, default=str))
+        return 0
+    if args.format == "tsv":
+        print(table.to_csv(sep="\t", index=False), end="")
+        return 0
     if table.empty:
         print(f"no runs under {args.root}")
         return 0
-    if not args.settings:
-        table = table.drop(columns="settings")
-    print(table.to_string(index=False))
+    # The run directory name already holds dataset, architecture, seed, noise and hash.
+    name = min(max(len("run"), int(table.run.str.len().max())), WIDTH - 30)
+    print(f"{'run':<{name}}  {'checkpoints':>11}  {'interaction files':>17}")
+    for row in table.itertuples():
+        print(
+            f"{_cut(row.run, name):<{name}}  {row.n_checkpoints:>11}  {row.n_interaction_files:>17}"
+        )
+        if args.settings:
+            for line in textwrap.wrap(row.settings, WIDTH - 4):
+                print(f"    {line}")
+    print(f"{len(table)} run(s) under {args.root}")
     return 0
 
 
@@ -292,6 +407,7 @@ def add_store(subparsers: argparse._SubParsersAction) -> None:
     ls = actions.add_parser("ls", help="table of the runs (one row per run)")
     ls.add_argument("root", type=Path, help="results root directory")
     ls.add_argument("--settings", action="store_true", help="also print each run's settings")
+    _add_format(ls)
     ls.set_defaults(func=cmd_store_ls)
 
     show = actions.add_parser("show", help="run.json and the files of one run")

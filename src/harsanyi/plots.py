@@ -1,33 +1,173 @@
-"""Figures for papers: seaborn/matplotlib, saved as PNG and PDF side by side."""
+"""Figures for papers: seaborn/matplotlib, saved as PNG (300 dpi) and PDF side by side.
+
+Every figure is at most a journal's double column wide (7.2 in, 183 mm), its text at least
+7 pt at that size, its runs in one order (`run_order`: dataset, architecture, seed, label
+noise), with one legend for the whole figure where the panels share their meaning.
+tests/test_figures.py checks sizes, labels and overlapping text of every figure.
+"""
 
 from __future__ import annotations
 
+import re
+import textwrap
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 from harsanyi.io import atomic_path  # noqa: E402
-from harsanyi.store import short_name  # noqa: E402
 
 POSITIVE = "#c0392b"
 NEGATIVE = "#2c6fbb"
+NORMAL = "#2c6fbb"
+FLIPPED = "#c0392b"
+VERDICT_COLOURS = {"yes": "#c8e6c9", "no": "#ffcdd2", "n/a": "#eeeeee"}
+
+DOUBLE = 7.2  # inches: a journal's double column (183 mm)
+SINGLE = 3.5  # inches: a single column (89 mm)
+MAX_HEIGHT = 9.5  # inches: a page less its caption
+DPI = 300
+FONT = 7.0  # pt, the smallest text in any figure
+RC = {
+    "font.size": FONT,
+    "axes.titlesize": FONT + 0.5,
+    "axes.labelsize": FONT,
+    "xtick.labelsize": FONT,
+    "ytick.labelsize": FONT,
+    "legend.fontsize": FONT,
+    "legend.title_fontsize": FONT,
+    "figure.titlesize": FONT + 1,
+    "axes.linewidth": 0.6,
+    "xtick.major.width": 0.6,
+    "ytick.major.width": 0.6,
+    "xtick.major.size": 2.5,
+    "ytick.major.size": 2.5,
+    "lines.linewidth": 1.0,
+    "lines.markersize": 3,
+    "legend.frameon": False,
+    "legend.handlelength": 1.6,
+    "figure.constrained_layout.h_pad": 0.03,
+    "figure.constrained_layout.w_pad": 0.03,
+    "savefig.dpi": DPI,
+    "pdf.fonttype": 42,
+}
+
+
+def _theme() -> None:
+    sns.set_theme(style="ticks", context="paper", rc=RC)
 
 
 def save(fig: plt.Figure, out: str | Path) -> list[Path]:
-    """Write `out` (PNG) and its PDF twin atomically; close the figure."""
+    """Write `out` (PNG, 300 dpi) and its PDF twin atomically at the figure's own size (the
+    layout is constrained, so nothing is cut); close the figure."""
     out = Path(out)
     written = []
     for path in (out, out.with_suffix(".pdf")):
         with atomic_path(path) as temp:
-            fig.savefig(temp, format=path.suffix[1:], dpi=200, bbox_inches="tight")
+            fig.savefig(temp, format=path.suffix[1:], dpi=DPI)
         written.append(path)
     plt.close(fig)
     return written
+
+
+# --------------------------------------------------------------------------- runs
+
+_HASH = re.compile(r"^[0-9a-f]{12}$")
+
+
+def run_key(run: str) -> tuple:
+    """(dataset, architecture, seed, label noise, name) parsed from a run directory name
+    `<dataset>-<arch>-s<seed>[-noise<p>]-<hash>`; unparsed parts sort as text."""
+    parts = str(run).split("-")
+    if parts and _HASH.match(parts[-1]):
+        parts = parts[:-1]
+    seed, noise, rest = -1, 0.0, []
+    for part in parts:
+        if re.fullmatch(r"s\d+", part):
+            seed = int(part[1:])
+        elif part.startswith("noise"):
+            try:
+                noise = float(part[5:])
+            except ValueError:
+                rest.append(part)
+        else:
+            rest.append(part)
+    dataset = rest[0] if rest else ""
+    arch = "-".join(rest[1:])
+    return (dataset, arch, seed, noise, str(run))
+
+
+def run_order(runs) -> list[str]:
+    """The order of runs in every figure: dataset, architecture, seed, label noise."""
+    return sorted(dict.fromkeys(runs), key=run_key)
+
+
+def _run_label(run: str, *, lines: int = 1, dataset: bool = True) -> str:
+    """'digits lenet s0 noise 0.15' without the settings hash (two lines if `lines` == 2)."""
+    name, arch, seed, noise, full = run_key(run)
+    if not name:
+        return full
+    head = f"{name} {arch}".strip() if dataset else arch
+    tail = " ".join(
+        part
+        for part in (f"s{seed}" if seed >= 0 else "", f"noise {noise:g}" if noise else "")
+        if part
+    )
+    return f"{head}\n{tail}" if lines == 2 and tail else f"{head} {tail}".strip()
+
+
+def _rows_height(rows: int, per_row: float, extra: float = 0.4) -> float:
+    """Height of a figure of `rows` panel rows, shrunk to fit a page."""
+    return min(MAX_HEIGHT, per_row * rows + extra)
+
+
+def _legend(fig, handles, *, ncol: int | None = None, loc: str = "outside upper center"):
+    """One legend for the whole figure, above the panels."""
+    handles = list(handles)
+    return fig.legend(
+        handles=handles,
+        loc=loc,
+        ncol=ncol or min(len(handles), 4),
+        frameon=False,
+        columnspacing=1.2,
+        handletextpad=0.5,
+    )
+
+
+def _order_ticks(ax, orders) -> None:
+    orders = sorted(int(k) for k in pd.unique(pd.Series(orders)))
+    if not orders:
+        return
+    step = 1 if len(orders) <= 6 else 2
+    ax.set_xticks(orders[::step])
+    ax.set_xlim(orders[0] - 0.6, orders[-1] + 0.6)
+
+
+def _off(ax, text: str | None = None) -> None:
+    ax.set_axis_off()
+    if text:
+        ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, wrap=True)
+
+
+# --------------------------------------------------------------------------- two phases
+
+
+def _roles(epoch: int, first: int, last: int, start) -> str:
+    roles = []
+    if epoch == first:
+        roles.append("init")
+    if start is not None and epoch == int(start):
+        roles.append("phase-2 start")
+    if epoch == last and epoch != first:
+        roles.append("final")
+    return ", ".join(roles)
 
 
 def two_phase_figure(
@@ -39,92 +179,114 @@ def two_phase_figure(
     *,
     split: str = "train",
 ) -> list[Path]:
-    """Rows = runs; columns = I⁺(k)/I⁻(k) bars at selected checkpoints, then the loss gap."""
-    sns.set_theme(style="ticks", context="paper")
-    runs = list(shown)
+    """Rows = runs (`run_order`); columns = I⁺(k)/I⁻(k) bars at the run's selected checkpoints
+    (each scaled to its own maximum, given in the panel), then train/test loss and their gap
+    with the phase-2 start and the loss-gap onset marked.  One legend above the panels."""
+    _theme()
+    runs = run_order(shown)
     columns = max(len(v) for v in shown.values()) + 1
-    fig, axes = plt.subplots(
-        len(runs),
-        columns,
-        figsize=(2.3 * columns, 2.0 * len(runs)),
-        squeeze=False,
-        constrained_layout=True,
+    row_height = min(1.45, (MAX_HEIGHT - 0.5) / len(runs))
+    fig = plt.figure(
+        figsize=(DOUBLE, _rows_height(len(runs), row_height, 0.5)), layout="constrained"
     )
-    for row, run in enumerate(runs):
+    subfigs = np.atleast_1d(
+        fig.subfigures(len(runs) + 1, 1, height_ratios=[0.36 / row_height] + [1] * len(runs))
+    )
+    legend_row = subfigs[0]
+    bars_y = None
+    for subfig, run in zip(subfigs[1:], runs, strict=True):
+        subfig.suptitle(_run_label(run), x=0.005, ha="left", fontsize=FONT + 0.5, weight="bold")
+        axes = subfig.subplots(
+            1, columns, gridspec_kw={"width_ratios": [1] * (columns - 1) + [1.25]}
+        )
         data = strength[(strength.run == run) & (strength.split == split)]
+        epochs = sorted(int(e) for e in data.epoch.unique()) or [0]
+        start = points.get(run, {}).get("phase2_start")
         for col, epoch in enumerate(shown[run]):
-            ax = axes[row, col]
+            ax = axes[col]
             at = data[data.epoch == epoch]
             # Each checkpoint on its own scale: interactions at initialisation are orders of
             # magnitude weaker than after training, and the shape per order is what matters.
-            top = max(at.positive.max(), -at.negative.min(), 1e-300)
-            ax.bar(at.order, at.positive / top, color=POSITIVE, width=0.8, label="I⁺(k)")
-            ax.bar(at.order, at.negative / top, color=NEGATIVE, width=0.8, label="I⁻(k)")
+            top = max(float(at.positive.max()), float(-at.negative.min()), 1e-300)
+            ax.bar(at.order, at.positive / top, color=POSITIVE, width=0.8)
+            ax.bar(at.order, at.negative / top, color=NEGATIVE, width=0.8)
             ax.axhline(0, color="black", linewidth=0.5)
-            ax.set_ylim(-1.1, 1.1)
-            ax.set_xticks(sorted(at.order.unique())[::2])
-            ax.set_title(f"epoch {epoch} (max {top:.2g})", fontsize=8)
+            if bars_y is None:
+                bars_y = ax
+                ax.set_ylim(-1.1, 1.5)
+                ax.set_yticks([-1, 0, 1])
+            else:
+                ax.sharey(bars_y)
+            ax.text(0.03, 0.97, f"max {top:.2g}", transform=ax.transAxes, va="top", ha="left")
+            _order_ticks(ax, at.order)
+            role = _roles(epoch, epochs[0], epochs[-1], start)
+            joint = "\n" if len(role) > 14 else " "
+            ax.set_title(f"epoch {epoch}" + (f"{joint}({role})" if role else ""))
+            ax.set_xlabel("order k")
             if col == 0:
-                ax.set_ylabel(run.rsplit("-", 1)[0] + "\nstrength / max", fontsize=7)
-            if row == len(runs) - 1:
-                ax.set_xlabel("order k")
+                ax.set_ylabel("I(k) / max")
+            else:
+                ax.tick_params(labelleft=False)
         for col in range(len(shown[run]), columns - 1):
-            axes[row, col].axis("off")
-        ax = axes[row, -1]
+            _off(axes[col])
+        ax = axes[-1]
         curve = metrics[run]
-        ax.plot(curve.epoch, curve.train_loss, color="0.5", linewidth=1, label="train loss")
-        ax.plot(
-            curve.epoch,
-            curve.test_loss,
-            color="0.2",
-            linewidth=1,
-            linestyle="--",
-            label="test loss",
-        )
-        ax.plot(curve.epoch, curve.loss_gap, color="#8e44ad", linewidth=1.5, label="gap")
+        ax.plot(curve.epoch, curve.train_loss, color="0.55")
+        ax.plot(curve.epoch, curve.test_loss, color="0.15", linestyle="--")
+        ax.plot(curve.epoch, curve.loss_gap, color="#8e44ad", linewidth=1.4)
         marks = points.get(run, {})
         if marks.get("phase2_start") is not None:
-            ax.axvline(
-                marks["phase2_start"],
-                color=POSITIVE,
-                linestyle=":",
-                linewidth=1,
-                label="phase-2 start",
-            )
-        if marks.get("gap_onset") is not None:
-            ax.axvline(
-                marks["gap_onset"], color="#8e44ad", linestyle="-.", linewidth=1, label="gap onset"
-            )
-        ax.set_title("loss gap", fontsize=8)
-        if row == len(runs) - 1:
-            ax.set_xlabel("epoch")
-        if row == 0:
-            ax.legend(fontsize=5, frameon=False)
-    axes[0, 0].legend(fontsize=6, frameon=False)
-    sns.despine(fig)
+            ax.axvline(marks["phase2_start"], color=POSITIVE, linestyle=":", linewidth=1.1)
+        if marks.get("gap_onset") is not None and np.isfinite(marks["gap_onset"]):
+            ax.axvline(marks["gap_onset"], color="#8e44ad", linestyle="-.", linewidth=1)
+        ax.set_title("loss")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("cross-entropy")
+        sns.despine(subfig)
+    _legend(
+        legend_row,
+        [
+            Patch(color=POSITIVE, label="I⁺(k): positive"),
+            Patch(color=NEGATIVE, label="I⁻(k): negative"),
+            Line2D([], [], color="0.55", label="train loss"),
+            Line2D([], [], color="0.15", linestyle="--", label="test loss"),
+            Line2D([], [], color="#8e44ad", linewidth=1.4, label="gap (test − train)"),
+            Line2D([], [], color=POSITIVE, linestyle=":", label="phase-2 start"),
+            Line2D([], [], color="#8e44ad", linestyle="-.", label="loss-gap onset"),
+        ],
+        loc="center",
+    )
     return save(fig, out)
 
 
 # --------------------------------------------------------------------------- study figures
 
-NORMAL = "#2c6fbb"
-FLIPPED = "#c0392b"
-VERDICT_COLOURS = {"yes": "#c8e6c9", "no": "#ffcdd2", "n/a": "#eeeeee"}
 
-
-def _grid(count: int, columns: int, width: float, height: float):
+def _panels(count: int, columns: int, height: float, *, width: float = DOUBLE, **kwargs):
+    """`count` panels in rows of `columns`, `width` inches wide; unused panels hidden."""
     columns = max(1, min(columns, count))
+    if count == 4 and columns == 3:
+        columns = 2  # 2 × 2 rather than 3 + 1
     rows = -(-count // columns)
     fig, axes = plt.subplots(
         rows,
         columns,
-        figsize=(width * columns, height * rows),
+        figsize=(width, _rows_height(rows, height, 0.45)),
         squeeze=False,
-        constrained_layout=True,
+        layout="constrained",
+        **kwargs,
     )
     for ax in axes.ravel()[count:]:
-        ax.axis("off")
-    return fig, axes.ravel()
+        ax.set_visible(False)
+    return fig, axes
+
+
+STAGE_STYLES = {
+    "init": {"color": "0.55", "linestyle": "--", "marker": "s"},
+    "early": {"color": "#7fb3d5", "linestyle": "-", "marker": "o"},
+    "phase-2 start": {"color": "#2c6fbb", "linestyle": "-", "marker": "o"},
+    "final": {"color": "#17202a", "linestyle": "-", "marker": "o"},
+}
 
 
 def jaccard_figure(
@@ -134,29 +296,34 @@ def jaccard_figure(
     *,
     variant: str = "average_then_split",
 ) -> list[Path]:
-    """Jaccard similarity (train vs test) per order; one panel per run, one line per stage."""
-    sns.set_theme(style="ticks", context="paper")
-    runs = sorted(stages)
-    fig, axes = _grid(len(runs), 4, 2.8, 2.3)
-    palette = sns.color_palette("viridis", 4)
-    for ax, run in zip(axes, runs, strict=False):
+    """Jaccard similarity (train vs test) per order; one panel per run (`run_order`), one line
+    per checkpoint stage, the untrained network (init, dashed grey) as the reference.  A
+    column `null` in `table` (a permutation baseline), where present, is drawn dotted."""
+    _theme()
+    runs = run_order(stages)
+    fig, axes = _panels(len(runs), 3, 1.75, sharey=True)
+    for ax, run in zip(axes.ravel(), runs, strict=False):
         data = table[(table.run == run) & (table.variant == variant)]
-        for colour, (stage, epoch) in zip(palette, stages[run].items(), strict=False):
+        for stage, epoch in stages[run].items():
             at = data[data.epoch == epoch].sort_values("order")
-            ax.plot(
-                at.order,
-                at.similarity,
-                marker="o",
-                markersize=3,
-                color=colour,
-                label=f"{stage} (epoch {epoch})",
-            )
-        ax.set_ylim(0, 1.05)
+            style = STAGE_STYLES.get(stage, {"color": "0.3", "marker": "o"})
+            ax.plot(at.order, at.similarity, markersize=3, **style)
+            if "null" in at and at["null"].notna().any():
+                ax.plot(at.order, at["null"], color=style["color"], linestyle=":")
+        ax.axhline(0, color="0.8", linewidth=0.5, zorder=0)
+        ax.set_ylim(-0.02, 1.02)
+        _order_ticks(ax, data.order)
+        epochs = " / ".join(str(e) for e in stages[run].values())
+        ax.set_title(f"{_run_label(run)}\nepochs {epochs}")
         ax.set_xlabel("order k")
-        ax.set_ylabel("Jaccard similarity (train vs test)")
-        ax.set_title(short_name(run), fontsize=8)
-        ax.legend(fontsize=6, frameon=False)
-    fig.suptitle(f"Jaccard per order ({variant.replace('_', ' ')})", fontsize=9)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("Jaccard similarity\ntrain vs test")
+    handles = [
+        Line2D([], [], markersize=3, label=stage, **style) for stage, style in STAGE_STYLES.items()
+    ]
+    if "null" in table and table["null"].notna().any():
+        handles.append(Line2D([], [], color="0.3", linestyle=":", label="null"))
+    _legend(fig, handles, ncol=len(handles))
     sns.despine(fig)
     return save(fig, out)
 
@@ -173,37 +340,66 @@ def _paired_bars(ax, data: pd.DataFrame, value: str) -> None:
             at[value],
             width=0.4,
             color=colour,
-            label=group,
-            yerr=errors,
-            capsize=1.5,
-            error_kw={"linewidth": 0.7},
+            yerr=np.clip(np.asarray(errors, dtype=float), 0, None),
+            capsize=1.2,
+            error_kw={"linewidth": 0.6},
         )
+    _order_ticks(ax, data.order)
     ax.set_xlabel("order k")
 
 
 def ood_figure(strength: pd.DataFrame, verdicts: pd.DataFrame, out: str | Path) -> list[Path]:
-    """Per noisy run, at its last checkpoint: salient strength per order, normal vs flipped
-    samples (left) and the per-sample normalised share (right), with 95 % bootstrap CIs."""
-    sns.set_theme(style="ticks", context="paper")
-    runs = sorted(strength.run.unique())
+    """Per noisy run (rows, `run_order`), at its last checkpoint: salient strength per order,
+    normal vs OOD (flipped-label) samples (left) and the per-sample normalised share (right),
+    with 95 % bootstrap CIs; shaded: the high orders the verdict compares."""
+    _theme()
+    runs = run_order(strength.run.unique())
+    if not runs:
+        fig, ax = plt.subplots(figsize=(SINGLE, 1.0), layout="constrained")
+        _off(ax, "no run with label noise in this study")
+        return save(fig, out)
     fig, axes = plt.subplots(
-        len(runs), 2, figsize=(7.0, 2.4 * len(runs)), squeeze=False, constrained_layout=True
+        len(runs),
+        2,
+        figsize=(DOUBLE, _rows_height(len(runs), 1.9, 0.35)),
+        squeeze=False,
+        layout="constrained",
     )
     for row, run in enumerate(runs):
         data = strength[strength.run == run]
         last = data[data.epoch == data.epoch.max()]
-        _paired_bars(axes[row, 0], last, "strength")
-        axes[row, 0].set_ylabel("salient |I| per sample")
-        _paired_bars(axes[row, 1], last, "share")
-        axes[row, 1].set_ylabel("share of the sample's strength")
         verdict = verdicts[verdicts.run == run] if "run" in verdicts else verdicts.iloc[:0]
-        text = f" — OOD more high-order: {verdict.verdict.iloc[0]}" if len(verdict) else ""
-        axes[row, 0].set_title(
-            f"{short_name(run)}, epoch {int(last.epoch.max())}{text}", fontsize=8, loc="left"
+        n = int(last.order.max())
+        high = (
+            int(verdict.high_from_order.iloc[0])
+            if "high_from_order" in verdict and len(verdict)
+            else n // 2 + 1
         )
-        axes[row, 0].legend(fontsize=6, frameon=False)
+        for ax, value, label in (
+            (axes[row, 0], "strength", "salient Σ|I| per sample"),
+            (axes[row, 1], "share", "share of the sample's\nsalient strength"),
+        ):
+            ax.axvspan(high - 0.5, n + 0.5, color="0.92", zorder=0, linewidth=0)
+            _paired_bars(ax, last, value)
+            ax.set_ylabel(label)
+        answer = f"; OOD more high-order: {verdict.verdict.iloc[0]}" if len(verdict) else ""
+        axes[row, 0].set_title(
+            f"{_run_label(run)}, epoch {int(last.epoch.max())}{answer}", loc="left"
+        )
+    _legend(
+        fig,
+        [
+            Patch(color=NORMAL, label="normal (label kept)"),
+            Patch(color=FLIPPED, label="OOD (label flipped)"),
+            Patch(color="0.92", label="high orders (verdict)"),
+        ],
+    )
     sns.despine(fig)
     return save(fig, out)
+
+
+def _pair_label(a: str, b: str) -> str:
+    return f"{_run_label(a, dataset=False)} → {_run_label(b, dataset=False)}"
 
 
 def similarity_figure(
@@ -214,80 +410,66 @@ def similarity_figure(
     *,
     tau: float = 0.05,
 ) -> list[Path]:
-    """Per stage (rows): one run × run heatmap of mean coverage at τ₁ = tau per dataset, then
-    coverage per order and top-K overlap (pairs of different runs, one colour per dataset),
-    each against the random-set baseline (dotted)."""
-    import numpy as np
-
-    sns.set_theme(style="ticks", context="paper")
+    """Per stage (rows), over pairs of different comparable runs only (the self-comparison is
+    left out): mean coverage at τ₁ = tau per ordered pair against the random-set expectation
+    and twice it (the scorecard's threshold); coverage per order and top-K overlap averaged over
+    pairs (one colour per dataset), each against the random-set baseline (dotted)."""
+    _theme()
+    pairs_all = coverage[(coverage.run_a != coverage.run_b) & np.isclose(coverage.tau1, tau)]
+    if pairs_all.empty:
+        fig, ax = plt.subplots(figsize=(SINGLE, 0.9), layout="constrained")
+        _off(ax, "No two runs share dataset and label noise:\nno pair of models to compare.")
+        return save(fig, out)
     stages = list(dict.fromkeys(coverage.stage.astype(str)))
-    datasets = sorted(coverage.dataset.unique())
-    names = {
-        d: sorted(
-            set(coverage[coverage.dataset == d].run_a) | set(coverage[coverage.dataset == d].run_b)
-        )
-        for d in datasets
-    }
-    sizes = [1.2 + 0.55 * len(names[d]) for d in datasets]
+    datasets = sorted(pairs_all.dataset.unique())
+    palette = dict(zip(datasets, sns.color_palette("deep", len(datasets)), strict=True))
+    keys = sorted(
+        {(r.dataset, r.run_a, r.run_b) for r in pairs_all.itertuples()},
+        key=lambda t: (run_key(t[1]), run_key(t[2])),
+    )
+    per_row = max(1.7, 0.17 * len(keys) + 0.7)
     fig, axes = plt.subplots(
         len(stages),
-        len(datasets) + 2,
-        figsize=(sum(sizes) + 7.0, max(3.2, max(sizes)) * len(stages)),
+        3,
+        figsize=(DOUBLE, _rows_height(len(stages), per_row, 0.45)),
         squeeze=False,
-        constrained_layout=True,
-        gridspec_kw={"width_ratios": [*sizes, 3.2, 3.2]},
+        layout="constrained",
+        gridspec_kw={"width_ratios": [1.35, 1, 1]},
     )
-    palette = dict(zip(datasets, sns.color_palette("deep", len(datasets)), strict=True))
     for row, stage in enumerate(stages):
-        at_stage = coverage[(coverage.stage.astype(str) == stage) & np.isclose(coverage.tau1, tau)]
-        for col, dataset in enumerate(datasets):
-            ax = axes[row, col]
-            at = at_stage[at_stage.dataset == dataset]
-            matrix = at.pivot_table(index="run_a", columns="run_b", values="coverage")
-            matrix = matrix.reindex(index=names[dataset], columns=names[dataset])
-            labels = [short_name(n) for n in names[dataset]]
-            sns.heatmap(
-                matrix.to_numpy(dtype=float),
-                ax=ax,
-                vmin=0,
-                vmax=1,
-                cmap="mako",
-                annot=len(labels) <= 8,
-                fmt=".2f",
-                annot_kws={"fontsize": 6},
-                xticklabels=labels,
-                yticklabels=labels,
-                cbar=col == len(datasets) - 1,
-                cbar_kws={"label": "coverage"},
-            )
-            ax.tick_params(labelsize=6)
-            ax.set_xticklabels(labels, rotation=40, ha="right")
-            ax.set_xlabel("model b (τ₂ = 0.05)")
-            ax.set_ylabel("model a" if col == 0 else "")
-            ax.set_title(f"{stage}, {dataset}: coverage (τ₁ = {tau:g})", fontsize=8)
+        at = pairs_all[pairs_all.stage.astype(str) == stage]
+        ax = axes[row, 0]
+        ys = np.arange(len(keys))
+        for y, (dataset, a, b) in zip(ys, keys, strict=True):
+            pair = at[(at.run_a == a) & (at.run_b == b)]
+            if pair.empty:
+                continue
+            value = float(pair.coverage.mean())
+            random = float(pair.random_expected.mean())
+            ax.barh(y, value, color=palette[dataset], height=0.7)
+            ax.plot([random], [y], marker="|", color="black", markersize=9, linestyle="")
+            ax.plot([2 * random], [y], marker="|", color=POSITIVE, markersize=9, linestyle="")
+        ax.set_yticks(ys, [_pair_label(a, b) for _, a, b in keys])
+        ax.invert_yaxis()
+        ax.set_xlim(0, 1.02)
+        ax.set_xlabel(f"coverage |Ωa∩Ωb| / |Ωa|  (τ₁ = {tau:g})")
+        ax.set_title(f"{stage}: model a → model b", loc="left")
         pairs = orders[(orders.stage.astype(str) == stage) & (orders.run_a != orders.run_b)]
-        top = topk[(topk.stage.astype(str) == stage) & (topk.run_a != topk.run_b)]
-        if pairs.empty:
-            for ax in axes[row, -2:]:
-                ax.text(0.5, 0.5, "no pair of comparable runs", ha="center", va="center")
-                ax.set_axis_off()
-            continue
-        ax = axes[row, -2]
+        ax = axes[row, 1]
         for dataset, part in pairs.groupby("dataset"):
             mean = part.groupby("order")[["coverage", "random_expected"]].mean()
-            colour = palette[dataset]
-            ax.plot(
-                mean.index, mean.coverage, marker="o", markersize=3, color=colour, label=dataset
-            )
+            colour = palette.get(dataset, "0.3")
+            ax.plot(mean.index, mean.coverage, marker="o", markersize=3, color=colour)
             ax.plot(mean.index, mean.random_expected, linestyle=":", color=colour)
-        ax.set_ylim(0, 1.05)
+        ax.set_ylim(0, 1.02)
+        _order_ticks(ax, pairs.order if len(pairs) else [1])
         ax.set_xlabel("order k")
         ax.set_ylabel("coverage at order k")
-        ax.set_title(f"{stage}: per order (dotted: random sets)", fontsize=8)
-        ax.legend(fontsize=6, frameon=False)
-        ax = axes[row, -1]
+        ax.set_title(f"{stage}: per order", loc="left")
+        top = topk[(topk.stage.astype(str) == stage) & (topk.run_a != topk.run_b)]
+        ax = axes[row, 2]
         for dataset, part in top.groupby("dataset"):
-            colour = palette[dataset]
+            colour = palette.get(dataset, "0.3")
             for op, style in (("and", "-"), ("or", "--")):
                 curve = part[part.op == op].groupby("r")[["overlap", "random_expected"]].mean()
                 ax.plot(
@@ -297,17 +479,56 @@ def similarity_figure(
                     marker="o",
                     markersize=2.5,
                     color=colour,
-                    label=f"{dataset} {op.upper()}",
                 )
-        ax.plot(curve.index, curve.random_expected, linestyle=":", color="0.4", label="random")
-        ax.set_ylim(0, 1.05)
-        ax.set_xlabel("r (K = r·2^n)")
+                ax.plot(curve.index, curve.random_expected, linestyle=":", color=colour)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel(r"$r$   (top $K = r\cdot 2^n$)")
         ax.set_ylabel("top-K overlap")
-        ax.set_title(f"{stage}: top-K overlap", fontsize=8)
-        ax.legend(fontsize=6, frameon=False)
-        sns.despine(ax=axes[row, -2])
-        sns.despine(ax=axes[row, -1])
+        ax.set_title(f"{stage}: top-K", loc="left")
+    handles = [Patch(color=palette[d], label=d) for d in datasets] + [
+        Line2D(
+            [],
+            [],
+            color="black",
+            marker="|",
+            markersize=9,
+            linestyle="",
+            label="random-set expectation",
+        ),
+        Line2D(
+            [],
+            [],
+            color=POSITIVE,
+            marker="|",
+            markersize=9,
+            linestyle="",
+            label="2× it (scorecard)",
+        ),
+        Line2D([], [], color="0.3", linestyle=":", label="random sets"),
+        Line2D([], [], color="0.3", linestyle="-", label="AND"),
+        Line2D([], [], color="0.3", linestyle="--", label="OR"),
+    ]
+    _legend(fig, handles, ncol=len(handles))
+    sns.despine(fig)
     return save(fig, out)
+
+
+def _sigma2_bounds(bounds) -> tuple[float, float]:
+    if bounds is not None:
+        return float(bounds[0]), float(bounds[1])
+    try:
+        from harsanyi.theory import DEFAULT_SIGMA2_GRID
+
+        return float(np.min(DEFAULT_SIGMA2_GRID)), float(np.max(DEFAULT_SIGMA2_GRID))
+    except ImportError:  # pragma: no cover - the theory module moved
+        return 1e-6, 1e2
+
+
+def at_bound(sigma2, bounds) -> np.ndarray:
+    """Which fitted σ² lie on the fit's search bounds (a fit that hit a bound, not a value)."""
+    low, high = bounds
+    values = np.asarray(sigma2, dtype=float)
+    return (values <= low * (1 + 1e-6)) | (values >= high * (1 - 1e-6))
 
 
 def theory_figure(
@@ -315,64 +536,109 @@ def theory_figure(
     fit: pd.DataFrame,
     shown: dict[str, list[int]],
     out: str | Path,
+    *,
+    sigma2_bounds: tuple[float, float] | None = None,
 ) -> list[Path]:
-    """Rows = runs.  First column: measured distribution at the first checkpoint vs the
-    spindle prediction; then measured (bars) vs the fitted phase-2 theory (line) at selected
-    checkpoints; last column: the fitted σ² over training."""
-    sns.set_theme(style="ticks", context="paper")
-    runs = sorted(shown)
-    columns = max(len(v) for v in shown.values()) + 2
+    """Rows = runs (`run_order`).  First column: measured distribution at the first checkpoint
+    vs the spindle prediction; then measured (bars) vs the fitted phase-2 theory (line) at the
+    selected later checkpoints; last column: the fitted σ² over training, fits that hit the
+    search bounds (`sigma2_bounds`, default the grid of theory.fit_sigma2) marked hollow."""
+    _theme()
+    bounds = _sigma2_bounds(sigma2_bounds)
+    runs = run_order(shown)
+    later = {
+        run: [e for e in shown[run] if e != orders[orders.run == run].epoch.min()] for run in runs
+    }
+    columns = max(len(v) for v in later.values()) + 2
     fig, axes = plt.subplots(
         len(runs),
         columns,
-        figsize=(2.2 * columns, 2.0 * len(runs)),
+        figsize=(DOUBLE, _rows_height(len(runs), 1.45, 0.45)),
         squeeze=False,
-        constrained_layout=True,
+        layout="constrained",
+        gridspec_kw={"width_ratios": [1] * (columns - 1) + [1.2]},
     )
+    share_y = axes[0, 0]
     for row, run in enumerate(runs):
         data = orders[orders.run == run]
+        runfit = fit[fit.run == run].sort_values("epoch")
         first = data[data.epoch == data.epoch.min()]
         ax = axes[row, 0]
-        ax.bar(first.order, first.measured, color="0.6", width=0.8, label="measured")
-        ax.plot(
-            first.order,
-            first.spindle,
-            color=POSITIVE,
-            marker="o",
-            markersize=3,
-            label="spindle theory",
-        )
-        ax.set_title(f"init (epoch {int(first.epoch.min())})", fontsize=8)
-        ax.set_ylabel(f"{short_name(run)}\nshare of strength", fontsize=7)
-        for col, epoch in enumerate(shown[run], start=1):
+        ax.bar(first.order, first.measured, color="0.65", width=0.8)
+        ax.plot(first.order, first.spindle, color=POSITIVE, marker="o", markersize=2.5)
+        ax.set_title(f"epoch {int(first.epoch.min())}: spindle")
+        ax.set_ylabel(f"{_run_label(run, lines=2)}\nshare of strength")
+        for col, epoch in enumerate(later[run], start=1):
             ax = axes[row, col]
             at = data[data.epoch == epoch]
-            ax.bar(at.order, at.measured, color="0.6", width=0.8, label="measured")
+            sigma2 = runfit[runfit.epoch == epoch].sigma2
+            hit = bool(len(sigma2) and at_bound(sigma2.iloc[0], bounds))
+            ax.bar(at.order, at.measured, color="0.65", width=0.8)
             ax.plot(
                 at.order,
                 at.predicted,
                 color=NEGATIVE,
                 marker="o",
-                markersize=3,
-                label="phase-2 theory",
+                markersize=2.5,
+                markerfacecolor="white" if hit else NEGATIVE,
+                linestyle="--" if hit else "-",
             )
-            sigma2 = fit[(fit.run == run) & (fit.epoch == epoch)].sigma2
-            label = f"σ² = {sigma2.iloc[0]:.2g}" if len(sigma2) else ""
-            ax.set_title(f"epoch {epoch}  {label}", fontsize=8)
-        for col in range(len(shown[run]) + 1, columns - 1):
-            axes[row, col].axis("off")
+            if not len(sigma2) or not np.isfinite(sigma2.iloc[0]):
+                label = "no fit"
+            elif hit:
+                label = "σ² at bound"
+            else:
+                label = f"σ² = {sigma2.iloc[0]:.1g}"
+            ax.set_title(f"epoch {epoch}: {label}")
+            ax.tick_params(labelleft=False)
+        for col in range(len(later[run]) + 1, columns - 1):
+            axes[row, col].set_visible(False)
         for col in range(columns - 1):
-            if row == len(runs) - 1:
-                axes[row, col].set_xlabel("order k")
+            ax = axes[row, col]
+            if ax is not share_y:
+                ax.sharey(share_y)
+            _order_ticks(ax, data.order)
+            ax.set_xlabel("order k")
         ax = axes[row, -1]
-        curve = fit[fit.run == run].sort_values("epoch")
-        ax.plot(curve.epoch, curve.sigma2, marker="o", markersize=3, color=NEGATIVE)
+        hit = at_bound(runfit.sigma2, bounds)
+        inner = runfit.sigma2.where(~hit)
+        ax.plot(runfit.epoch, inner, marker="o", markersize=3, color=NEGATIVE)
+        ax.plot(
+            runfit.epoch[hit],
+            runfit.sigma2[hit].clip(bounds[0], bounds[1]),
+            marker="o",
+            markersize=4,
+            linestyle="",
+            markerfacecolor="white",
+            markeredgecolor=NEGATIVE,
+        )
+        for bound in bounds:
+            ax.axhline(bound, color="0.75", linewidth=0.6, linestyle=":")
         ax.set_yscale("log")
-        ax.set_title("fitted σ²", fontsize=8)
+        ax.set_ylim(bounds[0] / 5, bounds[1] * 5)
+        ax.set_yticks([bounds[0], 1e-4, 1e-2, 1, bounds[1]][:: 2 if bounds == (1e-6, 1e2) else 1])
+        ax.set_title("fitted σ²")
         ax.set_xlabel("epoch")
-        if row == 0:
-            axes[0, 0].legend(fontsize=6, frameon=False)
-            axes[0, 1].legend(fontsize=6, frameon=False)
+        ax.set_ylabel("σ² (log)")
+    share_y.set_ylim(0, None)
+    _legend(
+        fig,
+        [
+            Patch(color="0.65", label="measured"),
+            Line2D([], [], color=POSITIVE, marker="o", markersize=2.5, label="spindle theory"),
+            Line2D([], [], color=NEGATIVE, marker="o", markersize=2.5, label="phase-2 theory"),
+            Line2D(
+                [],
+                [],
+                color=NEGATIVE,
+                marker="o",
+                markersize=4,
+                markerfacecolor="white",
+                linestyle="",
+                label=f"fit at bound ({bounds[0]:.0e} or {bounds[1]:.0e})",
+            ),
+        ],
+    )
     sns.despine(fig)
     return save(fig, out)
 
@@ -380,105 +646,213 @@ def theory_figure(
 def theory_ratio_figure(ratio: pd.DataFrame, out: str | Path) -> list[Path]:
     """Pure theory: r(k), low- to high-order strength of ŵ, per split order k (one panel per
     n, one line per σ²)."""
-    sns.set_theme(style="ticks", context="paper")
+    _theme()
     ns = sorted(ratio.n.unique())
-    fig, axes = _grid(len(ns), len(ns), 2.8, 2.4)
+    fig, axes = _panels(len(ns), len(ns), 2.0, sharey=True)
     sigma2s = sorted(ratio.sigma2.unique())
     palette = sns.color_palette("rocket_r", len(sigma2s))
-    for ax, n in zip(axes, ns, strict=False):
+    for ax, n in zip(axes.ravel(), ns, strict=False):
         for colour, sigma2 in zip(palette, sigma2s, strict=True):
             at = ratio[(ratio.n == n) & (ratio.sigma2 == sigma2)].sort_values("split_order")
-            ax.plot(
-                at.split_order,
-                at.ratio,
-                color=colour,
-                marker="o",
-                markersize=2.5,
-                label=f"σ² = {sigma2:.0e}",
-            )
+            ax.plot(at.split_order, at.ratio, color=colour, marker="o", markersize=2.5)
         ax.set_yscale("log")
         ax.set_xlabel("split order k")
-        ax.set_ylabel("r(k) = low / high strength")
-        ax.set_title(f"n = {n}", fontsize=8)
-    axes[0].legend(fontsize=5, frameon=False)
+        ax.set_title(f"n = {n} players")
+        ax.set_xticks(range(1, int(n), 2 if n > 6 else 1))
+    axes[0, 0].set_ylabel("r(k) = strength of orders ≤ k\n/ strength of orders > k")
+    _legend(
+        fig,
+        [
+            Line2D([], [], color=c, marker="o", markersize=2.5, label=f"σ² = {s:.0e}")
+            for c, s in zip(palette, sigma2s, strict=True)
+        ],
+        ncol=min(len(sigma2s), 7),
+    )
     sns.despine(fig)
     return save(fig, out)
 
 
 def shapley_figure(values: pd.DataFrame, summary: pd.DataFrame, out: str | Path) -> list[Path]:
-    """Per run: Shapley values from the interactions against the exact Shapley values of v,
-    titled with the largest difference to the exact values of the decomposed game."""
-    sns.set_theme(style="ticks", context="paper")
-    runs = sorted(values.run.unique())
-    fig, axes = _grid(len(runs), 4, 2.5, 2.5)
-    for ax, run in zip(axes, runs, strict=False):
+    """Per run (`run_order`): Shapley values from the interactions (y) against the exact
+    Shapley values (x) of the decomposed game v + q (filled) and of v itself (hollow), titled
+    with the largest difference to each."""
+    _theme()
+    runs = run_order(values.run.unique())
+    fig, axes = _panels(len(runs), 3, 2.0)
+    exact = "phi_exact" if "phi_exact" in values else "phi_v"
+    for ax, run in zip(axes.ravel(), runs, strict=False):
         data = values[values.run == run]
-        ax.scatter(data.phi_v, data.phi_interactions, s=4, alpha=0.6, color=NEGATIVE)
-        low = float(min(data.phi_v.min(), data.phi_interactions.min()))
-        high = float(max(data.phi_v.max(), data.phi_interactions.max()))
-        ax.plot([low, high], [low, high], color="0.4", linewidth=0.7, linestyle=":")
+        if "phi_v" in data and exact != "phi_v":
+            ax.scatter(
+                data.phi_v,
+                data.phi_interactions,
+                s=9,
+                facecolors="none",
+                edgecolors="0.55",
+                linewidths=0.5,
+            )
+        ax.scatter(data[exact], data.phi_interactions, s=3, color=NEGATIVE)
+        low = float(min(data[exact].min(), data.phi_interactions.min()))
+        high = float(max(data[exact].max(), data.phi_interactions.max()))
+        ax.plot([low, high], [low, high], color="0.3", linewidth=0.6, linestyle=":")
         check = summary[summary.run == run]
-        text = f"max |Δ| = {check.max_abs_diff.iloc[0]:.1e}" if len(check) else ""
-        ax.set_title(f"{short_name(run)}\n{text}", fontsize=7)
-        ax.set_xlabel("exact Shapley value of v")
-        ax.set_ylabel("from AND-OR interactions")
+        text = ""
+        if len(check):
+            text = f"\nmax|Δ| to v+q {check.max_abs_diff.iloc[0]:.0e}"
+            if "max_abs_diff_v" in check:
+                text += f", to v {check.max_abs_diff_v.iloc[0]:.1e}"
+        ax.set_title(f"{_run_label(run)}{text}")
+        ax.set_xlabel("exact Shapley value φᵢ")
+        ax.set_ylabel("φᵢ from interactions")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(4))
+    _legend(
+        fig,
+        [
+            Line2D(
+                [],
+                [],
+                color=NEGATIVE,
+                marker="o",
+                markersize=3,
+                linestyle="",
+                label="exact, of v + q (the decomposed game)",
+            ),
+            Line2D(
+                [],
+                [],
+                color="0.55",
+                marker="o",
+                markersize=3.5,
+                markerfacecolor="none",
+                linestyle="",
+                label="exact, of v (without the noise q)",
+            ),
+            Line2D([], [], color="0.3", linestyle=":", label="y = x"),
+        ],
+    )
     sns.despine(fig)
     return save(fig, out)
 
 
 def scorecard_figure(table: pd.DataFrame, out: str | Path) -> list[Path]:
-    """The scorecard as a table: run, claim, measured, verdict (cells coloured by verdict)."""
-    cells = [[short_name(r.run), r.claim, str(r.measured), r.verdict] for r in table.itertuples()]
-    cells = cells or [["", "", "", ""]]
-    fig, ax = plt.subplots(figsize=(14, 0.4 + 0.2 * (len(cells) + 1)))
-    ax.axis("off")
-    shown = ax.table(
-        cellText=cells,
-        colLabels=["run", "claim", "measured", "verdict"],
-        cellLoc="left",
-        colWidths=[0.17, 0.24, 0.53, 0.06],
-        bbox=[0, 0, 1, 1],
+    """The scorecard as a table grouped by claim (a shaded header row per claim), one row per
+    run in `run_order` with what was measured and the verdict (cell coloured by verdict).
+    Long texts wrap; a study with many runs makes a taller figure (a supplementary table)."""
+    _theme()
+    widths = {"run": 1.9, "measured": 4.65, "verdict": 0.55}  # inches, 7.1 in all
+    wrap = int(widths["measured"] * 17)
+    order = {run: i for i, run in enumerate(run_order(table.run.unique()))}
+    table = table.assign(_order=table.run.map(order))
+    claims = list(dict.fromkeys(table.claim)) if len(table) else []
+    line = FONT * 1.3 / 72  # inches per text line
+    pad = 0.045
+    rows = []  # (kind, cells, lines)
+    for claim in claims:
+        rows.append(("claim", {"run": str(claim)}, 1))
+        part = table[table.claim == claim].sort_values("_order", kind="stable")
+        for r in part.itertuples():
+            measured = textwrap.fill(str(r.measured), wrap)
+            cells = {"run": _run_label(r.run), "measured": measured, "verdict": str(r.verdict)}
+            rows.append(("run", cells, measured.count("\n") + 1))
+    top = 0.5
+    height = top + sum(lines * line + pad for _, _, lines in rows) + 0.08
+    fig = plt.figure(figsize=(DOUBLE, height))
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_axis_off()
+    ax.set_xlim(0, DOUBLE)
+    ax.set_ylim(height, 0)
+    x = {"run": 0.05}
+    x["measured"] = x["run"] + widths["run"]
+    x["verdict"] = x["measured"] + widths["measured"]
+    ax.text(
+        0.05,
+        0.06,
+        "Scorecard: which published claims each run reproduces",
+        weight="bold",
+        va="top",
+        fontsize=FONT + 1,
     )
-    shown.auto_set_font_size(False)
-    shown.set_fontsize(6.5)
-    for (row, col), cell in shown.get_celld().items():
-        if row == 0:
-            cell.set_text_props(weight="bold")
-        elif col == 3:
-            cell.set_facecolor(VERDICT_COLOURS.get(cells[row - 1][3], "white"))
+    y = 0.3
+    for name in widths:
+        ax.text(x[name] + 0.03, y, name, weight="bold", va="top")
+    y = top
+    ax.plot([0.05, DOUBLE - 0.05], [y - 0.03] * 2, color="black", linewidth=0.6)
+    for kind, cells, lines in rows:
+        step = lines * line + pad
+        if kind == "claim":
+            ax.add_patch(
+                matplotlib.patches.Rectangle(
+                    (0.05, y - 0.025), DOUBLE - 0.1, step, color="0.92", linewidth=0
+                )
+            )
+            ax.text(x["run"] + 0.03, y, cells["run"], va="top", weight="bold")
+        else:
+            ax.add_patch(
+                matplotlib.patches.Rectangle(
+                    (x["verdict"], y - 0.02),
+                    widths["verdict"] - 0.1,
+                    step - 0.01,
+                    color=VERDICT_COLOURS.get(cells["verdict"], "white"),
+                    linewidth=0,
+                )
+            )
+            for name, text in cells.items():
+                ax.text(x[name] + 0.03, y, text, va="top", linespacing=1.1)
+        y += step
     return save(fig, out)
 
 
+ALLOCATIONS = {"shapley": "Shapley allocation", "occlusion": "occlusion allocation"}
+METHODS = {
+    "saliency": "saliency",
+    "input_x_gradient": "input × gradient",
+    "integrated_gradients": "integrated gradients",
+    "occlusion": "feature ablation",
+}
+
+
 def attributions_figure(table: pd.DataFrame, out: str | Path) -> list[Path]:
-    """Share of each captum attribution explained by each allocation of the interactions."""
-    sns.set_theme(style="ticks", context="paper")
+    """Share of each captum attribution explained by each allocation of the interactions;
+    one panel per run with input-space players (`run_order`), methods as rows."""
+    _theme()
     data = table[table.method != "n/a"].copy()
-    runs = sorted(data.run.unique()) or ["(no run with input-space players)"]
-    fig, axes = plt.subplots(
-        1,
-        len(runs),
-        figsize=(3.2 * len(runs), 2.6),
-        squeeze=False,
-        sharey=True,
-        constrained_layout=True,
+    runs = run_order(data.run.unique())
+    if not runs:
+        fig, ax = plt.subplots(figsize=(SINGLE, 0.9), layout="constrained")
+        _off(ax, "no run with input-space players")
+        return save(fig, out)
+    methods = [m for m in METHODS if m in set(data.method)] + sorted(
+        set(data.method) - set(METHODS)
     )
-    for ax, run in zip(axes[0], runs, strict=True):
+    allocations = [a for a in ALLOCATIONS if a in set(data.allocation)] + sorted(
+        set(data.allocation) - set(ALLOCATIONS)
+    )
+    colours = dict(zip(allocations, [POSITIVE, NEGATIVE, "0.5", "0.3"], strict=False))
+    fig, axes = _panels(len(runs), 3, 0.25 * len(methods) * len(allocations) / 2 + 0.9, sharey=True)
+    low = min(0.0, float(data.explained_share.min()))
+    height = 0.8 / max(1, len(allocations))
+    for ax, run in zip(axes.ravel(), runs, strict=False):
         part = data[data.run == run]
-        if len(part):
-            sns.barplot(
-                part,
-                x="method",
-                y="explained_share",
-                hue="allocation",
-                ax=ax,
-                palette=[POSITIVE, NEGATIVE],
+        for i, allocation in enumerate(allocations):
+            at = part[part.allocation == allocation].set_index("method")
+            ys = np.arange(len(methods)) + (i - (len(allocations) - 1) / 2) * height
+            ax.barh(
+                ys,
+                [at.explained_share.get(m, np.nan) for m in methods],
+                height=height,
+                color=colours[allocation],
             )
-        ax.set_title(run.rsplit("-", 1)[0], fontsize=8)
-        ax.set_xlabel("")
-        ax.set_ylabel("explained share (R²)")
-        ax.set_ylim(min(0.0, float(part.explained_share.min()) if len(part) else 0.0), 1.05)
-        ax.tick_params(axis="x", rotation=30, labelsize=7)
-        if ax.get_legend() is not None and ax is not axes[0, 0]:
-            ax.get_legend().remove()
+        ax.axvline(0, color="black", linewidth=0.5)
+        ax.set_yticks(np.arange(len(methods)), [METHODS.get(m, m) for m in methods])
+        ax.set_xlim(low - 0.02, 1.02)
+        ax.set_xlabel("explained share (R²)")
+        ax.set_title(_run_label(run))
+    for ax in axes[:, 0]:
+        ax.set_ylabel("captum attribution")
+    axes[0, 0].invert_yaxis()
+    _legend(
+        fig,
+        [Patch(color=colours[a], label=ALLOCATIONS.get(a, a)) for a in allocations],
+    )
     sns.despine(fig)
     return save(fig, out)
