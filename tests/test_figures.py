@@ -531,10 +531,9 @@ def test_sigma2_at_bound_is_marked_not_plotted_as_value(tmp_path, captured):
 
 @pytest.mark.slow
 def test_tiny_study_figures_are_print_ready(tmp_path_factory, tmp_path, captured):
-    from test_reruns import finished_tiny_study
-
     from harsanyi.analysis import shown_epochs
     from harsanyi.studies import checkpoint_stages
+    from test_reruns import finished_tiny_study
 
     study = next((finished_tiny_study(tmp_path_factory) / "results" / "studies").glob("tiny-*"))
 

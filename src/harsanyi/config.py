@@ -55,7 +55,7 @@ DEFAULT_STUDY: dict[str, Any] = {
 }
 EXTRACTION_DEFAULTS: dict[str, Any] = {
     "output": "log_odds",
-    "solver": "sgd",
+    "solver": "exact",
     "qthres": 0.02,
     "iters": None,
     "lr": None,

@@ -310,7 +310,22 @@ def extract(
             },
         },
         player_positions=torch.cat(positions_all).numpy() if positions_all else None,
+        l1=decomposition.l1_final,
+        lower_bound=decomposition.lower_bound,
+        gap=decomposition.gap,
+        certified=decomposition.certified,
     )
+    uncertified = int((~decomposition.certified).sum())
+    if uncertified:
+        log.warning(
+            "%s: %d of %d samples have no certificate within gap %.2g (solver %s); they are "
+            "flagged in the file's `certified` dataset",
+            run,
+            uncertified,
+            len(v),
+            decomposition.settings["gap_tol"],
+            decomposition.solver,
+        )
     return write_results(out, results)
 
 
