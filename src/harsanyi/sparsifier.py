@@ -116,6 +116,7 @@ class _Options:
     record_every: int
     progress: bool
     lp_method: str = LP_METHOD
+    retries: list[int] = field(default_factory=list)  # samples an LP solved at loose tolerances
 
 
 # A solver maps (v, bound, options) in working units to (p, q, loss curve, dual point or None).
@@ -312,18 +313,22 @@ def canonical_weights(n: int) -> np.ndarray:
     return np.concatenate(blocks) / (n + 1)
 
 
-def _linprog(cost, matrix, b_eq, bounds, opts: _Options, sample: int):
-    res = scipy.optimize.linprog(
-        cost,
-        A_eq=matrix,
-        b_eq=b_eq,
-        bounds=bounds,
-        method=opts.lp_method,
-        options=LP_OPTIONS,
-    )
-    if res.status != 0:
-        raise RuntimeError(f"LP for sample {sample} failed ({opts.lp_method}): {res.message}")
-    return res
+def _linprog(cost, matrix, b_eq, bounds, opts: _Options, sample: int, retries: list[int]):
+    """HiGHS at tight tolerances (needed by the tie-break); once more at its defaults if that
+    fails numerically (counted in `retries`: the certificate still proves the answer)."""
+    for options in (LP_OPTIONS, {}):
+        res = scipy.optimize.linprog(
+            cost,
+            A_eq=matrix,
+            b_eq=b_eq,
+            bounds=bounds,
+            method=opts.lp_method,
+            options=options,
+        )
+        if res.status == 0:
+            return res
+        retries.append(sample)
+    raise RuntimeError(f"LP for sample {sample} failed ({opts.lp_method}): {res.message}")
 
 
 def _solve_lp_with(
@@ -351,7 +356,7 @@ def _solve_lp_with(
     for k in samples:
         b_eq[-size:] = values[k]
         bounds[4 * size : 5 * size] = [-limits[k], limits[k]]
-        res = _linprog(cost, matrix, b_eq, bounds, opts, k)
+        res = _linprog(cost, matrix, b_eq, bounds, opts, k, opts.retries)
         # Multipliers of the rows v_and + v_or − q = v: the dual point y of the certificate.
         dual[k] = res.eqlin.marginals[-size:]
         x = res.x
@@ -519,7 +524,7 @@ def sparsify(
     elif solver == "adam":
         settings.update(betas=list(ADAM_BETAS), eps=ADAM_EPS, lr_decay=ADAM_LR_DECAY)
     else:
-        settings.update(method=lp_method)
+        settings.update(method=lp_method, loose_tolerance_samples=len(opts.retries))
         if solver == "exact":
             settings.update(canonical="least order-weighted L1", canonical_delta=CANONICAL_DELTA)
     result = SparsifyResult(
