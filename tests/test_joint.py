@@ -296,6 +296,10 @@ def test_hdf5_round_trip(tmp_path):
     assert back.labels.tolist() == [4] and back.meta["extra"] == {"note": "x"}
     assert back.certified.all()
     assert [p.name for p in tmp_path.iterdir()] == ["joint.h5"]  # no temporary left
+    from harsanyi.store import ResultsFileError, read_results
+
+    with pytest.raises(ResultsFileError, match="layout_version"):
+        read_results(path)  # the single-model reader refuses a joint file
 
 
 def test_bad_files_are_refused_naming_the_path(tmp_path):
