@@ -331,3 +331,15 @@ def test_bad_files_are_refused_naming_the_path(tmp_path):
     with pytest.raises(ValueError, match="l1"):
         joint.write_joint(tmp_path / "bad.h5", result)
     assert not (tmp_path / "bad.h5").exists()
+
+
+def test_shared_over_training_stacks_checkpoints(tmp_path):
+    files = []
+    for epoch, scale in ((0, 0.0), (4, 1.0)):
+        v, _, _, _ = planted_models(5, 2, 0)
+        v = v + scale * np.random.default_rng(epoch).normal(size=v.shape) * 0.01
+        result = joint.extract_joint(v, models=[{"epoch": epoch}, {"epoch": epoch}])
+        files.append(joint.write_joint(tmp_path / f"joint_{epoch}.h5", result))
+    table = joint.shared_over_training(files)
+    assert sorted(set(table.checkpoint)) == [0, 4] and len(table) == 2 * 2 * 5
+    assert {"file", "model", "order", "shared", "specific"} <= set(table.columns)

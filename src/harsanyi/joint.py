@@ -50,7 +50,8 @@ to m if salient in m but not shared.
 
 File entry points: `extract_joint(v, ...)` (games → `JointResults`), `extract_joint_models(
 models, masker, x, y, ...)` (models → games → joint), `write_joint(path, results)` and
-`read_joint(path)` (HDF5, layout in docs/hdf5-layout.md).
+`read_joint(path)` (HDF5, layout in docs/hdf5-layout.md), `shared_specific(results)` (one
+table per checkpoint) and `shared_over_training(files)` (the tables of a run's checkpoints).
 """
 
 from __future__ import annotations
@@ -515,6 +516,27 @@ def shared_specific(
                 }
             )
     return pd.DataFrame(rows)
+
+
+def shared_over_training(
+    files: Sequence[str | os.PathLike[str]],
+    *,
+    group: Sequence[int] | None = None,
+    ratio: float = DEFAULT_RATIO,
+) -> pd.DataFrame:
+    """`shared_specific` of each joint file (one per checkpoint), stacked with a `checkpoint`
+    column: the `epoch` of the file's first model identity if every model has the same one,
+    else the file's position in `files`; `file` names the file."""
+    tables = []
+    for position, path in enumerate(files):
+        results = read_joint(path)
+        epochs = {m.get("epoch") for m in results.models if isinstance(m, dict)}
+        epoch = epochs.pop() if len(epochs) == 1 else None
+        table = shared_specific(results, group=group, ratio=ratio)
+        table.insert(0, "checkpoint", position if epoch is None else epoch)
+        table.insert(1, "file", str(path))
+        tables.append(table)
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 
 
 # --------------------------------------------------------------------------- HDF5
