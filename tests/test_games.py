@@ -249,6 +249,20 @@ def test_masked_tokens_get_the_mask_embedding_and_others_stay():
         torch.testing.assert_close(seen[row], expected, rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("baseline_token, token", [("pad_token", 0), ("mask_token", 1), (7, 7)])
+def test_the_text_baseline_token_is_the_one_named(baseline_token, token):
+    ids = torch.randint(2, 20, (1, 5))
+    model = TinyText(capture=True)
+    model.pad_token_id = 0
+    masker = TextMasker(torch.tensor([[1, 3]]), baseline_token=baseline_token)
+    game_values(model, masker, ids, torch.tensor([0]), attention_mask=torch.ones_like(ids))
+    with torch.no_grad():
+        expected = model.embed(torch.full_like(ids, token))[0, [1, 3]]
+    empty = torch.cat(model.seen[1:])[0]  # after the probe, row 0 is the empty coalition
+    torch.testing.assert_close(empty[[1, 3]], expected, rtol=0, atol=1e-6)
+    assert masker.to_dict()["baseline"] == baseline_token
+
+
 def test_choose_token_players_skips_special_and_padding_and_is_seeded():
     ids = torch.tensor([[101, 5, 6, 7, 8, 9, 102, 0], [101, 5, 6, 102, 0, 0, 0, 0]])
     mask = (ids != 0).long()

@@ -207,6 +207,7 @@ class Dataset:
         (STORED_FORMS[0], {"type": "feature_map", "layer": "features.1"}, FeatureMapMasker),
         (STORED_FORMS[1], {"type": "mean"}, TabularMasker),
         (STORED_FORMS[2], {"type": "mask_token"}, TextMasker),
+        (STORED_FORMS[2], {"type": "pad_token"}, TextMasker),
     ],
 )
 def test_build_masker_holds_the_manifests_players(stored, baseline, masker):

@@ -156,7 +156,7 @@ def build_masker(
     if isinstance(players, TokenPositions):
         if positions is None or positions.shape[1] != players.n:
             raise ValueError(f"token players need (samples, {players.n}) positions")
-        return TextMasker(positions, baseline_token=None)
+        return TextMasker(positions, baseline_token=kind)
     raise TypeError(f"no masker for {type(players).__name__} players")
 
 
