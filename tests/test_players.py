@@ -3,6 +3,7 @@
 import hashlib
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -145,6 +146,15 @@ def test_token_players_of_samples_follow_the_manifest_order():
         players.of_samples("flipped", [40, 10], [40])
 
 
+def test_columns_and_cells_may_be_arrays_of_integers():
+    assert FeatureColumns(torch.tensor([3, 1])).columns == [3, 1]
+    assert FeatureColumns(np.array([3, 1])).to_dict() == {"type": "features", "columns": [3, 1]}
+    grid = PatchGrid(np.array([8, 8]), (4, 4), [np.array([1, 2])])
+    assert grid.to_dict()["cells"] == [[1, 2]]
+    with pytest.raises(ValueError, match=r"feature columns must be a list of integers"):
+        FeatureColumns(np.array([1.0, 2.0]))
+
+
 def test_element_index_marks_each_players_elements():
     grid = PatchGrid((4, 4), (2, 2), [(0, 0), (1, 1)])
     index = grid.element_index((3, 4, 4))
@@ -175,6 +185,8 @@ def base_config(name, players, **entry):
         ("digits", {"n": 2}, r"datasets\.digits\.players\.grid is required"),
         ("sentiment", {"n": 2, "positions": [1]}, r"positions lists 1 positions but n is 2"),
         ("sentiment", {"n": 15}, r"players\.n = 15 exceeds the 14 tokens"),
+        ("sentiment", {"n": 2, "positions": [3, 3]}, r"players\.positions has repeated"),
+        ("sentiment", {"n": 2, "positions": [1, 16]}, r"players\.positions \[16\] outside"),
     ],
 )
 def test_config_requests_are_checked_by_the_players_type(name, players, message):

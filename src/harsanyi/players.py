@@ -113,6 +113,8 @@ def _short(data: Mapping[str, Any], limit: int = 200) -> str:
 
 
 def _int_list(values: Any, what: str) -> list[int]:
+    if isinstance(values, (np.ndarray, torch.Tensor)) and values.ndim == 1:
+        values = values.tolist()
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
         raise ValueError(f"{what} must be a list of integers, got {values!r}")
     out = []
@@ -416,7 +418,7 @@ class TokenPositions(Players):
         for split, rows in self.positions.items():
             table[split] = [_int_list(row, f"token positions of split {split!r}") for row in rows]
             for i, row in enumerate(table[split]):
-                if len(row) != self.n or len(set(row)) != self.n or min(row) < 0:
+                if len(row) != self.n or len(set(row)) != self.n or any(p < 0 for p in row):
                     raise ValueError(
                         f"token players: sample {i} of split {split!r} has positions {row}, "
                         f"not {self.n} distinct non-negative ones"
@@ -444,7 +446,8 @@ class TokenPositions(Players):
         missing = [s for s in samples if s not in of_sample]
         if missing:
             raise KeyError(f"token players of split {split!r} hold no row for samples {missing}")
-        return torch.as_tensor([of_sample[s] for s in samples], dtype=torch.long).view(-1, self.n)
+        chosen = [of_sample[s] for s in samples]
+        return torch.as_tensor(chosen, dtype=torch.long).reshape(len(samples), self.n)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.type, "n": self.n}
@@ -464,10 +467,18 @@ class TokenPositions(Players):
     ) -> None:
         n = request["n"]
         positions = request.get("positions")
-        if positions is not None and len(positions) != n:
-            raise PlayerRequestError(
-                f"{key}.positions lists {len(positions)} positions but n is {n}"
-            )
+        if positions is not None:
+            if len(positions) != n:
+                raise PlayerRequestError(
+                    f"{key}.positions lists {len(positions)} positions but n is {n}"
+                )
+            bad = [p for p in positions if not 0 <= p < input_shape[0]]
+            if bad:
+                raise PlayerRequestError(
+                    f"{key}.positions {bad} outside the {input_shape[0]} tokens of a sequence"
+                )
+            if len(set(positions)) != n:
+                raise PlayerRequestError(f"{key}.positions has repeated positions: {positions}")
         if n > input_shape[0] - 2:
             raise PlayerRequestError(
                 f"{key}.n = {n} exceeds the {input_shape[0] - 2} tokens of a sequence"
