@@ -186,7 +186,7 @@ def train_run(
     _check_split("train", train, num_classes)
     _check_split("test", test, num_classes)
     meta = dict(meta or {})
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = pick_device() if device is None else torch.device(device)
 
     clean_y = train.y.detach().cpu().long()
     flipped = np.zeros(0, dtype=np.int64)
