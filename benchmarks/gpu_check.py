@@ -335,13 +335,21 @@ def main(argv: list[str] | None = None) -> int:
         v = torch.randn(sizes.adam_samples, 2**n, dtype=torch.float64)
         reset_peak(device)
         rate = sparsifier_rate(v, "adam", device, sizes.adam_iters)
+        memory = peak_memory(device)
+        reference = ratio = ""
+        if device.type == "cuda":  # the same solve on this node's CPU, side by side
+            cpu_rate = sparsifier_rate(v, "adam", torch.device("cpu"), sizes.adam_iters)
+            reference, ratio = f"{cpu_rate:.3g}/s CPU", f"{rate / cpu_rate:.1f}x"
+            results[f"sparsify_adam_n{n}_cpu_per_s"] = cpu_rate
         iters = sizes.adam_iters or 2000
         rows.append(
             Row(
                 "sparsifier",
                 f"adam n={n} ({device.type}, {sizes.adam_samples} samples, {iters} it)",
                 f"{rate:.3g}/s",
-                memory=peak_memory(device),
+                reference,
+                ratio,
+                memory=memory,
             )
         )
         results[f"sparsify_adam_n{n}_per_s"] = rate

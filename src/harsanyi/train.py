@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 
 from harsanyi.data import flip_labels, load_configured
 from harsanyi.io import atomic_write, is_temp_file, save_torch, write_tsv
-from harsanyi.jobs import configure_gpu_numerics, pick_device
+from harsanyi.jobs import configure_gpu_numerics, device_name, pick_device
 from harsanyi.models import build_model
 from harsanyi.store import write_manifest
 
@@ -189,6 +189,7 @@ def train_run(
     device = pick_device() if device is None else torch.device(device)
     if device.type == "cuda":
         configure_gpu_numerics()  # TF32 off, deterministic cuDNN (pick_device does it too)
+    log.info("training on %s", device_name(device))
 
     clean_y = train.y.detach().cpu().long()
     flipped = np.zeros(0, dtype=np.int64)
