@@ -294,100 +294,105 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     results: dict[str, Any] = {"device": device_name(device), "cpu_small": args.cpu_small}
 
-    models = {}
-    for arch in ARCHS:
-        rate, models[arch], memory = train_throughput(arch, data, device, sizes)
-        rows.append(Row("training", f"{arch} images/s", f"{rate:,.0f}", memory=memory))
-        results[f"train_{arch}_images_per_s"] = rate
-        print(f"training {arch}: {rate:,.0f} images/s", file=sys.stderr, flush=True)
-
-    x = data.test.x[: sizes.extraction_samples]
-    y = data.test.y[: sizes.extraction_samples].long()
-    for n in sizes.extraction_n:
-        for arch in sizes.extraction_archs:
-            masked, plain, memory = extraction_throughput(
-                models[arch], x, y, n, device, sizes.repeats
-            )
-            ratio = masked / plain
-            rows.append(
-                Row(
-                    "extraction",
-                    f"{arch} n={n} rows/s",
-                    f"{masked:,.0f} masked",
-                    f"{plain:,.0f} plain",
-                    f"{ratio:.0%}",
-                    f">= {EXTRACTION_TARGET:.0%}",
-                    verdict(ratio >= EXTRACTION_TARGET),
-                    memory,
-                )
-            )
-            results[f"extraction_{arch}_n{n}"] = {"masked": masked, "plain": plain}
-            print(f"extraction {arch} n={n}: {ratio:.0%}", file=sys.stderr, flush=True)
-
-    for n, count in sizes.exact_samples.items():
-        seeded = torch.Generator().manual_seed(n)
-        v = torch.randn(count, 2**n, dtype=torch.float64, generator=seeded)
-        rate = sparsifier_rate(v, "exact", torch.device("cpu"), None)
-        rows.append(Row("sparsifier", f"exact n={n} (CPU, {count} samples)", f"{rate:.3g}/s"))
-        results[f"sparsify_exact_n{n}_per_s"] = rate
-    adam_n = sorted({*sizes.exact_samples, *sizes.extraction_n})
-    for n in adam_n:
-        v = torch.randn(sizes.adam_samples, 2**n, dtype=torch.float64)
-        reset_peak(device)
-        rate = sparsifier_rate(v, "adam", device, sizes.adam_iters)
-        memory = peak_memory(device)
-        reference = ratio = ""
-        if device.type == "cuda":  # the same solve on this node's CPU, side by side
-            cpu_rate = sparsifier_rate(v, "adam", torch.device("cpu"), sizes.adam_iters)
-            reference, ratio = f"{cpu_rate:.3g}/s CPU", f"{rate / cpu_rate:.1f}x"
-            results[f"sparsify_adam_n{n}_cpu_per_s"] = cpu_rate
-        iters = sizes.adam_iters or 2000
-        rows.append(
-            Row(
-                "sparsifier",
-                f"adam n={n} ({device.type}, {sizes.adam_samples} samples, {iters} it)",
-                f"{rate:.3g}/s",
-                reference,
-                ratio,
-                memory=memory,
-            )
-        )
-        results[f"sparsify_adam_n{n}_per_s"] = rate
-    print("sparsifier done", file=sys.stderr, flush=True)
-
-    rows.append(Row("memory", "peak of the whole check", "", memory=peak_memory(device)))
-    if device.type == "cuda":
-        results["peak_memory_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
-
-    salient = ANALYSIS_DEFAULTS["salient_ratio"]
-    threshold = DIFFERENCE_TARGET * salient
-    if device.type == "cuda" and sizes.compare_samples:
-        xs = data.test.x[: sizes.compare_samples]
-        ys = data.test.y[: sizes.compare_samples].long()
+    def measure() -> None:
+        models = {}
         for arch in ARCHS:
-            diff = gpu_cpu_difference(models[arch], xs, ys, sizes.compare_n, device)
-            results[f"gpu_cpu_{arch}"] = diff
-            for kind, label in (
-                ("v", "max|dv| / max|v|"),
-                ("and_transform", "max|dI| / max|I| (AND transform)"),
-                ("sparse", "max|dI| / max|I| (exact sparse I)"),
-            ):
-                gated = kind != "v"
+            rate, models[arch], memory = train_throughput(arch, data, device, sizes)
+            rows.append(Row("training", f"{arch} images/s", f"{rate:,.0f}", memory=memory))
+            results[f"train_{arch}_images_per_s"] = rate
+            print(f"training {arch}: {rate:,.0f} images/s", file=sys.stderr, flush=True)
+
+        x = data.test.x[: sizes.extraction_samples]
+        y = data.test.y[: sizes.extraction_samples].long()
+        for n in sizes.extraction_n:
+            for arch in sizes.extraction_archs:
+                masked, plain, memory = extraction_throughput(
+                    models[arch], x, y, n, device, sizes.repeats
+                )
+                ratio = masked / plain
                 rows.append(
                     Row(
-                        "GPU vs CPU",
-                        f"{arch} n={sizes.compare_n}, {len(xs)} samples: {label}",
-                        f"{diff[kind]:.2e}",
-                        f"salient {salient:g}" if gated else "",
-                        f"{diff[kind] / salient:.1e} of it" if gated else "",
-                        f"< {threshold:.0e}" if gated else "",
-                        verdict(diff[kind] < threshold) if gated else "",
+                        "extraction",
+                        f"{arch} n={n} rows/s",
+                        f"{masked:,.0f} masked",
+                        f"{plain:,.0f} plain",
+                        f"{ratio:.0%}",
+                        f">= {EXTRACTION_TARGET:.0%}",
+                        verdict(ratio >= EXTRACTION_TARGET),
+                        memory,
                     )
                 )
-    else:
-        rows.append(Row("GPU vs CPU", "max|dI| / max|I|", "n/a, no GPU"))
-        results["gpu_cpu"] = None
+                results[f"extraction_{arch}_n{n}"] = {"masked": masked, "plain": plain}
+                print(f"extraction {arch} n={n}: {ratio:.0%}", file=sys.stderr, flush=True)
 
+        for n, count in sizes.exact_samples.items():
+            seeded = torch.Generator().manual_seed(n)
+            v = torch.randn(count, 2**n, dtype=torch.float64, generator=seeded)
+            rate = sparsifier_rate(v, "exact", torch.device("cpu"), None)
+            rows.append(Row("sparsifier", f"exact n={n} (CPU, {count} samples)", f"{rate:.3g}/s"))
+            results[f"sparsify_exact_n{n}_per_s"] = rate
+        adam_n = sorted({*sizes.exact_samples, *sizes.extraction_n})
+        for n in adam_n:
+            v = torch.randn(sizes.adam_samples, 2**n, dtype=torch.float64)
+            reset_peak(device)
+            rate = sparsifier_rate(v, "adam", device, sizes.adam_iters)
+            memory = peak_memory(device)
+            reference = ratio = ""
+            if device.type == "cuda":  # the same solve on this node's CPU, side by side
+                cpu_rate = sparsifier_rate(v, "adam", torch.device("cpu"), sizes.adam_iters)
+                reference, ratio = f"{cpu_rate:.3g}/s CPU", f"{rate / cpu_rate:.1f}x"
+                results[f"sparsify_adam_n{n}_cpu_per_s"] = cpu_rate
+            iters = sizes.adam_iters or 2000
+            rows.append(
+                Row(
+                    "sparsifier",
+                    f"adam n={n} ({device.type}, {sizes.adam_samples} samples, {iters} it)",
+                    f"{rate:.3g}/s",
+                    reference,
+                    ratio,
+                    memory=memory,
+                )
+            )
+            results[f"sparsify_adam_n{n}_per_s"] = rate
+        print("sparsifier done", file=sys.stderr, flush=True)
+
+        rows.append(Row("memory", "peak of the whole check", "", memory=peak_memory(device)))
+        if device.type == "cuda":
+            results["peak_memory_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+
+        salient = ANALYSIS_DEFAULTS["salient_ratio"]
+        threshold = DIFFERENCE_TARGET * salient
+        if device.type == "cuda" and sizes.compare_samples:
+            xs = data.test.x[: sizes.compare_samples]
+            ys = data.test.y[: sizes.compare_samples].long()
+            for arch in ARCHS:
+                diff = gpu_cpu_difference(models[arch], xs, ys, sizes.compare_n, device)
+                results[f"gpu_cpu_{arch}"] = diff
+                for kind, label in (
+                    ("v", "max|dv| / max|v|"),
+                    ("and_transform", "max|dI| / max|I| (AND transform)"),
+                    ("sparse", "max|dI| / max|I| (exact sparse I)"),
+                ):
+                    gated = kind != "v"
+                    rows.append(
+                        Row(
+                            "GPU vs CPU",
+                            f"{arch} n={sizes.compare_n}, {len(xs)} samples: {label}",
+                            f"{diff[kind]:.2e}",
+                            f"salient {salient:g}" if gated else "",
+                            f"{diff[kind] / salient:.1e} of it" if gated else "",
+                            f"< {threshold:.0e}" if gated else "",
+                            verdict(diff[kind] < threshold) if gated else "",
+                        )
+                    )
+        else:
+            rows.append(Row("GPU vs CPU", "max|dI| / max|I|", "n/a, no GPU"))
+            results["gpu_cpu"] = None
+
+    try:
+        measure()
+    except KeyboardInterrupt:  # gpu_check.sh's time limit: show what was measured
+        rows.append(Row("total", "stopped", "time limit reached", verdict="FAIL"))
     wall = time.perf_counter() - started
     rows.append(Row("total", "wall time", f"{wall:.1f} s"))
     results["wall_s"] = wall
