@@ -30,7 +30,7 @@ from harsanyi.games import (
 )
 from harsanyi.io import write_text
 from harsanyi.jobs import pick_device
-from harsanyi.models import load_checkpoint
+from harsanyi.models import load_checkpoint, read_checkpoint
 from harsanyi.sparsifier import sparsify
 from harsanyi.store import InteractionResults, checkpoint_identity, write_results
 
@@ -336,9 +336,7 @@ def extract_checkpoint(
     checkpoint explained with the same options explains the same samples and players.
     """
     checkpoint = Path(checkpoint)
-    if not checkpoint.exists():
-        raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
-    stored = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    stored = read_checkpoint(checkpoint)
     stored = stored if isinstance(stored, dict) else {}
     if arch is None:
         arch = (stored.get("meta") or {}).get("arch")

@@ -555,7 +555,7 @@ def _manifest_problems(run_dir: Path) -> list[str]:
 
 def verify_store(root: str | os.PathLike[str]) -> list[str]:
     """Problems found under a results root, one string per problem, each naming its file."""
-    import torch  # slow import, only needed here
+    from harsanyi.models import CheckpointError, read_checkpoint  # imports torch: slow
 
     root = Path(root)
     try:
@@ -581,7 +581,7 @@ def verify_store(root: str | os.PathLike[str]) -> list[str]:
                     problems.append(str(exc))
             elif path.suffix == ".pt":
                 try:
-                    torch.load(path, map_location="cpu", weights_only=False)
-                except Exception as exc:  # torch raises many types for bad files
-                    problems.append(f"{path}: torch.load cannot read checkpoint: {exc}")
+                    read_checkpoint(path)
+                except CheckpointError as exc:
+                    problems.append(str(exc))
     return problems
