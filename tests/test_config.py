@@ -185,3 +185,42 @@ def test_resolve_fills_the_defaults_without_the_schema():
     assert study.extraction == EXTRACTION_DEFAULTS
     assert study.analysis == ANALYSIS_DEFAULTS
     assert study.name == "default" and study.device == "auto"
+
+
+# --------------------------------------------------------------------------- --configfile
+
+
+def _planned_jobs(*args: str) -> dict[str, int]:
+    """Job counts of a dry run from the repository root, as users run the workflow."""
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--forceall", "--nolock", "--cores", "1", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    table = output.split("Job stats:")[1].split("\n\n")[0]
+    counts = {}
+    for line in table.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
+@pytest.mark.parametrize("configfile", ["tests/data/tiny.yaml", "config/fashion_mnist.yaml"])
+def test_a_configfile_runs_exactly_its_study(configfile):
+    """`--configfile X` must not inherit the datasets of the embedded default study."""
+    if "fashion" in configfile and not Path("/usr/share/datasets/fashion-mnist").exists():
+        pytest.skip("Fashion-MNIST data not installed")
+    study = load_study(REPO / configfile)
+    jobs = _planned_jobs("--configfile", configfile)
+    assert jobs["train"] == len(study.runs)
+    assert jobs["select_samples"] == len(study.datasets)
+
+
+def test_without_a_configfile_the_embedded_default_runs():
+    study = load_study(REPO / "config" / "config.yaml")
+    assert _planned_jobs()["train"] == len(study.runs)
