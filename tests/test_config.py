@@ -190,8 +190,8 @@ def test_resolve_fills_the_defaults_without_the_schema():
 # --------------------------------------------------------------------------- --configfile
 
 
-def _planned_jobs(*args: str) -> dict[str, int]:
-    """Job counts of a dry run from the repository root, as users run the workflow."""
+def _dry_run(*args: str) -> str:
+    """Output of a dry run of every job, from the repository root as users run it."""
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", "-n", "--forceall", "--nolock", "--cores", "1", *args],
         cwd=REPO,
@@ -201,6 +201,22 @@ def _planned_jobs(*args: str) -> dict[str, int]:
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
+    return output
+
+
+def _planned_outputs(*args: str) -> set[str]:
+    lines = [line.strip() for line in _dry_run(*args).splitlines()]
+    return {
+        path
+        for line in lines
+        if line.startswith("output: ")
+        for path in line.removeprefix("output: ").split(", ")
+    }
+
+
+def _planned_jobs(*args: str) -> dict[str, int]:
+    """Job counts of a dry run from the repository root, as users run the workflow."""
+    output = _dry_run(*args)
     table = output.split("Job stats:")[1].split("\n\n")[0]
     counts = {}
     for line in table.splitlines():
@@ -224,3 +240,25 @@ def test_a_configfile_runs_exactly_its_study(configfile):
 def test_without_a_configfile_the_embedded_default_runs():
     study = load_study(REPO / "config" / "config.yaml")
     assert _planned_jobs()["train"] == len(study.runs)
+
+
+def test_analysis_settings_name_the_paths_of_what_they_determine(tmp_path):
+    """Another salient_ratio computes new tables beside the old ones: every study table and
+    the per-run tables that read the ratio get new paths, the others keep theirs."""
+    changed = yaml.safe_load((REPO / "tests/data/tiny.yaml").read_text())
+    changed["analysis"] = {"salient_ratio": 0.1}
+    other = tmp_path / "ratio.yaml"
+    other.write_text(yaml.safe_dump(changed))
+    before = _planned_outputs("--configfile", "tests/data/tiny.yaml")
+    after = _planned_outputs("--configfile", str(other))
+    study_tables = {path for path in before if "/studies/" in path}
+    assert study_tables and not study_tables & after
+    reads_ratio = ("order_strength.tsv", "theory_fit.tsv", "ood_strength.tsv")
+    assert not {path for path in before if path.endswith(reads_ratio)} & after
+    ratio_free = {path for path in before if path.endswith(("jaccard.tsv", "shapley.tsv"))}
+    ratio_free = {path for path in ratio_free if "/runs/" in path}
+    assert ratio_free and ratio_free <= after
+    # training, extraction and selection are untouched by an analysis setting
+    assert {
+        path for path in before if "/analysis/" not in path and "/studies/" not in path
+    } <= after

@@ -171,6 +171,12 @@ class Study:
         runs = sorted((run.name, self.extraction_id(run)) for run in self.runs)
         return f"{self.name}-{settings_hash(runs)}"
 
+    @property
+    def analysis_id(self) -> str:
+        """`a-<hash>` of the analysis settings: the directory of the study's tables and
+        figures inside its study directory, so other settings never overwrite them."""
+        return f"a-{settings_hash(self.analysis)}"
+
     def run_by_name(self, name: str) -> Run:
         for run in self.runs:
             if run.name == name:

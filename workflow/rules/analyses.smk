@@ -1,7 +1,7 @@
 # The analyses, one module each in harsanyi.analyses: rule <name>_run calls its run_step,
 # <name>_study (and scorecard) its study_step, through scripts/analysis_step.py, with the
 # rule's named inputs, outputs and params as keyword arguments.  Per-run tables live under
-# run_analysis(run, ...), study tables and figures under STUDY_DIR.
+# run_analysis(run, rule, ...), study tables and figures under STUDY_DIR (common.smk).
 
 from harsanyi.analyses import scorecard as scorecard_module
 
@@ -36,32 +36,37 @@ rule two_phase_run:
         interactions=lambda wildcards: interaction_files(run_of(wildcards)),
         metrics=f"{RESULTS}/{{dataset}}/runs/{{run}}/metrics.tsv",
     output:
-        table=f"{RESULTS}/{{dataset}}/runs/{{run}}/analysis/{{xid}}/order_strength.tsv",
-        points=f"{RESULTS}/{{dataset}}/runs/{{run}}/analysis/{{xid}}/two_phase.json",
+        table=run_output("two_phase_run", "order_strength.tsv"),
+        points=run_output("two_phase_run", "two_phase.json"),
         figure=report(
-            f"{RESULTS}/{{dataset}}/runs/{{run}}/analysis/{{xid}}/two_phase.png",
+            run_output("two_phase_run", "two_phase.png"),
             caption="../report/two_phase_run.rst",
             category="Two-phase dynamics",
             subcategory="Runs",
             labels={"run": "{run}"},
         ),
     log:
-        f"{RESULTS}/logs/two_phase_run/{{dataset}}/{{run}}-{{xid}}.log",
+        run_log("two_phase_run"),
     conda:
         "../../envs/harsanyi.yaml"
     params:
-        ratio=STUDY.analysis["salient_ratio"],
-        shown=STUDY.analysis["shown_checkpoints"],
-        fraction=STUDY.analysis["gap_fraction"],
+        ratio=SETTINGS_OF["two_phase_run"]["salient_ratio"],
+        shown=SETTINGS_OF["two_phase_run"]["shown_checkpoints"],
+        fraction=SETTINGS_OF["two_phase_run"]["gap_fraction"],
     script:
         "../../scripts/analysis_step.py"
 
 
 rule two_phase_study:
     input:
-        tables=[run_analysis(run, "order_strength.tsv") for run in STUDY.runs],
+        tables=[
+            run_analysis(run, "two_phase_run", "order_strength.tsv")
+            for run in STUDY.runs
+        ],
         metrics=[f"{run_dir(run)}/metrics.tsv" for run in STUDY.runs],
-        points=[run_analysis(run, "two_phase.json") for run in STUDY.runs],
+        points=[
+            run_analysis(run, "two_phase_run", "two_phase.json") for run in STUDY.runs
+        ],
     output:
         table=f"{STUDY_DIR}/two_phase.tsv",
         summary=f"{STUDY_DIR}/two_phase_summary.tsv",
@@ -85,9 +90,9 @@ rule jaccard_run:
     input:
         interactions=lambda wildcards: interaction_files(run_of(wildcards)),
     output:
-        table=f"{RESULTS}/{{dataset}}/runs/{{run}}/analysis/{{xid}}/jaccard.tsv",
+        table=run_output("jaccard_run", "jaccard.tsv"),
     log:
-        f"{RESULTS}/logs/jaccard_run/{{dataset}}/{{run}}-{{xid}}.log",
+        run_log("jaccard_run"),
     conda:
         "../../envs/harsanyi.yaml"
     script:
@@ -96,8 +101,10 @@ rule jaccard_run:
 
 rule jaccard_study:
     input:
-        tables=[run_analysis(run, "jaccard.tsv") for run in STUDY.runs],
-        points=[run_analysis(run, "two_phase.json") for run in STUDY.runs],
+        tables=[run_analysis(run, "jaccard_run", "jaccard.tsv") for run in STUDY.runs],
+        points=[
+            run_analysis(run, "two_phase_run", "two_phase.json") for run in STUDY.runs
+        ],
     output:
         table=f"{STUDY_DIR}/jaccard.tsv",
         figure=report(
@@ -119,23 +126,25 @@ rule ood_run:
     input:
         interactions=lambda wildcards: interaction_files(run_of(wildcards)),
     output:
-        table=f"{RESULTS}/{{dataset}}/runs/{{run}}/analysis/{{xid}}/ood_strength.tsv",
-        verdict=f"{RESULTS}/{{dataset}}/runs/{{run}}/analysis/{{xid}}/ood_verdict.json",
+        table=run_output("ood_run", "ood_strength.tsv"),
+        verdict=run_output("ood_run", "ood_verdict.json"),
     log:
-        f"{RESULTS}/logs/ood_run/{{dataset}}/{{run}}-{{xid}}.log",
+        run_log("ood_run"),
     conda:
         "../../envs/harsanyi.yaml"
     params:
-        ratio=STUDY.analysis["salient_ratio"],
-        n_boot=STUDY.analysis["bootstrap"],
+        ratio=SETTINGS_OF["ood_run"]["salient_ratio"],
+        n_boot=SETTINGS_OF["ood_run"]["bootstrap"],
     script:
         "../../scripts/analysis_step.py"
 
 
 rule ood_study:
     input:
-        tables=[run_analysis(run, "ood_strength.tsv") for run in NOISY_RUNS],
-        verdicts=[run_analysis(run, "ood_verdict.json") for run in NOISY_RUNS],
+        tables=[run_analysis(run, "ood_run", "ood_strength.tsv") for run in NOISY_RUNS],
+        verdicts=[
+            run_analysis(run, "ood_run", "ood_verdict.json") for run in NOISY_RUNS
+        ],
     output:
         table=f"{STUDY_DIR}/ood_strength.tsv",
         verdict_table=f"{STUDY_DIR}/ood_verdicts.tsv",
@@ -180,23 +189,29 @@ rule theory_run:
     input:
         interactions=lambda wildcards: interaction_files(run_of(wildcards)),
     output:
-        orders=f"{RESULTS}/{{dataset}}/runs/{{run}}/analysis/{{xid}}/theory_orders.tsv",
-        fit=f"{RESULTS}/{{dataset}}/runs/{{run}}/analysis/{{xid}}/theory_fit.tsv",
+        orders=run_output("theory_run", "theory_orders.tsv"),
+        fit=run_output("theory_run", "theory_fit.tsv"),
     log:
-        f"{RESULTS}/logs/theory_run/{{dataset}}/{{run}}-{{xid}}.log",
+        run_log("theory_run"),
     conda:
         "../../envs/harsanyi.yaml"
     params:
-        ratio=STUDY.analysis["salient_ratio"],
+        ratio=SETTINGS_OF["theory_run"]["salient_ratio"],
     script:
         "../../scripts/analysis_step.py"
 
 
 rule theory_study:
     input:
-        orders_tables=[run_analysis(run, "theory_orders.tsv") for run in STUDY.runs],
-        fit_tables=[run_analysis(run, "theory_fit.tsv") for run in STUDY.runs],
-        points=[run_analysis(run, "two_phase.json") for run in STUDY.runs],
+        orders_tables=[
+            run_analysis(run, "theory_run", "theory_orders.tsv") for run in STUDY.runs
+        ],
+        fit_tables=[
+            run_analysis(run, "theory_run", "theory_fit.tsv") for run in STUDY.runs
+        ],
+        points=[
+            run_analysis(run, "two_phase_run", "two_phase.json") for run in STUDY.runs
+        ],
     output:
         orders=f"{STUDY_DIR}/theory_orders.tsv",
         fit=f"{STUDY_DIR}/theory_fit.tsv",
@@ -225,10 +240,10 @@ rule shapley_run:
     input:
         interactions=lambda wildcards: interaction_files(run_of(wildcards))[-1],
     output:
-        table=f"{RESULTS}/{{dataset}}/runs/{{run}}/analysis/{{xid}}/shapley.tsv",
-        check=f"{RESULTS}/{{dataset}}/runs/{{run}}/analysis/{{xid}}/shapley_check.json",
+        table=run_output("shapley_run", "shapley.tsv"),
+        check=run_output("shapley_run", "shapley_check.json"),
     log:
-        f"{RESULTS}/logs/shapley_run/{{dataset}}/{{run}}-{{xid}}.log",
+        run_log("shapley_run"),
     conda:
         "../../envs/harsanyi.yaml"
     script:
@@ -237,8 +252,11 @@ rule shapley_run:
 
 rule shapley_study:
     input:
-        tables=[run_analysis(run, "shapley.tsv") for run in STUDY.runs],
-        checks=[run_analysis(run, "shapley_check.json") for run in STUDY.runs],
+        tables=[run_analysis(run, "shapley_run", "shapley.tsv") for run in STUDY.runs],
+        checks=[
+            run_analysis(run, "shapley_run", "shapley_check.json")
+            for run in STUDY.runs
+        ],
     output:
         table=f"{STUDY_DIR}/shapley.tsv",
         figure=report(
@@ -256,11 +274,16 @@ rule shapley_study:
 
 rule scorecard:
     input:
-        points=[run_analysis(run, "two_phase.json") for run in STUDY.runs],
-        strength=[run_analysis(run, "order_strength.tsv") for run in STUDY.runs],
-        jaccard=[run_analysis(run, "jaccard.tsv") for run in STUDY.runs],
-        theory=[run_analysis(run, "theory_fit.tsv") for run in STUDY.runs],
-        ood=[run_analysis(run, "ood_verdict.json") for run in NOISY_RUNS],
+        points=[
+            run_analysis(run, "two_phase_run", "two_phase.json") for run in STUDY.runs
+        ],
+        strength=[
+            run_analysis(run, "two_phase_run", "order_strength.tsv")
+            for run in STUDY.runs
+        ],
+        jaccard=[run_analysis(run, "jaccard_run", "jaccard.tsv") for run in STUDY.runs],
+        theory=[run_analysis(run, "theory_run", "theory_fit.tsv") for run in STUDY.runs],
+        ood=[run_analysis(run, "ood_run", "ood_verdict.json") for run in NOISY_RUNS],
         coverage=f"{STUDY_DIR}/similarity_coverage.tsv",
     output:
         table=f"{STUDY_DIR}/scorecard.tsv",
@@ -287,9 +310,9 @@ rule attributions_run:
         samples=lambda wildcards: manifest_path(wildcards.dataset),
         interactions=lambda wildcards: interaction_files(run_of(wildcards))[-1],
     output:
-        table=f"{RESULTS}/{{dataset}}/runs/{{run}}/analysis/{{xid}}/attributions.tsv",
+        table=run_output("attributions_run", "attributions.tsv"),
     log:
-        f"{RESULTS}/logs/attributions_run/{{dataset}}/{{run}}-{{xid}}.log",
+        run_log("attributions_run"),
     conda:
         "../../envs/harsanyi.yaml"
     params:
@@ -304,7 +327,10 @@ rule attributions_run:
 
 rule attributions_study:
     input:
-        tables=[run_analysis(run, "attributions.tsv") for run in STUDY.runs],
+        tables=[
+            run_analysis(run, "attributions_run", "attributions.tsv")
+            for run in STUDY.runs
+        ],
     output:
         table=f"{STUDY_DIR}/attributions.tsv",
         figure=report(

@@ -4,6 +4,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from harsanyi.config import ConfigError, resolve
+from harsanyi.io import settings_hash
 
 try:
     STUDY = resolve(config)
@@ -13,7 +14,8 @@ except ConfigError as error:
 RESULTS = str(STUDY.results)
 RUNS = {run.name: run for run in STUDY.runs}
 STUDY_ID = STUDY.study_id
-STUDY_DIR = f"{RESULTS}/studies/{STUDY_ID}"
+# The study's tables and figures: under STUDY_ROOT/<a-id> (workflow/rules/analyses.smk).
+STUDY_ROOT = f"{RESULTS}/studies/{STUDY_ID}"
 # Paths and hashes computed once: input functions ask for them thousands of times in a
 # lab-scale study (a run's name hashes its settings).
 RUN_DIRS = {run: f"{RESULTS}/{run.dataset}/runs/{name}" for name, run in RUNS.items()}
@@ -61,10 +63,6 @@ def interaction_files(run):
     ]
 
 
-def run_analysis(run, name):
-    return f"{run_dir(run)}/analysis/{EXTRACTION_IDS[run]}/{name}"
-
-
 def run_of(wildcards):
     return RUNS[wildcards.run]
 
@@ -72,5 +70,47 @@ def run_of(wildcards):
 def all_targets():
     targets = [f"{STUDY_DIR}/two_phase.tsv", f"{STUDY_DIR}/two_phase.png"]
     for run in STUDY.runs:
-        targets.append(run_analysis(run, "two_phase.png"))
+        targets.append(run_analysis(run, "two_phase_run", "two_phase.png"))
     return targets + STUDY_TARGETS
+
+
+# Analysis settings are part of every path they determine, as x-<hash> is for extraction:
+# a per-run table lives under run_analysis(run, rule, ...) = .../analysis/<x-id>/<a-id>/, the
+# a-id hashing the analysis settings its rule reads (RUN_RULE_SETTINGS), and the study tables
+# and figures under STUDY_DIR = studies/<study-id>/<a-id of all analysis settings>/.  Other
+# settings therefore compute new tables beside the old ones and never overwrite them.
+# The analysis settings each per-run rule reads; its params may read only these (SETTINGS_OF
+# raises a KeyError at start-up otherwise), so its path names all that its tables depend on.
+RUN_RULE_SETTINGS = {
+    "two_phase_run": ("salient_ratio", "shown_checkpoints", "gap_fraction"),
+    "jaccard_run": (),
+    "ood_run": ("salient_ratio", "bootstrap"),
+    "theory_run": ("salient_ratio",),
+    "shapley_run": (),
+    "attributions_run": (),
+}
+SETTINGS_OF = {
+    name: {key: STUDY.analysis[key] for key in keys}
+    for name, keys in RUN_RULE_SETTINGS.items()
+}
+RUN_ANALYSIS_IDS = {
+    name: f"a-{settings_hash(settings)}" for name, settings in SETTINGS_OF.items()
+}
+STUDY_DIR = f"{STUDY_ROOT}/{STUDY.analysis_id}"
+
+
+def run_analysis(run, step, name):
+    """The file `name` that the per-run rule `step` writes for `run`."""
+    xid = EXTRACTION_IDS[run]
+    return f"{run_dir(run)}/analysis/{xid}/{RUN_ANALYSIS_IDS[step]}/{name}"
+
+
+def run_output(step, name):
+    """Output pattern of the per-run rule `step` (wildcards dataset, run, xid)."""
+    analysis = f"{RESULTS}/{{dataset}}/runs/{{run}}/analysis/{{xid}}"
+    return f"{analysis}/{RUN_ANALYSIS_IDS[step]}/{name}"
+
+
+def run_log(step):
+    aid = RUN_ANALYSIS_IDS[step]
+    return f"{RESULTS}/logs/{step}/{{dataset}}/{{run}}-{{xid}}-{aid}.log"
