@@ -7,11 +7,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harsanyi import sparsifier
+from harsanyi.cli import main
 from harsanyi.config import (
     ANALYSIS_DEFAULTS,
     DEFAULT_STUDY,
     EXTRACTION_DEFAULTS,
     ConfigError,
+    check_extraction_memory,
     load_study,
     resolve,
     schema_path,
@@ -262,3 +265,52 @@ def test_analysis_settings_name_the_paths_of_what_they_determine(tmp_path):
     assert {
         path for path in before if "/analysis/" not in path and "/studies/" not in path
     } <= after
+
+
+# --------------------------------------------------------------------------- checked up front
+
+
+def test_an_unknown_solver_fails_at_start_up_naming_the_key(tmp_path, monkeypatch):
+    config = base()
+    config["extraction"] = {"solver": "exact"}
+    with pytest.raises(ConfigError, match=r"extraction.solver: unknown solver 'exact'"):
+        load_study(write(tmp_path, config))
+    # the names come from the sparsifier's registry, so a solver added there is accepted
+    monkeypatch.setitem(sparsifier.SOLVERS, "exact", sparsifier.SOLVERS["lp"])
+    assert load_study(write(tmp_path, config)).extraction["solver"] == "exact"
+
+
+def test_malformed_yaml_names_file_and_line(tmp_path, capsys):
+    path = tmp_path / "broken.yaml"
+    path.write_text("study: x\ndatasets:\n  digits:\n    architectures: [lenet\n    n: 3\n")
+    with pytest.raises(ConfigError, match=rf"{path}:5:\d+: malformed YAML.*opened at line 4"):
+        load_study(path)
+    assert main(["check-config", str(path)]) == 1
+    assert f"{path}:5:" in capsys.readouterr().err
+
+
+def test_the_extraction_estimate_is_checked_before_any_work(tmp_path, capsys):
+    config = base()
+    config["datasets"]["digits"]["players"]["n"] = 20
+    config["extraction"] = {"memory_budget_mb": 1}
+    path = write(tmp_path, config)
+    study = load_study(path)
+    (estimate,) = check_extraction_memory(study, None)
+    assert estimate.forward_passes == estimate.samples * 2**20
+    assert estimate.memory_bytes > 2000 * 2**20
+    with pytest.raises(ConfigError, match=r"datasets.digits.players.n = 20: .*2000 MB"):
+        check_extraction_memory(study, 2000)
+    assert main(["check-config", str(path), "--mem-mb", "2000"]) == 1
+    assert main(["check-config", str(path)]) == 0
+    assert "masked forward passes per checkpoint" in capsys.readouterr().out
+    # the workflow compares it with the memory the extract rule asks for, at start-up
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--nolock", "--cores", "1"]
+        + ["--configfile", str(path), "--set-resources", "extract:mem_mb=2000"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode != 0
+    assert "datasets.digits.players.n = 20" in result.stdout + result.stderr

@@ -426,6 +426,38 @@ def add_store(subparsers: argparse._SubParsersAction) -> None:
     verify.set_defaults(func=cmd_store_verify)
 
 
+# --------------------------------------------------------------------------- check-config
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from harsanyi.config import check_extraction_memory, load_study
+
+    study = load_study(args.config)
+    estimates = check_extraction_memory(study, args.mem_mb)
+    print(f"{args.config}: study {study.name!r}, {len(study.runs)} runs")
+    for run in study.runs:
+        print(f"  {run.name}  ({len(run.epochs)} checkpoints)")
+    for estimate in estimates:
+        print(f"extraction estimate: {estimate.describe()}")
+    return 0
+
+
+def add_check_config(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "check-config",
+        help="validate a study config and estimate its extraction before any work",
+        description="Read a study config as the workflow does (YAML, schema, settings), "
+        "naming the file, line or key of the first problem; list its runs and what "
+        "extracting one checkpoint costs. Snakemake reports malformed YAML without a line: "
+        "this command gives it.",
+    )
+    parser.add_argument("config", type=Path, help="study config (YAML)")
+    parser.add_argument(
+        "--mem-mb", type=float, help="memory of an extract job: fail if an estimate exceeds it"
+    )
+    parser.set_defaults(func=cmd_check_config)
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -438,6 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  harsanyi show results/digits/runs/RUN/interactions/x-HASH/epoch_0008.h5\n"
         "  harsanyi store ls results/\n"
         "  harsanyi store verify results/\n"
+        "  harsanyi check-config config/fashion_mnist.yaml\n"
         "Run 'harsanyi COMMAND --help' for the options of a command.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -445,6 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_show(subparsers)
     add_store(subparsers)
     add_extract(subparsers)
+    add_check_config(subparsers)
     return parser
 
 

@@ -3,11 +3,22 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from harsanyi.config import ConfigError, resolve
+from harsanyi.config import ConfigError, check_extraction_memory, resolve
 from harsanyi.io import settings_hash
+
+
+def requested_mem_mb(rule_name):
+    """The mem_mb a rule asks for in the profiles or on the command line (None: unknown)."""
+    requested = workflow.resource_settings.overwrite_resources.get(rule_name) or {}
+    value = requested.get("mem_mb")
+    value = getattr(value, "value", value)
+    return float(value) if isinstance(value, (int, float)) else None
+
 
 try:
     STUDY = resolve(config)
+    for estimate in check_extraction_memory(STUDY, requested_mem_mb("extract")):
+        print(f"extraction estimate: {estimate.describe()}", file=sys.stderr)
 except ConfigError as error:
     raise WorkflowError(f"config: {error}") from None
 
