@@ -31,6 +31,7 @@ from harsanyi.games import (
 from harsanyi.io import write_text
 from harsanyi.jobs import pick_device
 from harsanyi.models import load_checkpoint, read_checkpoint
+from harsanyi.provenance import provenance, utc_now
 from harsanyi.sparsifier import sparsify
 from harsanyi.store import InteractionResults, checkpoint_identity, write_results
 
@@ -228,6 +229,7 @@ def extract(
     progress: bool = True,
 ) -> Path:
     """Interactions of a run's explained samples under one checkpoint, as an HDF5 file."""
+    start = utc_now()
     manifest = json.loads(Path(manifest_path).read_text())
     dataset = load_data(settings, root)
     model = load_checkpoint(checkpoint, settings["arch"], dataset.input_shape, len(dataset.classes))
@@ -303,6 +305,7 @@ def extract(
             "output": extraction["output"],
             "solver": {"name": decomposition.solver, **decomposition.settings},
             "model": identity,
+            "provenance": provenance(pick_device(device), start=start),
             "extra": {
                 "extraction": extraction,
                 "l1_start": decomposition.l1_start.tolist(),

@@ -39,6 +39,8 @@ VECTOR_DATASETS = ("v", "I_and", "I_or", "p", "q")
 SAMPLE_DATASETS = ("sample_ids", "labels", "split")
 JSON_ATTRS = ("players", "baseline", "output", "solver", "model", "extra")
 STAMP_ATTRS = ("library_version", "created")
+# JSON attributes files written before they existed lack: read back when present.
+OPTIONAL_JSON_ATTRS = ("provenance",)
 COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
 RUN_MANIFEST = "run.json"
 _SPLIT_DTYPE = f"S{max(len(s) for s in SPLITS)}"
@@ -174,12 +176,12 @@ def _checked_meta(meta: dict) -> dict[str, str]:
     """JSON strings for the JSON attributes; unknown keys are an error."""
     if not isinstance(meta, dict):
         raise TypeError(f"meta must be a dict, got {type(meta).__name__}")
-    unknown = sorted(set(meta) - set(JSON_ATTRS) - set(STAMP_ATTRS))
+    allowed = (*JSON_ATTRS, *OPTIONAL_JSON_ATTRS)
+    unknown = sorted(set(meta) - set(allowed) - set(STAMP_ATTRS))
     if unknown:
-        raise ValueError(
-            f"meta has unknown keys {unknown}; allowed {JSON_ATTRS}, or put it in extra"
-        )
-    return {key: json.dumps(jsonable(meta.get(key), f"meta[{key!r}]")) for key in JSON_ATTRS}
+        raise ValueError(f"meta has unknown keys {unknown}; allowed {allowed}, or put it in extra")
+    keys = [*JSON_ATTRS, *(key for key in OPTIONAL_JSON_ATTRS if key in meta)]
+    return {key: json.dumps(jsonable(meta.get(key), f"meta[{key!r}]")) for key in keys}
 
 
 def _open_h5(path: Path, mode: str) -> h5py.File:
@@ -269,7 +271,7 @@ def _check_structure(path: Path, h5: h5py.File) -> None:
             raise ResultsFileError(
                 path, f"dataset {name} has shape {h5[name].shape}, expected {shape} (n = {n})"
             )
-    for key in JSON_ATTRS:
+    for key in (*JSON_ATTRS, *(key for key in OPTIONAL_JSON_ATTRS if key in h5.attrs)):
         try:
             json.loads(h5.attrs[key])
         except (TypeError, ValueError) as exc:
@@ -277,7 +279,8 @@ def _check_structure(path: Path, h5: h5py.File) -> None:
 
 
 def _meta_of(h5: h5py.File) -> dict:
-    meta = {key: json.loads(h5.attrs[key]) for key in JSON_ATTRS}
+    keys = (*JSON_ATTRS, *(key for key in OPTIONAL_JSON_ATTRS if key in h5.attrs))
+    meta = {key: json.loads(h5.attrs[key]) for key in keys}
     meta.update({key: str(h5.attrs[key]) for key in STAMP_ATTRS})
     return meta
 
@@ -446,8 +449,11 @@ def short_name(run: str) -> str:
     return head if head and len(tail) == 12 else run
 
 
-def write_manifest(run_dir: str | os.PathLike[str], settings: dict) -> Path:
-    """Write run_dir/run.json (settings, hash, label, library_version, created) atomically."""
+def write_manifest(
+    run_dir: str | os.PathLike[str], settings: dict, provenance: dict | None = None
+) -> Path:
+    """Write run_dir/run.json (settings, hash, label, library_version, created and, when
+    given, the provenance of the training: `harsanyi.provenance.provenance`) atomically."""
     manifest = {
         "run": Path(run_dir).name,
         "label": run_label(settings),
@@ -456,6 +462,8 @@ def write_manifest(run_dir: str | os.PathLike[str], settings: dict) -> Path:
         "library_version": __version__,
         "created": _utc_now(),
     }
+    if provenance is not None:
+        manifest["provenance"] = jsonable(provenance, "provenance")
     text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
     return atomic_write(Path(run_dir) / RUN_MANIFEST, lambda temp: temp.write_text(text))
 
