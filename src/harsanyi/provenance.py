@@ -76,14 +76,15 @@ def device_name(device: Any = None) -> str:
 
 
 def provenance(device: Any = None, *, start: str | None = None) -> dict[str, Any]:
-    """User, host, SLURM ids, device, software versions, git commit, start and end (now)."""
+    """User, host, SLURM ids, device (None when not given: no model ran), software
+    versions, git commit, start and end (now)."""
     import torch
 
     return {
         "user": _user(),
         "host": socket.gethostname(),
         **{key: os.environ.get(variable) for key, variable in SLURM_VARIABLES.items()},
-        "device": device_name(device),
+        "device": None if device is None else device_name(device),
         "harsanyi": __version__,
         **git_state(),
         "python": platform.python_version(),

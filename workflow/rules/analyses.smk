@@ -5,6 +5,8 @@
 
 from harsanyi.analyses import scorecard as scorecard_module
 
+from harsanyi.maintenance import study_record
+
 NOISY_RUNS = [run for run in STUDY.runs if run.label_noise > 0]
 SIMILARITY_STAGES = ["init", "final"]
 
@@ -29,6 +31,22 @@ STAGE_FILES = sorted(
         for path in interaction_files(run)[:: len(run.epochs) - 1 or 1]
     }
 )
+
+
+# The study's record in the store (harsanyi.maintenance): no input, so it is written when
+# the study starts, and `harsanyi store gc` keeps what a running study is about to use.
+rule study_record:
+    output:
+        f"{STUDY_DIR}/study.json",
+    log:
+        f"{STUDY_DIR}/logs/study_record.log",
+    localrule: True
+    conda:
+        "../../envs/harsanyi.yaml"
+    params:
+        record=sorted_keys(study_record(STUDY, RUN_ANALYSIS_IDS)),
+    script:
+        "../../scripts/study_record.py"
 
 
 rule two_phase_run:

@@ -6,18 +6,16 @@ from snakemake.exceptions import WorkflowError
 from harsanyi.config import ConfigError, check_extraction_memory, resolve
 from harsanyi.io import settings_hash
 
-
-def requested_mem_mb(rule_name):
-    """The mem_mb a rule asks for in the profiles or on the command line (None: unknown)."""
-    requested = workflow.resource_settings.overwrite_resources.get(rule_name) or {}
-    value = requested.get("mem_mb")
-    value = getattr(value, "value", value)
-    return float(value) if isinstance(value, (int, float)) else None
-
-
 try:
     STUDY = resolve(config)
-    for estimate in check_extraction_memory(STUDY, requested_mem_mb("extract")):
+    # the mem_mb an extract job asks for in the profiles or on the command line, if known
+    extract_mem_mb = (
+        workflow.resource_settings.overwrite_resources.get("extract") or {}
+    ).get("mem_mb")
+    extract_mem_mb = getattr(extract_mem_mb, "value", extract_mem_mb)
+    if not isinstance(extract_mem_mb, (int, float)):
+        extract_mem_mb = None
+    for estimate in check_extraction_memory(STUDY, extract_mem_mb):
         print(f"extraction estimate: {estimate.describe()}", file=sys.stderr)
 except ConfigError as error:
     raise WorkflowError(f"config: {error}") from None
@@ -79,7 +77,8 @@ def run_of(wildcards):
 
 
 def all_targets():
-    targets = [f"{STUDY_DIR}/two_phase.tsv", f"{STUDY_DIR}/two_phase.png"]
+    targets = [f"{STUDY_DIR}/study.json"]
+    targets += [f"{STUDY_DIR}/two_phase.tsv", f"{STUDY_DIR}/two_phase.png"]
     for run in STUDY.runs:
         targets.append(run_analysis(run, "two_phase_run", "two_phase.png"))
     return targets + STUDY_TARGETS
