@@ -184,3 +184,17 @@ def remove(garbage: list[Garbage]) -> None:
             shutil.rmtree(item.path)
         else:
             item.path.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- run index
+
+
+def write_analysis_index(path: str | os.PathLike[str], tables: dict[str, str]) -> Path:
+    """`path` (JSON): each per-run analysis step with its table, relative to `path`'s
+    directory, and the table's size; written last by a run's analysis group job."""
+    directory = Path(path).parent
+    index = {
+        step: {"table": os.path.relpath(table, directory), "bytes": Path(table).stat().st_size}
+        for step, table in sorted(tables.items())
+    }
+    return write_json(index, path)

@@ -49,6 +49,23 @@ rule study_record:
         "../../scripts/study_record.py"
 
 
+rule run_analyses:
+    input:
+        unpack(lambda wildcards: run_tables(run_of(wildcards))),
+    output:
+        f"{RESULTS}/{{dataset}}/runs/{{run}}/analysis/{{xid}}/analyses-{STUDY.analysis_id}.json",
+    log:
+        f"{RESULTS}/logs/run_analyses/{{dataset}}/{{run}}-{{xid}}-{STUDY.analysis_id}.log",
+    group:
+        "run_analyses"
+    conda:
+        "../../envs/harsanyi.yaml"
+    resources:
+        **RESOURCES["run_analyses"],
+    script:
+        "../../scripts/run_analyses.py"
+
+
 rule two_phase_run:
     input:
         interactions=lambda wildcards: interaction_files(run_of(wildcards)),
@@ -65,8 +82,14 @@ rule two_phase_run:
         ),
     log:
         run_log("two_phase_run"),
+    benchmark:
+        run_benchmark("two_phase_run")
+    group:
+        "run_analyses"
     conda:
         "../../envs/harsanyi.yaml"
+    resources:
+        **RESOURCES["two_phase_run"],
     params:
         ratio=SETTINGS_OF["two_phase_run"]["salient_ratio"],
         shown=SETTINGS_OF["two_phase_run"]["shown_checkpoints"],
@@ -96,8 +119,14 @@ rule two_phase_study:
         ),
     log:
         f"{STUDY_DIR}/logs/two_phase_study.log",
+    benchmark:
+        f"{STUDY_DIR}/benchmarks/two_phase_study.tsv"
+    group:
+        "study_analyses"
     conda:
         "../../envs/harsanyi.yaml"
+    resources:
+        **RESOURCES["two_phase_study"],
     params:
         shown=STUDY.analysis["shown_checkpoints"],
     script:
@@ -111,8 +140,14 @@ rule jaccard_run:
         table=run_output("jaccard_run", "jaccard.tsv"),
     log:
         run_log("jaccard_run"),
+    benchmark:
+        run_benchmark("jaccard_run")
+    group:
+        "run_analyses"
     conda:
         "../../envs/harsanyi.yaml"
+    resources:
+        **RESOURCES["jaccard_run"],
     script:
         "../../scripts/analysis_step.py"
 
@@ -132,8 +167,14 @@ rule jaccard_study:
         ),
     log:
         f"{STUDY_DIR}/logs/jaccard_study.log",
+    benchmark:
+        f"{STUDY_DIR}/benchmarks/jaccard_study.tsv"
+    group:
+        "study_analyses"
     conda:
         "../../envs/harsanyi.yaml"
+    resources:
+        **RESOURCES["jaccard_study"],
     params:
         variant=STUDY.analysis["jaccard_variant"],
     script:
@@ -148,8 +189,14 @@ rule ood_run:
         verdict=run_output("ood_run", "ood_verdict.json"),
     log:
         run_log("ood_run"),
+    benchmark:
+        run_benchmark("ood_run")
+    group:
+        "run_analyses"
     conda:
         "../../envs/harsanyi.yaml"
+    resources:
+        **RESOURCES["ood_run"],
     params:
         ratio=SETTINGS_OF["ood_run"]["salient_ratio"],
         n_boot=SETTINGS_OF["ood_run"]["bootstrap"],
@@ -173,8 +220,14 @@ rule ood_study:
         ),
     log:
         f"{STUDY_DIR}/logs/ood_study.log",
+    benchmark:
+        f"{STUDY_DIR}/benchmarks/ood_study.tsv"
+    group:
+        "study_analyses"
     conda:
         "../../envs/harsanyi.yaml"
+    resources:
+        **RESOURCES["ood_study"],
     script:
         "../../scripts/analysis_step.py"
 
@@ -193,8 +246,14 @@ rule similarity_study:
         ),
     log:
         f"{STUDY_DIR}/logs/similarity_study.log",
+    benchmark:
+        f"{STUDY_DIR}/benchmarks/similarity_study.tsv"
+    group:
+        "study_analyses"
     conda:
         "../../envs/harsanyi.yaml"
+    resources:
+        **RESOURCES["similarity_study"],
     params:
         stages=SIMILARITY_STAGES,
         label_noise={run.name: run.label_noise for run in STUDY.runs},
@@ -211,8 +270,14 @@ rule theory_run:
         fit=run_output("theory_run", "theory_fit.tsv"),
     log:
         run_log("theory_run"),
+    benchmark:
+        run_benchmark("theory_run")
+    group:
+        "run_analyses"
     conda:
         "../../envs/harsanyi.yaml"
+    resources:
+        **RESOURCES["theory_run"],
     params:
         ratio=SETTINGS_OF["theory_run"]["salient_ratio"],
     script:
@@ -246,8 +311,14 @@ rule theory_study:
         ),
     log:
         f"{STUDY_DIR}/logs/theory_study.log",
+    benchmark:
+        f"{STUDY_DIR}/benchmarks/theory_study.tsv"
+    group:
+        "study_analyses"
     conda:
         "../../envs/harsanyi.yaml"
+    resources:
+        **RESOURCES["theory_study"],
     params:
         shown=STUDY.analysis["shown_checkpoints"],
     script:
@@ -262,8 +333,14 @@ rule shapley_run:
         check=run_output("shapley_run", "shapley_check.json"),
     log:
         run_log("shapley_run"),
+    benchmark:
+        run_benchmark("shapley_run")
+    group:
+        "run_analyses"
     conda:
         "../../envs/harsanyi.yaml"
+    resources:
+        **RESOURCES["shapley_run"],
     script:
         "../../scripts/analysis_step.py"
 
@@ -284,8 +361,14 @@ rule shapley_study:
         ),
     log:
         f"{STUDY_DIR}/logs/shapley_study.log",
+    benchmark:
+        f"{STUDY_DIR}/benchmarks/shapley_study.tsv"
+    group:
+        "study_analyses"
     conda:
         "../../envs/harsanyi.yaml"
+    resources:
+        **RESOURCES["shapley_study"],
     script:
         "../../scripts/analysis_step.py"
 
@@ -312,8 +395,14 @@ rule scorecard:
         ),
     log:
         f"{STUDY_DIR}/logs/scorecard.log",
+    benchmark:
+        f"{STUDY_DIR}/benchmarks/scorecard.tsv"
+    group:
+        "study_analyses"
     conda:
         "../../envs/harsanyi.yaml"
+    resources:
+        **RESOURCES["scorecard"],
     params:
         variant=STUDY.analysis["jaccard_variant"],
         max_checkpoint_distance=scorecard_module.MAX_CHECKPOINT_DISTANCE,
@@ -331,8 +420,14 @@ rule attributions_run:
         table=run_output("attributions_run", "attributions.tsv"),
     log:
         run_log("attributions_run"),
+    benchmark:
+        run_benchmark("attributions_run")
+    group:
+        "run_analyses"
     conda:
         "../../envs/harsanyi.yaml"
+    resources:
+        **RESOURCES["attributions_run"],
     params:
         run=lambda wildcards: sorted_keys(run_of(wildcards).settings),
         root=lambda wildcards: STUDY.datasets[wildcards.dataset].root,
@@ -358,7 +453,13 @@ rule attributions_study:
         ),
     log:
         f"{STUDY_DIR}/logs/attributions_study.log",
+    benchmark:
+        f"{STUDY_DIR}/benchmarks/attributions_study.tsv"
+    group:
+        "study_analyses"
     conda:
         "../../envs/harsanyi.yaml"
+    resources:
+        **RESOURCES["attributions_study"],
     script:
         "../../scripts/analysis_step.py"

@@ -1,6 +1,8 @@
 import sys
 from pathlib import Path
 
+import yaml
+
 from snakemake.exceptions import WorkflowError
 
 from harsanyi.config import ConfigError, check_extraction_memory, resolve
@@ -77,11 +79,16 @@ def run_of(wildcards):
 
 
 def all_targets():
-    targets = [f"{STUDY_DIR}/study.json"]
+    targets = [f"{STUDY_DIR}/study.json"] + [run_index(run) for run in STUDY.runs]
     targets += [f"{STUDY_DIR}/two_phase.tsv", f"{STUDY_DIR}/two_phase.png"]
     for run in STUDY.runs:
         targets.append(run_analysis(run, "two_phase_run", "two_phase.png"))
     return targets + STUDY_TARGETS
+
+
+RESOURCES_FILE = Path(workflow.basedir) / "workflow" / "resources.yaml"
+# Resources of every rule (gpu, mem_mb, runtime); workflow/resources.yaml says why there.
+RESOURCES = yaml.safe_load(RESOURCES_FILE.read_text())
 
 
 # Analysis settings are part of every path they determine, as x-<hash> is for extraction:
@@ -121,6 +128,33 @@ def run_output(step, name):
     return f"{analysis}/{RUN_ANALYSIS_IDS[step]}/{name}"
 
 
+def run_benchmark(step):
+    aid = RUN_ANALYSIS_IDS[step]
+    return f"{RESULTS}/benchmarks/{step}/{{dataset}}/{{run}}-{{xid}}-{aid}.tsv"
+
+
+def run_index(run):
+    """The file that lists a run's analysis tables; its rule joins the run's analyses into
+    one group job (one sbatch call per run instead of one per analysis)."""
+    return f"{run_dir(run)}/analysis/{EXTRACTION_IDS[run]}/analyses-{STUDY.analysis_id}.json"
+
+
 def run_log(step):
     aid = RUN_ANALYSIS_IDS[step]
     return f"{RESULTS}/logs/{step}/{{dataset}}/{{run}}-{{xid}}-{aid}.log"
+
+
+# One table of every per-run analysis: what run_analyses waits for.
+RUN_TABLES = {
+    "two_phase_run": "order_strength.tsv",
+    "jaccard_run": "jaccard.tsv",
+    "ood_run": "ood_verdict.json",
+    "theory_run": "theory_fit.tsv",
+    "shapley_run": "shapley.tsv",
+    "attributions_run": "attributions.tsv",
+}
+
+
+def run_tables(run):
+    steps = [step for step in RUN_TABLES if step != "ood_run" or run in NOISY_RUNS]
+    return {step: run_analysis(run, step, RUN_TABLES[step]) for step in steps}
