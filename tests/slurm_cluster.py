@@ -284,16 +284,19 @@ def _write_profile(directory: Path, partition: str) -> Path:
 
 
 def _srun_shim(bin_dir: Path, conf: Path) -> str:
-    """PATH with an ``srun`` that finds our slurm.conf even without ``SLURM_CONF``.
+    """PATH with an ``srun`` and an ``scontrol`` that find our slurm.conf even without
+    ``SLURM_CONF``.
 
     snakemake-executor-plugin-slurm-jobstep 0.6.1 deletes every ``SLURM_*`` variable except
-    the job's identity before its inner ``srun``, ``SLURM_CONF`` included; real clusters keep
-    slurm.conf in /etc/slurm or run configless, where that does no harm.
+    the job's identity before its inner ``srun``, ``SLURM_CONF`` included, and jobs call
+    ``scontrol`` to set their comment; real clusters keep slurm.conf in /etc/slurm or run
+    configless, where that does no harm.
     """
-    real_srun = shutil.which("srun")
-    shim = bin_dir / "srun"
-    shim.write_text(f'#!/bin/sh\nSLURM_CONF="{conf}" exec "{real_srun}" "$@"\n')
-    shim.chmod(0o755)
+    for client in ("srun", "scontrol"):
+        real = shutil.which(client)
+        shim = bin_dir / client
+        shim.write_text(f'#!/bin/sh\nSLURM_CONF="{conf}" exec "{real}" "$@"\n')
+        shim.chmod(0o755)
     return f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
 
 

@@ -71,7 +71,8 @@ def test_each_slurm_job_names_its_rule_and_wildcards(monkeypatch):
         return subprocess.CompletedProcess(argv, 0, "", "")
 
     monkeypatch.setattr(jobs.subprocess, "run", fake_run)
-    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    for name in ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID"):
+        monkeypatch.delenv(name, raising=False)
     jobs.label_slurm_job("extract", {"run": "r1", "epoch": "0003"})
     assert calls == []  # not under SLURM: nothing to label
     monkeypatch.setenv("SLURM_JOB_ID", "1234")
@@ -79,6 +80,11 @@ def test_each_slurm_job_names_its_rule_and_wildcards(monkeypatch):
     assert calls == [
         ["scontrol", "update", "JobId=1234", "Comment=rule_extract_wildcards_run=r1,epoch=0003"]
     ]
+    # an array task is named by array and task id: the array's own id would name them all
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "1200")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
+    jobs.label_slurm_job("extract", {"run": "r1"})
+    assert calls[-1][2] == "JobId=1200_3"
 
 
 def test_a_failed_label_is_logged_not_hidden(monkeypatch, caplog):
@@ -87,6 +93,7 @@ def test_a_failed_label_is_logged_not_hidden(monkeypatch, caplog):
 
     monkeypatch.setattr(jobs.subprocess, "run", failing)
     monkeypatch.setenv("SLURM_JOB_ID", "99")
+    monkeypatch.delenv("SLURM_ARRAY_JOB_ID", raising=False)
     with caplog.at_level(logging.WARNING):
         jobs.label_slurm_job("train", {"run": "r"})
     assert "could not set the SLURM comment of job 99: Access/permission denied" in caplog.text

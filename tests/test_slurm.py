@@ -116,10 +116,12 @@ class Submission:
 
     @property
     def rule(self) -> str:
-        """The rule (or group) the plugin's comment names."""
+        """The rule (or group) the plugin's comment names: `rule_<rule>_wildcards_...`, or
+        `rule_<group>_<its rules>` for a group job."""
         comment = re.search(r"Comment=rule_(\S+)", self.scontrol)
         assert comment, self.scontrol
-        return comment[1].split("_wildcards_")[0]
+        group = [name for name in GROUPS if comment[1].startswith(f"{name}_")]
+        return group[0] if group else comment[1].split("_wildcards_")[0]
 
     @property
     def job_id(self) -> str:

@@ -37,6 +37,10 @@ def label_slurm_job(rule: str, wildcards: Mapping[str, object]) -> None:
     job_id = os.environ.get("SLURM_JOB_ID")
     if not job_id:
         return
+    array_job, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    if array_job and task:
+        # the last task of an array carries the array's own id, which names every task
+        job_id = f"{array_job}_{task}"
     comment = slurm_comment(rule, wildcards)
     argv = ["scontrol", "update", f"JobId={job_id}", f"Comment={comment}"]
     try:
