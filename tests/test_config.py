@@ -314,3 +314,16 @@ def test_the_extraction_estimate_is_checked_before_any_work(tmp_path, capsys):
     )
     assert result.returncode != 0
     assert "datasets.digits.players.n = 20" in result.stdout + result.stderr
+    # without a command-line ask the extract rule's own (workflow/resources.yaml) counts
+    config["datasets"]["digits"]["samples"] = {"train_per_class": 5, "test_per_class": 5}
+    path = write(tmp_path, config)
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--nolock", "--cores", "1"]
+        + ["--configfile", str(path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode != 0
+    assert "the extract rule asks for" in result.stdout + result.stderr

@@ -8,13 +8,19 @@ from snakemake.exceptions import WorkflowError
 from harsanyi.config import ConfigError, check_extraction_memory, resolve
 from harsanyi.io import settings_hash
 
+RESOURCES_FILE = Path(workflow.basedir) / "workflow" / "resources.yaml"
+# Resources of every rule (gpu, mem_mb, runtime); workflow/resources.yaml says why there.
+RESOURCES = yaml.safe_load(RESOURCES_FILE.read_text())
+
 try:
     STUDY = resolve(config)
-    # the mem_mb an extract job asks for in the profiles or on the command line, if known
+    # the mem_mb of an extract job: a command-line --set-resources, else resources.yaml
     extract_mem_mb = (
         workflow.resource_settings.overwrite_resources.get("extract") or {}
     ).get("mem_mb")
     extract_mem_mb = getattr(extract_mem_mb, "value", extract_mem_mb)
+    if extract_mem_mb is None:
+        extract_mem_mb = RESOURCES["extract"]["mem_mb"]
     if not isinstance(extract_mem_mb, (int, float)):
         extract_mem_mb = None
     for estimate in check_extraction_memory(STUDY, extract_mem_mb):
@@ -25,7 +31,7 @@ except ConfigError as error:
 RESULTS = str(STUDY.results)
 RUNS = {run.name: run for run in STUDY.runs}
 STUDY_ID = STUDY.study_id
-# The study's tables and figures: under STUDY_ROOT/<a-id> (workflow/rules/analyses.smk).
+# The study's tables and figures: under STUDY_ROOT/<a-id>, STUDY_DIR below.
 STUDY_ROOT = f"{RESULTS}/studies/{STUDY_ID}"
 # Paths and hashes computed once: input functions ask for them thousands of times in a
 # lab-scale study (a run's name hashes its settings).
@@ -84,11 +90,6 @@ def all_targets():
     for run in STUDY.runs:
         targets.append(run_analysis(run, "two_phase_run", "two_phase.png"))
     return targets + STUDY_TARGETS
-
-
-RESOURCES_FILE = Path(workflow.basedir) / "workflow" / "resources.yaml"
-# Resources of every rule (gpu, mem_mb, runtime); workflow/resources.yaml says why there.
-RESOURCES = yaml.safe_load(RESOURCES_FILE.read_text())
 
 
 # Analysis settings are part of every path they determine, as x-<hash> is for extraction:
