@@ -9,7 +9,12 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The embedded default study only when the command line names no config file: Snakemake
+# would otherwise merge `--configfile X` into it, and X's study would inherit the default's
+# datasets and runs.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 validate(config, "workflow/schemas/config.schema.yaml")

@@ -3,9 +3,11 @@
 The study: 6 architectures × 5 image datasets × 3 seeds, 20 checkpoints per run (1,800
 checkpoints, so 1,800 extraction jobs).  Data roots are empty temporary directories: a dry
 run reads no data.  Prints the jobs per rule, the SLURM submissions that the slurm profile
-implies (rules in slurm-array-jobs go out as arrays of at most slurm-array-limit tasks, every
-other job as its own sbatch call) and the seconds `snakemake -n` takes, plain and with
-`--profile profiles/slurm`.
+implies (rules in slurm-array-jobs go out as arrays of at most slurm-array-limit tasks, the
+analyses as one group job per run and one per study, every other job as its own sbatch
+call) and the seconds `snakemake -n` takes, plain and with `--profile profiles/slurm`.
+Array calls are given as a range: all jobs of a rule ready together (fewest) to every run's
+jobs ready alone (most; extraction arrays are released per batch of finished trainings).
 
     python benchmarks/bench_dryrun.py            # from the repository root
 """
@@ -40,7 +42,12 @@ TRAINING = {
     "checkpoints": {"dense_until": 10, "dense_every": 1, "sparse_every": 5},
 }
 CHECKPOINTS_PER_RUN = 20
-LOCAL_RULES = {"all"}
+LOCAL_RULES = {"all", "study_record"}
+# Rules that go out inside group jobs: one job per run (its index rule) and one per study.
+RUN_GROUP = {"two_phase_run", "jaccard_run", "ood_run", "theory_run", "shapley_run"}
+RUN_GROUP |= {"attributions_run", "run_analyses"}
+STUDY_GROUP = {"two_phase_study", "jaccard_study", "ood_study", "similarity_study"}
+STUDY_GROUP |= {"theory_study", "shapley_study", "attributions_study", "scorecard"}
 
 
 def lab_config(data_root: Path, results: Path) -> dict:
@@ -107,17 +114,25 @@ def dry_run(config: Path, workdir: Path, *extra: str) -> tuple[float, str]:
     return seconds, output
 
 
-def slurm_submissions(counts: dict[str, int]) -> dict[str, int]:
-    """sbatch calls per rule under profiles/slurm (at least; arrays may go out in parts when
-    their jobs become ready at different times)."""
+def slurm_submissions(counts: dict[str, int], n_runs: int) -> dict[str, tuple[int, int]]:
+    """(fewest, most) sbatch calls per rule (or group) under profiles/slurm."""
     profile = yaml.safe_load((SLURM_PROFILE / "config.yaml").read_text())
     array_rules = {r.strip() for r in str(profile.get("slurm-array-jobs", "")).split(",")}
     limit = int(profile.get("slurm-array-limit", 1000))
     calls = {}
     for rule, count in counts.items():
-        if rule in LOCAL_RULES:
+        if rule in LOCAL_RULES or rule in RUN_GROUP - {"run_analyses"} or rule in STUDY_GROUP:
             continue
-        calls[rule] = math.ceil(count / limit) if rule in array_rules and count > 1 else count
+        if rule == "run_analyses":
+            calls["group run_analyses"] = (count, count)
+        elif rule in array_rules and count > 1:
+            fewest = math.ceil(count / limit)
+            most = max(fewest, n_runs) if rule == "extract" else fewest
+            calls[rule] = (fewest, most)
+        else:
+            calls[rule] = (count, count)
+    if any(rule in counts for rule in STUDY_GROUP):
+        calls["group study_analyses"] = (1, 1)
     return calls
 
 
@@ -146,16 +161,21 @@ def main() -> int:
     n_runs = len(ARCHITECTURES) * len(DATASETS) * len(SEEDS)
     if counts.get("train") != n_runs or counts.get("extract") != n_runs * CHECKPOINTS_PER_RUN:
         raise RuntimeError(f"unexpected plan: {counts}")
-    calls = slurm_submissions(counts)
-    width = max(map(len, counts)) + 2
+    calls = slurm_submissions(counts, n_runs)
+    width = max(map(len, [*counts, *calls])) + 2
     print(
         f"study: {len(ARCHITECTURES)} architectures × {len(DATASETS)} datasets × "
         f"{len(SEEDS)} seeds = {n_runs} runs, {CHECKPOINTS_PER_RUN} checkpoints each"
     )
-    print(f"{'rule':<{width}}{'jobs':>7}{'sbatch calls':>14}")
+    print(f"{'rule':<{width}}{'jobs':>7}")
     for rule, count in counts.items():
-        print(f"{rule:<{width}}{count:>7}{calls.get(rule, 0):>14}")
-    print(f"{'total':<{width}}{sum(counts.values()):>7}{sum(calls.values()):>14}")
+        print(f"{rule:<{width}}{count:>7}")
+    print(f"{'total':<{width}}{sum(counts.values()):>7}")
+    print(f"{'sbatch calls':<{width}}{'fewest':>7}{'most':>7}")
+    for rule, (fewest, most) in calls.items():
+        print(f"{rule:<{width}}{fewest:>7}{most:>7}")
+    fewest, most = (sum(pair[i] for pair in calls.values()) for i in (0, 1))
+    print(f"{'total':<{width}}{fewest:>7}{most:>7}")
     print(f"snakemake -n: {seconds:.1f} s")
     if slurm_seconds is not None:
         print(f"snakemake -n --profile profiles/slurm: {slurm_seconds:.1f} s")

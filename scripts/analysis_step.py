@@ -6,7 +6,7 @@ import inspect
 from harsanyi.analyses import step_for_rule
 from harsanyi.jobs import setup_job
 
-setup_job(snakemake.log, snakemake.threads)  # noqa: F821
+setup_job(snakemake.log, snakemake.threads, snakemake.rule, dict(snakemake.wildcards.items()))  # noqa: F821
 step = step_for_rule(snakemake.rule)  # noqa: F821
 arguments = {
     **dict(snakemake.input.items()),  # noqa: F821

@@ -5,7 +5,7 @@ from pathlib import Path
 from harsanyi.extraction import extract
 from harsanyi.jobs import setup_job
 
-setup_job(snakemake.log, snakemake.threads)  # noqa: F821
+setup_job(snakemake.log, snakemake.threads, snakemake.rule, dict(snakemake.wildcards.items()))  # noqa: F821
 extract(
     checkpoint=Path(snakemake.input.checkpoints) / f"epoch_{snakemake.params.epoch:04d}.pt",  # noqa: F821
     manifest_path=snakemake.input.samples,  # noqa: F821

@@ -3,7 +3,7 @@
 from harsanyi.extraction import select_samples
 from harsanyi.jobs import setup_job
 
-setup_job(snakemake.log, snakemake.threads)  # noqa: F821
+setup_job(snakemake.log, snakemake.threads, snakemake.rule, dict(snakemake.wildcards.items()))  # noqa: F821
 select_samples(
     snakemake.params.plan,  # noqa: F821
     snakemake.params.plan.root,  # noqa: F821

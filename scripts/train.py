@@ -5,7 +5,7 @@ from pathlib import Path
 from harsanyi.jobs import setup_job
 from harsanyi.train import train_from_settings
 
-setup_job(snakemake.log, snakemake.threads)  # noqa: F821
+setup_job(snakemake.log, snakemake.threads, snakemake.rule, dict(snakemake.wildcards.items()))  # noqa: F821
 train_from_settings(
     settings=snakemake.params.settings,  # noqa: F821
     root=snakemake.params.root,  # noqa: F821

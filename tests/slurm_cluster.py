@@ -109,8 +109,14 @@ def slurm_cluster(tmp_path: Path) -> Iterator[SlurmCluster]:
 
 
 @contextmanager
-def running_slurm_cluster(root: Path, start_timeout_s: float = 60.0) -> Iterator[SlurmCluster]:
-    """Bring a one-node cluster up under ``root`` (must not exist yet) and tear it down after."""
+def running_slurm_cluster(
+    root: Path, start_timeout_s: float = 60.0, real_memory_mb: int | None = None
+) -> Iterator[SlurmCluster]:
+    """Bring a one-node cluster up under ``root`` (must not exist yet) and tear it down after.
+
+    ``real_memory_mb``: the node's memory as SLURM knows it (default: 90% of this machine's),
+    e.g. exactly a job's request, to check that the request is what reaches sbatch.
+    """
     reason = slurm_cluster_unavailable_reason()
     if reason is not None:
         raise RuntimeError(reason)
@@ -121,7 +127,7 @@ def running_slurm_cluster(root: Path, start_timeout_s: float = 60.0) -> Iterator
         daemons.callback(shutil.rmtree, root, ignore_errors=True)
         layout = _make_layout(root)
         node = socket.gethostname().split(".")[0]
-        conf = _write_config(layout, node)
+        conf = _write_config(layout, node, real_memory_mb or _real_memory_mb())
         cluster = SlurmCluster(
             root=root,
             conf=conf,
@@ -214,7 +220,7 @@ def _real_memory_mb() -> int:
     return int(total_mb * 0.9)  # slurmd drains a node that has less memory than configured
 
 
-def _write_config(layout: dict[str, Path], node: str) -> Path:
+def _write_config(layout: dict[str, Path], node: str, real_memory_mb: int) -> Path:
     ctld_port, slurmd_port = _free_ports(2)
     etc, log, run = layout["etc"], layout["log"], layout["run"]
     n_cpus = os.cpu_count() or 1
@@ -249,8 +255,10 @@ MpiDefault=none
 SwitchType=switch/none
 ReturnToService=2
 MailProg=/bin/true
+# finished jobs (and their comments) stay visible to scontrol for the tests to read back
+MinJobAge=3600
 GresTypes=gpu
-NodeName={node} NodeAddr=127.0.0.1 CPUs={n_cpus} RealMemory={_real_memory_mb()} \
+NodeName={node} NodeAddr=127.0.0.1 CPUs={n_cpus} RealMemory={real_memory_mb} \
 Gres=gpu:{N_FAKE_GPUS} State=UNKNOWN
 PartitionName={PARTITION} Nodes={node} Default=YES MaxTime=INFINITE State=UP
 """
@@ -276,16 +284,19 @@ def _write_profile(directory: Path, partition: str) -> Path:
 
 
 def _srun_shim(bin_dir: Path, conf: Path) -> str:
-    """PATH with an ``srun`` that finds our slurm.conf even without ``SLURM_CONF``.
+    """PATH with an ``srun`` and an ``scontrol`` that find our slurm.conf even without
+    ``SLURM_CONF``.
 
     snakemake-executor-plugin-slurm-jobstep 0.6.1 deletes every ``SLURM_*`` variable except
-    the job's identity before its inner ``srun``, ``SLURM_CONF`` included; real clusters keep
-    slurm.conf in /etc/slurm or run configless, where that does no harm.
+    the job's identity before its inner ``srun``, ``SLURM_CONF`` included, and jobs call
+    ``scontrol`` to set their comment; real clusters keep slurm.conf in /etc/slurm or run
+    configless, where that does no harm.
     """
-    real_srun = shutil.which("srun")
-    shim = bin_dir / "srun"
-    shim.write_text(f'#!/bin/sh\nSLURM_CONF="{conf}" exec "{real_srun}" "$@"\n')
-    shim.chmod(0o755)
+    for client in ("srun", "scontrol"):
+        real = shutil.which(client)
+        shim = bin_dir / client
+        shim.write_text(f'#!/bin/sh\nSLURM_CONF="{conf}" exec "{real}" "$@"\n')
+        shim.chmod(0o755)
     return f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
 
 

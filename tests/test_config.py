@@ -7,11 +7,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harsanyi import sparsifier
+from harsanyi.cli import main
 from harsanyi.config import (
     ANALYSIS_DEFAULTS,
     DEFAULT_STUDY,
     EXTRACTION_DEFAULTS,
     ConfigError,
+    check_extraction_memory,
     load_study,
     resolve,
     schema_path,
@@ -185,3 +188,142 @@ def test_resolve_fills_the_defaults_without_the_schema():
     assert study.extraction == EXTRACTION_DEFAULTS
     assert study.analysis == ANALYSIS_DEFAULTS
     assert study.name == "default" and study.device == "auto"
+
+
+# --------------------------------------------------------------------------- --configfile
+
+
+def _dry_run(*args: str) -> str:
+    """Output of a dry run of every job, from the repository root as users run it."""
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--forceall", "--nolock", "--cores", "1", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    return output
+
+
+def _planned_outputs(*args: str) -> set[str]:
+    lines = [line.strip() for line in _dry_run(*args).splitlines()]
+    return {
+        path
+        for line in lines
+        if line.startswith("output: ")
+        for path in line.removeprefix("output: ").split(", ")
+    }
+
+
+def _planned_jobs(*args: str) -> dict[str, int]:
+    """Job counts of a dry run from the repository root, as users run the workflow."""
+    output = _dry_run(*args)
+    table = output.split("Job stats:")[1].split("\n\n")[0]
+    counts = {}
+    for line in table.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
+@pytest.mark.parametrize("configfile", ["tests/data/tiny.yaml", "config/fashion_mnist.yaml"])
+def test_a_configfile_runs_exactly_its_study(configfile):
+    """`--configfile X` must not inherit the datasets of the embedded default study."""
+    if "fashion" in configfile and not Path("/usr/share/datasets/fashion-mnist").exists():
+        pytest.skip("Fashion-MNIST data not installed")
+    study = load_study(REPO / configfile)
+    jobs = _planned_jobs("--configfile", configfile)
+    assert jobs["train"] == len(study.runs)
+    assert jobs["select_samples"] == len(study.datasets)
+
+
+def test_without_a_configfile_the_embedded_default_runs():
+    study = load_study(REPO / "config" / "config.yaml")
+    assert _planned_jobs()["train"] == len(study.runs)
+
+
+def test_analysis_settings_name_the_paths_of_what_they_determine(tmp_path):
+    """Another salient_ratio computes new tables beside the old ones: every study table and
+    the per-run tables that read the ratio get new paths, the others keep theirs."""
+    changed = yaml.safe_load((REPO / "tests/data/tiny.yaml").read_text())
+    changed["analysis"] = {"salient_ratio": 0.1}
+    other = tmp_path / "ratio.yaml"
+    other.write_text(yaml.safe_dump(changed))
+    before = _planned_outputs("--configfile", "tests/data/tiny.yaml")
+    after = _planned_outputs("--configfile", str(other))
+    study_tables = {path for path in before if "/studies/" in path}
+    assert study_tables and not study_tables & after
+    reads_ratio = ("order_strength.tsv", "theory_fit.tsv", "ood_strength.tsv")
+    assert not {path for path in before if path.endswith(reads_ratio)} & after
+    ratio_free = {path for path in before if path.endswith(("jaccard.tsv", "shapley.tsv"))}
+    ratio_free = {path for path in ratio_free if "/runs/" in path}
+    assert ratio_free and ratio_free <= after
+    # training, extraction and selection are untouched by an analysis setting
+    assert {
+        path for path in before if "/analysis/" not in path and "/studies/" not in path
+    } <= after
+
+
+# --------------------------------------------------------------------------- checked up front
+
+
+def test_an_unknown_solver_fails_at_start_up_naming_the_key(tmp_path, monkeypatch):
+    config = base()
+    config["extraction"] = {"solver": "exact"}
+    with pytest.raises(ConfigError, match=r"extraction.solver: unknown solver 'exact'"):
+        load_study(write(tmp_path, config))
+    # the names come from the sparsifier's registry, so a solver added there is accepted
+    monkeypatch.setitem(sparsifier.SOLVERS, "exact", sparsifier.SOLVERS["lp"])
+    assert load_study(write(tmp_path, config)).extraction["solver"] == "exact"
+
+
+def test_malformed_yaml_names_file_and_line(tmp_path, capsys):
+    path = tmp_path / "broken.yaml"
+    path.write_text("study: x\ndatasets:\n  digits:\n    architectures: [lenet\n    n: 3\n")
+    with pytest.raises(ConfigError, match=rf"{path}:5:\d+: malformed YAML.*opened at line 4"):
+        load_study(path)
+    assert main(["check-config", str(path)]) == 1
+    assert f"{path}:5:" in capsys.readouterr().err
+
+
+def test_the_extraction_estimate_is_checked_before_any_work(tmp_path, capsys):
+    config = base()
+    config["datasets"]["digits"]["players"]["n"] = 20
+    config["extraction"] = {"memory_budget_mb": 1}
+    path = write(tmp_path, config)
+    study = load_study(path)
+    (estimate,) = check_extraction_memory(study, None)
+    assert estimate.forward_passes == estimate.samples * 2**20
+    assert estimate.memory_bytes > 2000 * 2**20
+    with pytest.raises(ConfigError, match=r"datasets.digits.players.n = 20: .*2000 MB"):
+        check_extraction_memory(study, 2000)
+    assert main(["check-config", str(path), "--mem-mb", "2000"]) == 1
+    assert main(["check-config", str(path)]) == 0
+    assert "masked forward passes per checkpoint" in capsys.readouterr().out
+    # the workflow compares it with the memory the extract rule asks for, at start-up
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--nolock", "--cores", "1"]
+        + ["--configfile", str(path), "--set-resources", "extract:mem_mb=2000"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode != 0
+    assert "datasets.digits.players.n = 20" in result.stdout + result.stderr
+    # without a command-line ask the extract rule's own (workflow/resources.yaml) counts
+    config["datasets"]["digits"]["samples"] = {"train_per_class": 5, "test_per_class": 5}
+    path = write(tmp_path, config)
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--nolock", "--cores", "1"]
+        + ["--configfile", str(path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode != 0
+    assert "the extract rule asks for" in result.stdout + result.stderr

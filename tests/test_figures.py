@@ -535,7 +535,8 @@ def test_tiny_study_figures_are_print_ready(tmp_path_factory, tmp_path, captured
     from harsanyi.studies import checkpoint_stages
     from test_reruns import finished_tiny_study
 
-    study = next((finished_tiny_study(tmp_path_factory) / "results" / "studies").glob("tiny-*"))
+    results = finished_tiny_study(tmp_path_factory) / "results"
+    study = next((results / "studies").glob("tiny-*/a-*"))
 
     def read(name):
         return pd.read_csv(study / name, sep="\t")
@@ -544,7 +545,7 @@ def test_tiny_study_figures_are_print_ready(tmp_path_factory, tmp_path, captured
     points = {row["run"]: row for row in json.loads(summary.to_json(orient="records"))}
     strength = read("two_phase.tsv")
     metrics = {
-        run: pd.read_csv(next(study.parents[1].glob(f"*/runs/{run}/metrics.tsv")), sep="\t")
+        run: pd.read_csv(next(results.glob(f"*/runs/{run}/metrics.tsv")), sep="\t")
         for run in points
     }
     shown = {
@@ -571,7 +572,7 @@ def test_tiny_study_figures_are_print_ready(tmp_path_factory, tmp_path, captured
             (
                 pd.concat(
                     pd.read_csv(p, sep="\t")
-                    for p in sorted(study.parents[1].glob("*/runs/*/analysis/*/shapley.tsv"))
+                    for p in sorted(results.glob("*/runs/*/analysis/x-*/a-*/shapley.tsv"))
                 ),
                 read("shapley.tsv"),
             ),

@@ -10,17 +10,23 @@ own view of it (``scontrol show job``), and the results must equal a local run's
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import re
 import shutil
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from slurm_cluster import SlurmCluster, slurm_cluster  # noqa: F401  (pytest fixture)
+from slurm_cluster import (  # noqa: F401  (slurm_cluster: a pytest fixture)
+    SlurmCluster,
+    running_slurm_cluster,
+    slurm_cluster,
+    slurm_cluster_unavailable_reason,
+)
 from test_reruns import TINY, finished_tiny_study
 
 from harsanyi.config import load_study
@@ -49,7 +55,7 @@ def test_gpu_rules_get_a_gpu_and_cpu_rule_none(
     workdir = tmp_path / "toy"
     shutil.copytree(TOY, workdir)
 
-    # `train` gets its GPU from the workflow profile's set-resources, as in the real workflow
+    # `train` asks for its GPU with the `gpu` resource, as the real workflow's rules do
     slurm_cluster.run_snakemake(workdir, workflow_profile=str(REPO / "profiles" / "default"))
 
     job_ids = set()
@@ -79,9 +85,13 @@ def test_gpu_rules_get_a_gpu_and_cpu_rule_none(
 
 # --------------------------------------------------------------------------- the tiny study
 
-GPU_RULES = {"train", "extract"}  # set-resources in profiles/default
-MANY_JOB_ARRAY_RULES = {"extract"}  # waits for all its pending jobs: one array here
-# (two_phase_run is an array rule too, but its 2 jobs here may become ready apart)
+GPU_RULES = {"train", "extract"}  # workflow/resources.yaml
+ARRAY_RULES = {"select_samples", "train", "extract"}  # slurm-array-jobs, profiles/slurm
+GROUPS = {"run_analyses", "study_analyses"}  # analyses go out as group jobs
+RESOURCES = yaml.safe_load((REPO / "workflow" / "resources.yaml").read_text())
+# The node has exactly the memory of the largest request: an ask the plugin enlarges (its
+# array "memory fudge") or a group that sums too much is refused by sbatch.
+NODE_MEMORY_MB = max(entry["mem_mb"] for entry in RESOURCES.values())
 SBATCH_RECORDER = """#!/bin/sh
 # Answer exactly as sbatch does, and record the call and SLURM's view of the new job.
 out=$("{sbatch}" "$@")
@@ -106,14 +116,29 @@ class Submission:
 
     @property
     def rule(self) -> str:
+        """The rule (or group) the plugin's comment names: `rule_<rule>_wildcards_...`, or
+        `rule_<group>_<its rules>` for a group job."""
         comment = re.search(r"Comment=rule_(\S+)", self.scontrol)
         assert comment, self.scontrol
-        return comment[1].split("_wildcards_")[0]
+        group = [name for name in GROUPS if comment[1].startswith(f"{name}_")]
+        return group[0] if group else comment[1].split("_wildcards_")[0]
+
+    @property
+    def job_id(self) -> str:
+        match = re.search(r"JobId=(\d+)", self.scontrol)
+        assert match, self.scontrol
+        return match[1]
 
     @property
     def array_size(self) -> int | None:
         match = re.search(r"--array=(\d+)-(\d+)", self.argv)
         return None if match is None else int(match[2]) - int(match[1]) + 1
+
+    @property
+    def mem_mb(self) -> int:
+        match = re.search(r"--mem (\d+)", self.argv)
+        assert match, self.argv
+        return int(match[1])
 
 
 def record_sbatch_calls(cluster: SlurmCluster, records: Path) -> SlurmCluster:
@@ -138,17 +163,45 @@ def read_submissions(records: Path) -> list[Submission]:
     return submissions
 
 
+def task_comments(cluster: SlurmCluster, job_id: str) -> dict[str, str]:
+    """Comment of every task of a (finished) job or array, keyed by its JobId."""
+    done = subprocess.run(
+        ["scontrol", "show", "job", job_id], env=cluster.env, capture_output=True, text=True
+    )
+    records = done.stdout.split("\n\n")
+    comments = {}
+    for record in records:
+        job = re.search(r"JobId=(\d+)", record)
+        comment = re.search(r"Comment=(\S+)", record)
+        if job and comment:
+            comments[job[1]] = comment[1]
+    return comments
+
+
+@pytest.fixture
+def node_sized_cluster(tmp_path: Path) -> Iterator[SlurmCluster]:
+    reason = slurm_cluster_unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    with running_slurm_cluster(tmp_path / "slurm", real_memory_mb=NODE_MEMORY_MB) as cluster:
+        yield cluster
+
+
 @pytest.mark.slow
-def test_tiny_study_on_slurm_matches_a_local_run(
-    slurm_cluster: SlurmCluster,  # noqa: F811
+def test_tiny_study_on_slurm_as_typed(
+    node_sized_cluster: SlurmCluster,
     tmp_path: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
+    """The tiny study through the slurm profile on a node whose memory equals the largest
+    request: results equal a local run's, GPUs where they belong, trainings and extractions
+    as arrays, analyses as one group job per run and one per study, every job's SLURM log
+    kept under the results' logs, each array task's comment naming its own rule and run."""
     local = finished_tiny_study(tmp_path_factory) / "results"
     workdir = tmp_path / "study"
     workdir.mkdir()
     records = tmp_path / "sbatch-calls"
-    cluster = record_sbatch_calls(slurm_cluster, records)
+    cluster = record_sbatch_calls(node_sized_cluster, records)
 
     start = time.monotonic()
     cluster.run_snakemake(
@@ -165,39 +218,51 @@ def test_tiny_study_on_slurm_matches_a_local_run(
         workflow_profile=str(REPO / "profiles" / "default"),
         timeout_s=1500,
     )
-    print(f"tiny study on the one-node SLURM cluster: {time.monotonic() - start:.0f} s")
+    elapsed = time.monotonic() - start
 
-    profile = yaml.safe_load((cluster.profile / "config.yaml").read_text())
-    array_rules = {rule.strip() for rule in profile["slurm-array-jobs"].split(",")}
-    assert MANY_JOB_ARRAY_RULES <= array_rules
     submissions = read_submissions(records)
     assert submissions, "no sbatch call was recorded"
+    calls: dict[str, int] = {}
     jobs_per_rule: dict[str, int] = {}
     for sub in submissions:
         assert f"Partition={cluster.partition} " in sub.scontrol, sub.scontrol
+        assert sub.mem_mb <= NODE_MEMORY_MB, sub.argv
         asks_gpu = re.search(r"--gpus=1\b", sub.argv) is not None
         holds_gpu = re.search(r"TresPer(Job|Node)=gres:gpu:1\b", sub.scontrol) is not None
         if sub.rule in GPU_RULES:
             assert asks_gpu and holds_gpu, f"{sub.rule} without a GPU:\n{sub.argv}\n{sub.scontrol}"
+            assert sub.mem_mb == RESOURCES[sub.rule]["mem_mb"], sub.argv  # as typed
         else:
             assert "--gpus" not in sub.argv and "--gres" not in sub.argv, sub.argv
             assert "TresPer" not in sub.scontrol, f"{sub.rule} asks for a GPU:\n{sub.scontrol}"
-        if sub.rule in MANY_JOB_ARRAY_RULES:
-            assert sub.array_size is not None, f"{sub.rule} not submitted as an array: {sub.argv}"
-            assert re.search(r"ArrayJobId=\d+ ArrayTaskId=", sub.scontrol), sub.scontrol
-        elif sub.rule not in array_rules:  # (an array rule with one job goes out alone)
-            assert sub.array_size is None, sub.argv
+        assert sub.rule in ARRAY_RULES | GROUPS | {"select_samples"}, sub.rule
+        calls[sub.rule] = calls.get(sub.rule, 0) + 1
         jobs_per_rule[sub.rule] = jobs_per_rule.get(sub.rule, 0) + (sub.array_size or 1)
+    print(
+        f"tiny study on the one-node SLURM cluster: {elapsed:.0f} s, "
+        f"{len(submissions)} sbatch calls: {dict(sorted(calls.items()))}"
+    )
 
     study = load_study(TINY)
     n_extract = sum(len(run.epochs) for run in study.runs)
-    assert jobs_per_rule["train"] == len(study.runs)
+    assert jobs_per_rule["train"] == len(study.runs) and calls["train"] == 1
     assert jobs_per_rule["extract"] == n_extract
-    assert jobs_per_rule["two_phase_run"] == len(study.runs)
-    extract_calls = [sub for sub in submissions if sub.rule == "extract"]
-    # One array per batch of runs whose trainings finished together: at most one per run.
-    assert math.ceil(n_extract / profile["slurm-array-limit"]) <= len(extract_calls)
-    assert len(extract_calls) <= len(study.runs)
+    assert calls["extract"] <= len(study.runs)  # one array per batch of finished trainings
+    assert calls["run_analyses"] == len(study.runs)
+    assert calls["study_analyses"] == 1
+
+    # every array task names its own rule and run in its comment
+    for sub in submissions:
+        if sub.array_size is None:
+            continue
+        comments = task_comments(cluster, sub.job_id)
+        assert len(comments) == sub.array_size, comments
+        assert len(set(comments.values())) == sub.array_size, comments
+        assert all(c.startswith(f"rule_{sub.rule}_wildcards_") for c in comments.values())
+
+    # SLURM's log of every job and array task is kept, under the results' logs
+    slurm_logs = list((workdir / "results" / "logs" / "slurm").rglob("*.log"))
+    assert len(slurm_logs) == sum(sub.array_size or 1 for sub in submissions), slurm_logs
 
     files = sorted(p.relative_to(local) for p in local.glob("*/runs/*/interactions/*/*.h5"))
     assert len(files) == n_extract
@@ -207,3 +272,5 @@ def test_tiny_study_on_slurm_matches_a_local_run(
             np.testing.assert_allclose(
                 getattr(on_slurm, name), getattr(here, name), rtol=0, atol=1e-12, err_msg=str(path)
             )
+        provenance = on_slurm.meta["provenance"]
+        assert provenance["slurm_job_id"] and provenance["host"], provenance

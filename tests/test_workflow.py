@@ -50,14 +50,14 @@ def test_tiny_study_end_to_end(tiny_study):
         assert set(data.split.tolist()) == expected
         assert data.meta["model"]["run"] == run.name
         assert data.meta["model"]["epoch"] == run.epochs[-1]
-        analysis = next((run_dir / "analysis").glob("x-*"))
-        figure = analysis / "two_phase.png"
+        analysis = run_dir / "analysis" / study.extraction_id(run)
+        figure = next(analysis.glob("a-*/two_phase.png"))
         assert (
             figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and figure.with_suffix(".pdf").exists()
         )
         for table in ["order_strength.tsv", "jaccard.tsv", "shapley.tsv", "attributions.tsv"]:
-            assert (analysis / table).stat().st_size > 0, table
-    study_dir = next((results / "studies").glob("tiny-*"))
+            assert next(analysis.glob(f"a-*/{table}")).stat().st_size > 0, table
+    study_dir = results / "studies" / study.study_id / study.analysis_id
     for name in [
         "two_phase",
         "jaccard",

@@ -413,10 +413,123 @@ def cmd_store_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _size_text(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def _print_rows(rows: list[dict], columns: list[str], fmt: str) -> bool:
+    """Print `rows` as json or tsv; False for the text format (the caller prints)."""
+    if fmt == "json":
+        print(json.dumps(rows, indent=1, default=str))
+        return True
+    if fmt == "tsv":
+        print(pd.DataFrame(rows, columns=columns).to_csv(sep="\t", index=False), end="")
+        return True
+    return False
+
+
+def cmd_store_du(args: argparse.Namespace) -> int:
+    from harsanyi.maintenance import DU_COLUMNS, disk_usage
+
+    if not args.root.is_dir():
+        raise CliError(f"results root {args.root} is not a directory")
+    rows = disk_usage(args.root)
+    if _print_rows(rows, DU_COLUMNS, args.format):
+        return 0
+    by_kind: dict[str, list[int]] = {}
+    for row in rows:
+        total = by_kind.setdefault(row["kind"], [0, 0])
+        total[0] += row["bytes"]
+        total[1] += row["files"]
+    print(f"{'kind':<20}  {'size':>10}  {'files':>8}")
+    for kind, (size, files) in sorted(by_kind.items(), key=lambda item: -item[1][0]):
+        print(f"{kind:<20}  {_size_text(size):>10}  {files:>8}")
+    print(f"{'total':<20}  {_size_text(sum(r['bytes'] for r in rows)):>10}")
+    runs: dict[str, int] = {}
+    for row in rows:
+        if row["kind"] in ("checkpoints", "interactions", "analysis", "run files"):
+            run = row["path"] if row["kind"] == "run files" else str(Path(row["path"]).parent)
+            runs[run] = runs.get(run, 0) + row["bytes"]
+    if runs:
+        print(f"largest runs (of {len(runs)}):")
+        for run, size in sorted(runs.items(), key=lambda item: -item[1])[: args.top]:
+            print(f"  {_size_text(size):>10}  {_cut(Path(run).name, WIDTH - 14)}")
+    return 0
+
+
+def cmd_store_studies(args: argparse.Namespace) -> int:
+    from harsanyi.maintenance import read_study_records
+
+    records = read_study_records(args.root)
+    rows = [
+        {
+            "study_id": record.get("study_id"),
+            "analysis_id": record.get("analysis_id"),
+            "study": record.get("study"),
+            "runs": len(record["runs"]),
+            "user": (record.get("provenance") or {}).get("user"),
+            "started": (record.get("provenance") or {}).get("start"),
+            "record": record["path"],
+        }
+        for record in records
+    ]
+    if args.format == "json":
+        print(json.dumps(records, indent=1, default=str))
+        return 0
+    if args.runs:
+        rows = [
+            {**row, "run": run["run"], "extraction": run["extraction"]}
+            for row, record in zip(rows, records, strict=True)
+            for run in record["runs"]
+        ]
+    columns = ["study_id", "analysis_id", "study", "runs", "user", "started", "record"]
+    if args.runs:
+        columns += ["run", "extraction"]
+    if _print_rows(rows, columns, args.format):
+        return 0
+    if not records:
+        print(f"no study records under {args.root}/studies")
+        return 0
+    for record in records:
+        who = (record.get("provenance") or {}).get("user")
+        print(
+            f"{record.get('study_id')}/{record.get('analysis_id')}  "
+            f"{len(record['runs'])} runs  (started by {who})"
+        )
+        if args.runs:
+            for run in record["runs"]:
+                print(f"    {_cut(run['run'], WIDTH - 22)}  {run['extraction']}")
+    print(f"{len(records)} study record(s) under {args.root}")
+    return 0
+
+
+def cmd_store_gc(args: argparse.Namespace) -> int:
+    from harsanyi.maintenance import find_garbage, remove
+
+    if not args.root.is_dir():
+        raise CliError(f"results root {args.root} is not a directory")
+    garbage = find_garbage(args.root)
+    for item in garbage:
+        print(f"{_size_text(item.bytes):>10}  {item.path}  ({item.reason})")
+    total = _size_text(sum(item.bytes for item in garbage))
+    if not garbage:
+        print(f"nothing to collect under {args.root}")
+    elif args.apply:
+        remove(garbage)
+        print(f"removed {len(garbage)} path(s), {total}")
+    else:
+        print(f"{len(garbage)} path(s), {total}: dry run, nothing removed (--apply removes)")
+    return 0
+
+
 def add_store(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "store",
-        help="list, show and verify the runs in a results root",
+        help="list, show, verify, measure and clean the runs in a results root",
         description="Work with a results root: one directory per training run, named "
         "<label>-<settings hash>, holding run.json, checkpoints/ and interactions/.",
         epilog="examples:\n"
@@ -448,6 +561,69 @@ def add_store(subparsers: argparse._SubParsersAction) -> None:
     verify.add_argument("root", type=Path, help="results root directory")
     verify.set_defaults(func=cmd_store_verify)
 
+    du = actions.add_parser(
+        "du", help="disk usage by kind (checkpoints, interactions, studies, ...) and by run"
+    )
+    du.add_argument("root", type=Path, help="results root directory")
+    du.add_argument("--top", type=int, default=10, help="largest runs shown (text format)")
+    _add_format(du)
+    du.set_defaults(func=cmd_store_du)
+
+    studies = actions.add_parser(
+        "studies",
+        help="the studies recorded in the store, and the runs each uses",
+        description="One line per study record (studies/<study>/<a-id>/study.json, written "
+        "when a study's workflow starts): its runs, who started it and when.",
+    )
+    studies.add_argument("root", type=Path, help="results root directory")
+    studies.add_argument("--runs", action="store_true", help="list the runs of every study")
+    _add_format(studies)
+    studies.set_defaults(func=cmd_store_studies)
+
+    gc = actions.add_parser(
+        "gc",
+        help="list (or --apply: remove) what no recorded study uses",
+        description="Stale parts of the store: run directories no recorded study uses, "
+        "x-/a- directories of other extraction or analysis settings, unused sample "
+        "manifests, resume states of finished or unused runs. A dry run unless --apply. "
+        "To release a study's runs, remove its directory under studies/ first.",
+    )
+    gc.add_argument("root", type=Path, help="results root directory")
+    gc.add_argument("--apply", action="store_true", help="remove what is listed")
+    gc.set_defaults(func=cmd_store_gc)
+
+
+# --------------------------------------------------------------------------- check-config
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from harsanyi.config import check_extraction_memory, load_study
+
+    study = load_study(args.config)
+    estimates = check_extraction_memory(study, args.mem_mb)
+    print(f"{args.config}: study {study.name!r}, {len(study.runs)} runs")
+    for run in study.runs:
+        print(f"  {run.name}  ({len(run.epochs)} checkpoints)")
+    for estimate in estimates:
+        print(f"extraction estimate: {estimate.describe()}")
+    return 0
+
+
+def add_check_config(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "check-config",
+        help="validate a study config and estimate its extraction before any work",
+        description="Read a study config as the workflow does (YAML, schema, settings), "
+        "naming the file, line or key of the first problem; list its runs and what "
+        "extracting one checkpoint costs. Snakemake reports malformed YAML without a line: "
+        "this command gives it.",
+    )
+    parser.add_argument("config", type=Path, help="study config (YAML)")
+    parser.add_argument(
+        "--mem-mb", type=float, help="memory of an extract job: fail if an estimate exceeds it"
+    )
+    parser.set_defaults(func=cmd_check_config)
+
 
 # --------------------------------------------------------------------------- parser
 
@@ -461,6 +637,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  harsanyi show results/digits/runs/RUN/interactions/x-HASH/epoch_0008.h5\n"
         "  harsanyi store ls results/\n"
         "  harsanyi store verify results/\n"
+        "  harsanyi check-config config/fashion_mnist.yaml\n"
         "Run 'harsanyi COMMAND --help' for the options of a command.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -468,6 +645,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_show(subparsers)
     add_store(subparsers)
     add_extract(subparsers)
+    add_check_config(subparsers)
     return parser
 
 

@@ -11,6 +11,7 @@ of different settings.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from harsanyi.data import DATASETS
 from harsanyi.io import settings_hash
 from harsanyi.models import architectures_for
 from harsanyi.players import PlayerRequestError, players_for_input
+from harsanyi.sparsifier import SOLVERS
 from harsanyi.store import run_dirname
 from harsanyi.train import checkpoint_schedule
 
@@ -172,6 +174,12 @@ class Study:
         runs = sorted((run.name, self.extraction_id(run)) for run in self.runs)
         return f"{self.name}-{settings_hash(runs)}"
 
+    @property
+    def analysis_id(self) -> str:
+        """`a-<hash>` of the analysis settings: the directory of the study's tables and
+        figures inside its study directory, so other settings never overwrite them."""
+        return f"a-{settings_hash(self.analysis)}"
+
     def run_by_name(self, name: str) -> Run:
         for run in self.runs:
             if run.name == name:
@@ -265,7 +273,7 @@ def resolve(config: dict, *, check_data: bool = True) -> Study:
     names = [r.name for r in runs]
     if len(set(names)) != len(names):
         raise ConfigError("two runs of the study resolve to the same settings (repeated seeds?)")
-    return Study(
+    study = Study(
         name=config["study"],
         results=Path(config["results"]),
         datasets=datasets,
@@ -274,11 +282,122 @@ def resolve(config: dict, *, check_data: bool = True) -> Study:
         analysis={**ANALYSIS_DEFAULTS, **(config.get("analysis") or {})},
         device=config["device"],
     )
+    _check_extraction(study)
+    return study
+
+
+# Arrays of (samples × 2^n) float64 an extraction holds at its peak: v and its normalised
+# copy, p and q with their gradients and two optimizer moments each, the AND and OR parts.
+EXTRACTION_ARRAYS = 12
+# Python, torch and the model, beside those arrays and the chunk of masked inputs.
+PROCESS_OVERHEAD_MB = 512
+# Results-file arrays of (samples × 2^n) float64: v, I_and, I_or, p, q (before compression).
+RESULTS_ARRAYS = 5
+
+
+@dataclass(frozen=True)
+class ExtractionEstimate:
+    """What extracting one checkpoint of a dataset costs, known before any work."""
+
+    dataset: str
+    n: int
+    samples: int
+    forward_passes: int
+    input_bytes: int
+    results_bytes: int
+    memory_bytes: int
+
+    def describe(self) -> str:
+        return (
+            f"{self.dataset}: n = {self.n}, {self.samples} samples × 2^{self.n} masks = "
+            f"{self.forward_passes:,} masked forward passes per checkpoint; results file up "
+            f"to {self.results_bytes / 2**20:,.0f} MiB; extraction memory about "
+            f"{self.memory_bytes / 2**20:,.0f} MiB"
+        )
+
+
+def _explained_samples(plan: DatasetPlan) -> int:
+    samples = plan.samples
+    count = (samples["train_per_class"] + samples["test_per_class"]) * plan.num_classes
+    return count + (samples["flipped"] if any(plan.label_noise) else 0)
+
+
+def extraction_estimate(plan: DatasetPlan, extraction: dict) -> ExtractionEstimate:
+    """Forward passes, results-file size and memory of extracting one checkpoint of `plan`
+    (an upper bound on the samples: every class is assumed to have enough of them)."""
+    n = int(plan.players["n"])
+    samples = _explained_samples(plan)
+    rows = samples * 2**n
+    # a masked input as the model sees it: float32 values, or int64 token ids for text
+    input_bytes = math.prod(plan.input_shape) * (8 if plan.kind == "text" else 4)
+    return ExtractionEstimate(
+        dataset=plan.name,
+        n=n,
+        samples=samples,
+        forward_passes=rows,
+        input_bytes=input_bytes,
+        results_bytes=rows * 8 * RESULTS_ARRAYS,
+        memory_bytes=(extraction["memory_budget_mb"] + PROCESS_OVERHEAD_MB) * 2**20
+        + rows * 8 * EXTRACTION_ARRAYS,
+    )
+
+
+def check_extraction_memory(study: Study, mem_mb: float | None) -> list[ExtractionEstimate]:
+    """The extraction estimate of every dataset; ConfigError when one exceeds `mem_mb`, the
+    memory an extract job is given (None: not known here)."""
+    estimates = [extraction_estimate(plan, study.extraction) for plan in study.datasets.values()]
+    for estimate in estimates:
+        if mem_mb is not None and estimate.memory_bytes > mem_mb * 2**20:
+            raise ConfigError(
+                f"datasets.{estimate.dataset}.players.n = {estimate.n}: extracting one "
+                f"checkpoint needs about {estimate.memory_bytes / 2**20:,.0f} MiB "
+                f"({estimate.describe()}), more than the {mem_mb:g} MB the extract rule "
+                "asks for; lower n or the samples, or raise extract's mem_mb"
+            )
+    return estimates
+
+
+def _check_extraction(study: Study) -> None:
+    solver = study.extraction["solver"]
+    if solver not in SOLVERS:
+        raise ConfigError(f"extraction.solver: unknown solver {solver!r}; known: {sorted(SOLVERS)}")
+    budget = study.extraction["memory_budget_mb"]
+    for plan in study.datasets.values():
+        estimate = extraction_estimate(plan, study.extraction)
+        if estimate.input_bytes > budget * 2**20:
+            raise ConfigError(
+                f"extraction.memory_budget_mb = {budget} cannot hold one masked input of "
+                f"{plan.name!r} ({estimate.input_bytes:,} bytes)"
+            )
 
 
 def schema_path() -> Path:
     """The config schema shipped with the workflow (repository checkout only)."""
     return Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def read_yaml(path: str | Path) -> dict:
+    """A YAML mapping from `path`; ConfigError naming the file and line when it is not."""
+    import yaml
+
+    path = Path(path)
+    try:
+        content = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        detail = getattr(error, "problem", None) or str(error)
+        context, opened = getattr(error, "context", None), getattr(error, "context_mark", None)
+        if context and opened is not None:
+            detail += f" ({context} opened at line {opened.line + 1})"
+        raise ConfigError(f"{where}: malformed YAML: {detail}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not a text file: {error}") from None
+    if content is None:
+        return {}
+    if not isinstance(content, dict):
+        raise ConfigError(f"{path}: a study config is a YAML mapping, got {type(content).__name__}")
+    return content
 
 
 def load_study(path: str | Path, *, check_data: bool = True) -> Study:
@@ -289,7 +408,7 @@ def load_study(path: str | Path, *, check_data: bool = True) -> Study:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"study config {path} does not exist")
-    config = yaml.safe_load(path.read_text()) or {}
+    config = read_yaml(path)
     schema = yaml.safe_load(schema_path().read_text())
 
     def set_defaults(validator, properties, instance, schema):

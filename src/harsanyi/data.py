@@ -451,13 +451,38 @@ def _load_fashion_mnist(
 # --------------------------------------------------------------------------- CIFAR pickles
 
 
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles plain data and numpy arrays only: a crafted file in a data root names some
+    other callable (os.system, ...) as a global, and is refused before anything runs."""
+
+    ALLOWED = frozenset(
+        {
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy.core.numeric", "_frombuffer"),
+            ("numpy._core.numeric", "_frombuffer"),
+            ("_codecs", "encode"),  # how Python 3 pickles bytes under protocol 2
+        }
+    )
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(
+                f"refusing global {module}.{name}: a CIFAR batch holds only lists, bytes "
+                "and numpy arrays"
+            )
+        return super().find_class(module, name)
+
+
 def _read_pickle(path: Path) -> dict[str, Any]:
-    """A CIFAR python pickle (trusted, published format) with its keys as str."""
+    """A CIFAR python pickle with its keys as str, read with `_CifarUnpickler`."""
     if not path.is_file():
         raise FileNotFoundError(f"CIFAR file not found: {path}")
     try:
         with open(path, "rb") as f:
-            content = pickle.load(f, encoding="bytes")
+            content = _CifarUnpickler(f, encoding="bytes").load()
     except Exception as err:
         raise ValueError(f"{path}: not a readable CIFAR pickle: {err}") from err
     if not isinstance(content, dict):

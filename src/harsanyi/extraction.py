@@ -29,7 +29,7 @@ from harsanyi.games import (
 )
 from harsanyi.io import write_text
 from harsanyi.jobs import pick_device
-from harsanyi.models import load_checkpoint
+from harsanyi.models import load_checkpoint, read_checkpoint
 from harsanyi.players import (
     FeatureColumns,
     PatchGrid,
@@ -37,6 +37,7 @@ from harsanyi.players import (
     TokenPositions,
     players_for_input,
 )
+from harsanyi.provenance import provenance, utc_now
 from harsanyi.sparsifier import sparsify
 from harsanyi.store import InteractionResults, checkpoint_identity, write_results
 
@@ -201,6 +202,7 @@ def extract(
     progress: bool = True,
 ) -> Path:
     """Interactions of a run's explained samples under one checkpoint, as an HDF5 file."""
+    start = utc_now()
     manifest = json.loads(Path(manifest_path).read_text())
     dataset = load_data(settings, root)
     model = load_checkpoint(checkpoint, settings["arch"], dataset.input_shape, len(dataset.classes))
@@ -267,6 +269,7 @@ def extract(
             "output": extraction["output"],
             "solver": {"name": decomposition.solver, **decomposition.settings},
             "model": identity,
+            "provenance": provenance(pick_device(device), start=start),
             "extra": {
                 "extraction": extraction,
                 "l1_start": decomposition.l1_start.tolist(),
@@ -315,9 +318,7 @@ def extract_checkpoint(
     checkpoint explained with the same options explains the same samples and players.
     """
     checkpoint = Path(checkpoint)
-    if not checkpoint.exists():
-        raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
-    stored = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    stored = read_checkpoint(checkpoint)
     stored = stored if isinstance(stored, dict) else {}
     if arch is None:
         arch = (stored.get("meta") or {}).get("arch")

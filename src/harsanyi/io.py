@@ -11,11 +11,13 @@ job's rerun) therefore sees either the complete new file or the old one.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import re
 import secrets
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-_TEMP_NAME = re.compile(r"^\..+\.tmp-[0-9a-f]{8}")
+# `atomic_path`'s temporary names, and ".<name>.<pid>.tmp", what training wrote before it.
+_TEMP_NAME = re.compile(r"^\..+(\.tmp-[0-9a-f]{8}|\.[0-9]+\.tmp$)")
 
 
 # --------------------------------------------------------------------------- atomic writes
@@ -39,12 +42,44 @@ def is_temp_file(path: str | os.PathLike[str]) -> bool:
     return bool(_TEMP_NAME.match(Path(path).name))
 
 
+# Below this many free bytes a failed write is taken for a full disk: writers report one in
+# their own words (torch: "file write failed", HDF5: "Can't write data"), often without errno.
+DISK_FULL_MARGIN = 2**20
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_directory(directory: Path) -> None:
+    try:
+        _fsync(directory)
+    except OSError as error:
+        if error.errno != errno.EINVAL:  # a file system that cannot sync directories
+            raise
+
+
+def _disk_full(error: BaseException, directory: Path) -> bool:
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    try:
+        return shutil.disk_usage(directory).free < DISK_FULL_MARGIN
+    except OSError:
+        return False
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path next to `path`; on success fsync it and move it onto `path`.
+    """Yield a temporary path next to `path`; on success fsync it, move it onto `path` and
+    fsync the directory, so that the rename survives a crash of the node.
 
     The temporary file is removed if the body raises, so `path` is either the complete new
-    file or untouched.  Parent directories are created.
+    file or untouched.  A write that fails on a full disk (or quota) raises OSError(ENOSPC)
+    naming `path`, whatever the writer's own error said.  Parent directories are created.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -53,12 +88,17 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield temp
         if not temp.is_file():
             raise FileNotFoundError(f"writer for {target} produced no file at {temp}")
-        fd = os.open(temp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _fsync(temp)
         os.replace(temp, target)
+        _fsync_directory(target.parent)
+    except Exception as error:
+        full = _disk_full(error, target.parent)
+        temp.unlink(missing_ok=True)
+        if full:
+            raise OSError(
+                errno.ENOSPC, f"No space left on device while writing {target}: {error}"
+            ) from error
+        raise
     except BaseException:
         temp.unlink(missing_ok=True)
         raise

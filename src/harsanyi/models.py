@@ -435,6 +435,30 @@ def save_checkpoint(
     return save_torch(payload, path)
 
 
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be read safely; the message names the file."""
+
+
+def read_checkpoint(path: str | Path) -> Any:
+    """The content of a checkpoint file, loaded weights-only.
+
+    Checkpoints may come from a shared store that anyone can write to, and a full pickle
+    runs whatever code the file names.  `torch.load(weights_only=True)` unpickles tensors
+    and plain containers only; anything else (a crafted file, a truncated one) raises
+    CheckpointError naming `path`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for bad or crafted files
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f"{path}: refused or unreadable checkpoint (weights-only load): {first_line}"
+        ) from None
+
+
 def _state_dict_of(content: Any, path: Path) -> dict[str, torch.Tensor]:
     if isinstance(content, dict) and isinstance(content.get("state_dict"), dict):
         content = content["state_dict"]
@@ -455,12 +479,7 @@ def load_checkpoint(
     """The model `arch` with the weights of `path` (a state dict, or a save_checkpoint file),
     in eval mode; a state dict that does not fit raises a ValueError naming the file."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"{path}: cannot read checkpoint: {err}") from err
+    content = read_checkpoint(path)
     saved_arch = None
     if isinstance(content, dict):  # save_checkpoint puts arch at the top, train.py in "meta"
         meta = content.get("meta")

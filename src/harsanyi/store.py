@@ -8,7 +8,9 @@ per training run, named by a readable label plus a hash of the run's settings.
 from __future__ import annotations
 
 import copy
+import csv
 import hashlib
+import io
 import json
 import os
 import re
@@ -41,6 +43,8 @@ SAMPLE_DATASETS = ("sample_ids", "labels", "split")
 CERTIFICATE_DATASETS = ("l1", "lower_bound", "gap", "certified")
 JSON_ATTRS = ("players", "baseline", "output", "solver", "model", "extra")
 STAMP_ATTRS = ("library_version", "created")
+# JSON attributes files written before they existed lack: read back when present.
+OPTIONAL_JSON_ATTRS = ("provenance",)
 COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
 RUN_MANIFEST = "run.json"
 _SPLIT_DTYPE = f"S{max(len(s) for s in SPLITS)}"
@@ -189,12 +193,12 @@ def _checked_meta(meta: dict) -> dict[str, str]:
     """JSON strings for the JSON attributes; unknown keys are an error."""
     if not isinstance(meta, dict):
         raise TypeError(f"meta must be a dict, got {type(meta).__name__}")
-    unknown = sorted(set(meta) - set(JSON_ATTRS) - set(STAMP_ATTRS))
+    allowed = (*JSON_ATTRS, *OPTIONAL_JSON_ATTRS)
+    unknown = sorted(set(meta) - set(allowed) - set(STAMP_ATTRS))
     if unknown:
-        raise ValueError(
-            f"meta has unknown keys {unknown}; allowed {JSON_ATTRS}, or put it in extra"
-        )
-    return {key: json.dumps(jsonable(meta.get(key), f"meta[{key!r}]")) for key in JSON_ATTRS}
+        raise ValueError(f"meta has unknown keys {unknown}; allowed {allowed}, or put it in extra")
+    keys = [*JSON_ATTRS, *(key for key in OPTIONAL_JSON_ATTRS if key in meta)]
+    return {key: json.dumps(jsonable(meta.get(key), f"meta[{key!r}]")) for key in keys}
 
 
 def _open_h5(path: Path, mode: str) -> h5py.File:
@@ -285,7 +289,7 @@ def _check_structure(path: Path, h5: h5py.File) -> None:
             raise ResultsFileError(
                 path, f"dataset {name} has shape {h5[name].shape}, expected {shape} (n = {n})"
             )
-    for key in JSON_ATTRS:
+    for key in (*JSON_ATTRS, *(key for key in OPTIONAL_JSON_ATTRS if key in h5.attrs)):
         try:
             json.loads(h5.attrs[key])
         except (TypeError, ValueError) as exc:
@@ -293,7 +297,8 @@ def _check_structure(path: Path, h5: h5py.File) -> None:
 
 
 def _meta_of(h5: h5py.File) -> dict:
-    meta = {key: json.loads(h5.attrs[key]) for key in JSON_ATTRS}
+    keys = (*JSON_ATTRS, *(key for key in OPTIONAL_JSON_ATTRS if key in h5.attrs))
+    meta = {key: json.loads(h5.attrs[key]) for key in keys}
     meta.update({key: str(h5.attrs[key]) for key in STAMP_ATTRS})
     return meta
 
@@ -473,8 +478,11 @@ def short_name(run: str) -> str:
     return head if head and len(tail) == 12 else run
 
 
-def write_manifest(run_dir: str | os.PathLike[str], settings: dict) -> Path:
-    """Write run_dir/run.json (settings, hash, label, library_version, created) atomically."""
+def write_manifest(
+    run_dir: str | os.PathLike[str], settings: dict, provenance: dict | None = None
+) -> Path:
+    """Write run_dir/run.json (settings, hash, label, library_version, created and, when
+    given, the provenance of the training: `harsanyi.provenance.provenance`) atomically."""
     manifest = {
         "run": Path(run_dir).name,
         "label": run_label(settings),
@@ -483,6 +491,8 @@ def write_manifest(run_dir: str | os.PathLike[str], settings: dict) -> Path:
         "library_version": __version__,
         "created": _utc_now(),
     }
+    if provenance is not None:
+        manifest["provenance"] = jsonable(provenance, "provenance")
     text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
     return atomic_write(Path(run_dir) / RUN_MANIFEST, lambda temp: temp.write_text(text))
 
@@ -582,35 +592,138 @@ def _manifest_problems(run_dir: Path) -> list[str]:
     return problems
 
 
-def verify_store(root: str | os.PathLike[str]) -> list[str]:
-    """Problems found under a results root, one string per problem, each naming its file."""
-    import torch  # slow import, only needed here
+# Directories of a results root that hold no results: job logs and benchmark timings.
+UNVERIFIED_DIRS = ("logs", "benchmarks")
+_PNG_END = b"IEND\xaeB`\x82"
 
+
+def _tsv_problem(path: Path) -> str | None:
+    data = path.read_bytes()
+    if not data:
+        return "empty table (no header)"
+    if not data.endswith(b"\n"):
+        return "truncated table: the last line has no newline"
+    try:
+        rows = list(csv.reader(io.StringIO(data.decode()), delimiter="\t"))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        return f"unreadable table: {exc}"
+    width = len(rows[0])
+    uneven = [number for number, row in enumerate(rows, start=1) if len(row) != width]
+    if uneven:
+        return f"lines {uneven[:5]} do not have the header's {width} columns (truncated?)"
+    return None
+
+
+def _file_problem(path: Path) -> str | None:
+    """What is wrong with one file of a results root (None: nothing found)."""
+    from harsanyi.models import CheckpointError, read_checkpoint  # imports torch: slow
+
+    if is_temp_file(path):
+        return f"{path}: leftover temporary file of an interrupted write"
+    suffix = path.suffix
+    try:
+        if suffix == ".h5":
+            verify_results(path)
+        elif suffix == ".pt":
+            read_checkpoint(path)
+        elif suffix == ".json":
+            json.loads(path.read_text())
+        elif suffix == ".tsv":
+            problem = _tsv_problem(path)
+            return f"{path}: {problem}" if problem else None
+        elif suffix == ".png":
+            with open(path, "rb") as f:
+                f.seek(max(0, path.stat().st_size - len(_PNG_END)))
+                if f.read() != _PNG_END:
+                    return f"{path}: truncated PNG (no IEND chunk at the end)"
+        elif suffix == ".pdf":
+            with open(path, "rb") as f:
+                f.seek(max(0, path.stat().st_size - 1024))
+                if b"%%EOF" not in f.read():
+                    return f"{path}: truncated PDF (no %%EOF at the end)"
+    except (ResultsFileError, CheckpointError) as exc:
+        return str(exc)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return f"{path}: unreadable ({type(exc).__name__}: {exc})"
+    return None
+
+
+def _run_content_problems(run_dir: Path) -> list[str]:
+    """Checkpoints and metrics.tsv against what run.json says the training wrote."""
+    try:
+        settings = read_manifest(run_dir)["settings"]
+    except ValueError:
+        return []  # reported by _manifest_problems
+    problems = []
+    epochs = settings.get("checkpoint_epochs")
+    if isinstance(epochs, list):
+        missing = [
+            e for e in epochs if not (run_dir / "checkpoints" / f"epoch_{e:04d}.pt").is_file()
+        ]
+        if missing:
+            problems.append(f"{run_dir / 'checkpoints'}: missing checkpoints of epochs {missing}")
+    trained = (settings.get("training") or {}).get("epochs")
+    metrics = run_dir / "metrics.tsv"
+    if isinstance(trained, int):
+        if not metrics.is_file():
+            problems.append(f"{metrics}: missing")
+        elif _tsv_problem(metrics) is None:
+            rows = metrics.read_bytes().count(b"\n") - 1
+            if rows != trained + 1:
+                problems.append(
+                    f"{metrics}: {rows} epochs, run.json says {trained} (+ epoch 0): truncated?"
+                )
+    return problems
+
+
+def _store_files(root: Path) -> list[Path]:
+    files = []
+    for directory, subdirectories, names in os.walk(root):
+        here = Path(directory)
+        subdirectories[:] = sorted(
+            name
+            for name in subdirectories
+            if not name.startswith(".")
+            and not (here == root and name in UNVERIFIED_DIRS)
+            and not (name == "resume" and here.parent == root)
+        )
+        files += [here / name for name in names]
+    return sorted(files)
+
+
+def resume_leftovers(root: str | os.PathLike[str]) -> list[Path]:
+    """Resume states under `<root>/<dataset>/resume/`: trainings interrupted, or running now."""
+    return sorted(p for p in Path(root).glob("*/resume/*") if p.is_dir())
+
+
+def verify_store(root: str | os.PathLike[str]) -> list[str]:
+    """Problems found under a results root, one string per problem, each naming its file.
+
+    Every file kind the workflow lays down is read back: results files, checkpoints
+    (weights-only), run manifests against their hashes, sample manifests and other JSON,
+    tables (complete lines, one column count), figures (complete PNG/PDF), metrics.tsv and
+    checkpoints against run.json; leftover temporary files and resume states are problems.
+    Job logs and benchmarks are not checked.
+    """
     root = Path(root)
     try:
         runs = run_dirs(root)
     except FileNotFoundError as exc:
         return [str(exc)]
-    problems = [
-        f"{path}: leftover temporary file of an interrupted write"
-        for path in sorted(root.iterdir())
-        if path.is_file() and is_temp_file(path)
-    ]
+    problems = []
     for run_dir in runs:
         problems += _manifest_problems(run_dir)
-        for path in sorted(run_dir.rglob("*")):
-            if not path.is_file():
-                continue
-            if is_temp_file(path):
-                problems.append(f"{path}: leftover temporary file of an interrupted write")
-            elif path.suffix == ".h5":
-                try:
-                    verify_results(path)
-                except ResultsFileError as exc:
-                    problems.append(str(exc))
-            elif path.suffix == ".pt":
-                try:
-                    torch.load(path, map_location="cpu", weights_only=False)
-                except Exception as exc:  # torch raises many types for bad files
-                    problems.append(f"{path}: torch.load cannot read checkpoint: {exc}")
+        problems += _run_content_problems(run_dir)
+    problems += [
+        f"{path}: resume state of an interrupted (or running) training; rerun the study to "
+        "finish it, or remove it with `harsanyi store gc --apply`"
+        for path in resume_leftovers(root)
+    ]
+    manifests = {run_dir / RUN_MANIFEST for run_dir in runs}  # checked above
+    for path in _store_files(root):
+        if path in manifests:
+            continue
+        problem = _file_problem(path)
+        if problem is not None:
+            problems.append(problem)
     return problems

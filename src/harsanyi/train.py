@@ -42,6 +42,7 @@ from harsanyi.data import flip_labels, load_configured
 from harsanyi.io import atomic_write, is_temp_file, save_torch, write_tsv
 from harsanyi.jobs import configure_gpu_numerics, device_name, pick_device
 from harsanyi.models import build_model
+from harsanyi.provenance import provenance, utc_now
 from harsanyi.store import write_manifest
 
 logger = logging.getLogger(__name__)
@@ -616,6 +617,7 @@ def train_from_settings(
 ) -> None:
     """Train one run of a study from its settings (`config.Run.settings`): checkpoints,
     metrics.tsv, flipped.tsv and run.json in `run_dir`."""
+    start = utc_now()
     run_dir = Path(run_dir)
     dataset = load_configured(settings["dataset"], settings["data"], root)
     num_classes = len(dataset.classes)
@@ -652,7 +654,7 @@ def train_from_settings(
         device=pick_device(device),
         progress=progress,
     )
-    write_manifest(run_dir, settings)
+    write_manifest(run_dir, settings, provenance(pick_device(device), start=start))
 
 
 __all__ = [

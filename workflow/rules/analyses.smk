@@ -1,9 +1,11 @@
 # The analyses, one module each in harsanyi.analyses: rule <name>_run calls its run_step,
 # <name>_study (and scorecard) its study_step, through scripts/analysis_step.py, with the
 # rule's named inputs, outputs and params as keyword arguments.  Per-run tables live under
-# run_analysis(run, ...), study tables and figures under STUDY_DIR.
+# run_analysis(run, rule, ...), study tables and figures under STUDY_DIR (common.smk).
 
 from harsanyi.analyses import scorecard as scorecard_module
+
+from harsanyi.maintenance import study_record
 
 NOISY_RUNS = [run for run in STUDY.runs if run.label_noise > 0]
 SIMILARITY_STAGES = ["init", "final"]
@@ -31,37 +33,81 @@ STAGE_FILES = sorted(
 )
 
 
+# The study's record in the store (harsanyi.maintenance): no input, so it is written when
+# the study starts, and `harsanyi store gc` keeps what a running study is about to use.
+rule study_record:
+    output:
+        f"{STUDY_DIR}/study.json",
+    log:
+        f"{STUDY_DIR}/logs/study_record.log",
+    localrule: True
+    conda:
+        "../../envs/harsanyi.yaml"
+    params:
+        record=sorted_keys(study_record(STUDY, RUN_ANALYSIS_IDS)),
+    script:
+        "../../scripts/study_record.py"
+
+
+rule run_analyses:
+    input:
+        unpack(lambda wildcards: run_tables(run_of(wildcards))),
+    output:
+        f"{RESULTS}/{{dataset}}/runs/{{run}}/analysis/{{xid}}/analyses-{STUDY.analysis_id}.json",
+    log:
+        f"{RESULTS}/logs/run_analyses/{{dataset}}/{{run}}-{{xid}}-{STUDY.analysis_id}.log",
+    group:
+        "run_analyses"
+    conda:
+        "../../envs/harsanyi.yaml"
+    resources:
+        **RESOURCES["run_analyses"],
+    script:
+        "../../scripts/run_analyses.py"
+
+
 rule two_phase_run:
     input:
         interactions=lambda wildcards: interaction_files(run_of(wildcards)),
         metrics=f"{RESULTS}/{{dataset}}/runs/{{run}}/metrics.tsv",
     output:
-        table=f"{RESULTS}/{{dataset}}/runs/{{run}}/analysis/{{xid}}/order_strength.tsv",
-        points=f"{RESULTS}/{{dataset}}/runs/{{run}}/analysis/{{xid}}/two_phase.json",
+        table=run_output("two_phase_run", "order_strength.tsv"),
+        points=run_output("two_phase_run", "two_phase.json"),
         figure=report(
-            f"{RESULTS}/{{dataset}}/runs/{{run}}/analysis/{{xid}}/two_phase.png",
+            run_output("two_phase_run", "two_phase.png"),
             caption="../report/two_phase_run.rst",
             category="Two-phase dynamics",
             subcategory="Runs",
             labels={"run": "{run}"},
         ),
     log:
-        f"{RESULTS}/logs/two_phase_run/{{dataset}}/{{run}}-{{xid}}.log",
+        run_log("two_phase_run"),
+    benchmark:
+        run_benchmark("two_phase_run")
+    group:
+        "run_analyses"
     conda:
         "../../envs/harsanyi.yaml"
+    resources:
+        **RESOURCES["two_phase_run"],
     params:
-        ratio=STUDY.analysis["salient_ratio"],
-        shown=STUDY.analysis["shown_checkpoints"],
-        fraction=STUDY.analysis["gap_fraction"],
+        ratio=SETTINGS_OF["two_phase_run"]["salient_ratio"],
+        shown=SETTINGS_OF["two_phase_run"]["shown_checkpoints"],
+        fraction=SETTINGS_OF["two_phase_run"]["gap_fraction"],
     script:
         "../../scripts/analysis_step.py"
 
 
 rule two_phase_study:
     input:
-        tables=[run_analysis(run, "order_strength.tsv") for run in STUDY.runs],
+        tables=[
+            run_analysis(run, "two_phase_run", "order_strength.tsv")
+            for run in STUDY.runs
+        ],
         metrics=[f"{run_dir(run)}/metrics.tsv" for run in STUDY.runs],
-        points=[run_analysis(run, "two_phase.json") for run in STUDY.runs],
+        points=[
+            run_analysis(run, "two_phase_run", "two_phase.json") for run in STUDY.runs
+        ],
     output:
         table=f"{STUDY_DIR}/two_phase.tsv",
         summary=f"{STUDY_DIR}/two_phase_summary.tsv",
@@ -73,8 +119,14 @@ rule two_phase_study:
         ),
     log:
         f"{STUDY_DIR}/logs/two_phase_study.log",
+    benchmark:
+        f"{STUDY_DIR}/benchmarks/two_phase_study.tsv"
+    group:
+        "study_analyses"
     conda:
         "../../envs/harsanyi.yaml"
+    resources:
+        **RESOURCES["two_phase_study"],
     params:
         shown=STUDY.analysis["shown_checkpoints"],
     script:
@@ -85,19 +137,27 @@ rule jaccard_run:
     input:
         interactions=lambda wildcards: interaction_files(run_of(wildcards)),
     output:
-        table=f"{RESULTS}/{{dataset}}/runs/{{run}}/analysis/{{xid}}/jaccard.tsv",
+        table=run_output("jaccard_run", "jaccard.tsv"),
     log:
-        f"{RESULTS}/logs/jaccard_run/{{dataset}}/{{run}}-{{xid}}.log",
+        run_log("jaccard_run"),
+    benchmark:
+        run_benchmark("jaccard_run")
+    group:
+        "run_analyses"
     conda:
         "../../envs/harsanyi.yaml"
+    resources:
+        **RESOURCES["jaccard_run"],
     script:
         "../../scripts/analysis_step.py"
 
 
 rule jaccard_study:
     input:
-        tables=[run_analysis(run, "jaccard.tsv") for run in STUDY.runs],
-        points=[run_analysis(run, "two_phase.json") for run in STUDY.runs],
+        tables=[run_analysis(run, "jaccard_run", "jaccard.tsv") for run in STUDY.runs],
+        points=[
+            run_analysis(run, "two_phase_run", "two_phase.json") for run in STUDY.runs
+        ],
     output:
         table=f"{STUDY_DIR}/jaccard.tsv",
         figure=report(
@@ -107,8 +167,14 @@ rule jaccard_study:
         ),
     log:
         f"{STUDY_DIR}/logs/jaccard_study.log",
+    benchmark:
+        f"{STUDY_DIR}/benchmarks/jaccard_study.tsv"
+    group:
+        "study_analyses"
     conda:
         "../../envs/harsanyi.yaml"
+    resources:
+        **RESOURCES["jaccard_study"],
     params:
         variant=STUDY.analysis["jaccard_variant"],
     script:
@@ -119,23 +185,31 @@ rule ood_run:
     input:
         interactions=lambda wildcards: interaction_files(run_of(wildcards)),
     output:
-        table=f"{RESULTS}/{{dataset}}/runs/{{run}}/analysis/{{xid}}/ood_strength.tsv",
-        verdict=f"{RESULTS}/{{dataset}}/runs/{{run}}/analysis/{{xid}}/ood_verdict.json",
+        table=run_output("ood_run", "ood_strength.tsv"),
+        verdict=run_output("ood_run", "ood_verdict.json"),
     log:
-        f"{RESULTS}/logs/ood_run/{{dataset}}/{{run}}-{{xid}}.log",
+        run_log("ood_run"),
+    benchmark:
+        run_benchmark("ood_run")
+    group:
+        "run_analyses"
     conda:
         "../../envs/harsanyi.yaml"
+    resources:
+        **RESOURCES["ood_run"],
     params:
-        ratio=STUDY.analysis["salient_ratio"],
-        n_boot=STUDY.analysis["bootstrap"],
+        ratio=SETTINGS_OF["ood_run"]["salient_ratio"],
+        n_boot=SETTINGS_OF["ood_run"]["bootstrap"],
     script:
         "../../scripts/analysis_step.py"
 
 
 rule ood_study:
     input:
-        tables=[run_analysis(run, "ood_strength.tsv") for run in NOISY_RUNS],
-        verdicts=[run_analysis(run, "ood_verdict.json") for run in NOISY_RUNS],
+        tables=[run_analysis(run, "ood_run", "ood_strength.tsv") for run in NOISY_RUNS],
+        verdicts=[
+            run_analysis(run, "ood_run", "ood_verdict.json") for run in NOISY_RUNS
+        ],
     output:
         table=f"{STUDY_DIR}/ood_strength.tsv",
         verdict_table=f"{STUDY_DIR}/ood_verdicts.tsv",
@@ -146,8 +220,14 @@ rule ood_study:
         ),
     log:
         f"{STUDY_DIR}/logs/ood_study.log",
+    benchmark:
+        f"{STUDY_DIR}/benchmarks/ood_study.tsv"
+    group:
+        "study_analyses"
     conda:
         "../../envs/harsanyi.yaml"
+    resources:
+        **RESOURCES["ood_study"],
     script:
         "../../scripts/analysis_step.py"
 
@@ -166,8 +246,14 @@ rule similarity_study:
         ),
     log:
         f"{STUDY_DIR}/logs/similarity_study.log",
+    benchmark:
+        f"{STUDY_DIR}/benchmarks/similarity_study.tsv"
+    group:
+        "study_analyses"
     conda:
         "../../envs/harsanyi.yaml"
+    resources:
+        **RESOURCES["similarity_study"],
     params:
         stages=SIMILARITY_STAGES,
         label_noise={run.name: run.label_noise for run in STUDY.runs},
@@ -180,23 +266,35 @@ rule theory_run:
     input:
         interactions=lambda wildcards: interaction_files(run_of(wildcards)),
     output:
-        orders=f"{RESULTS}/{{dataset}}/runs/{{run}}/analysis/{{xid}}/theory_orders.tsv",
-        fit=f"{RESULTS}/{{dataset}}/runs/{{run}}/analysis/{{xid}}/theory_fit.tsv",
+        orders=run_output("theory_run", "theory_orders.tsv"),
+        fit=run_output("theory_run", "theory_fit.tsv"),
     log:
-        f"{RESULTS}/logs/theory_run/{{dataset}}/{{run}}-{{xid}}.log",
+        run_log("theory_run"),
+    benchmark:
+        run_benchmark("theory_run")
+    group:
+        "run_analyses"
     conda:
         "../../envs/harsanyi.yaml"
+    resources:
+        **RESOURCES["theory_run"],
     params:
-        ratio=STUDY.analysis["salient_ratio"],
+        ratio=SETTINGS_OF["theory_run"]["salient_ratio"],
     script:
         "../../scripts/analysis_step.py"
 
 
 rule theory_study:
     input:
-        orders_tables=[run_analysis(run, "theory_orders.tsv") for run in STUDY.runs],
-        fit_tables=[run_analysis(run, "theory_fit.tsv") for run in STUDY.runs],
-        points=[run_analysis(run, "two_phase.json") for run in STUDY.runs],
+        orders_tables=[
+            run_analysis(run, "theory_run", "theory_orders.tsv") for run in STUDY.runs
+        ],
+        fit_tables=[
+            run_analysis(run, "theory_run", "theory_fit.tsv") for run in STUDY.runs
+        ],
+        points=[
+            run_analysis(run, "two_phase_run", "two_phase.json") for run in STUDY.runs
+        ],
     output:
         orders=f"{STUDY_DIR}/theory_orders.tsv",
         fit=f"{STUDY_DIR}/theory_fit.tsv",
@@ -213,8 +311,14 @@ rule theory_study:
         ),
     log:
         f"{STUDY_DIR}/logs/theory_study.log",
+    benchmark:
+        f"{STUDY_DIR}/benchmarks/theory_study.tsv"
+    group:
+        "study_analyses"
     conda:
         "../../envs/harsanyi.yaml"
+    resources:
+        **RESOURCES["theory_study"],
     params:
         shown=STUDY.analysis["shown_checkpoints"],
     script:
@@ -225,20 +329,29 @@ rule shapley_run:
     input:
         interactions=lambda wildcards: interaction_files(run_of(wildcards))[-1],
     output:
-        table=f"{RESULTS}/{{dataset}}/runs/{{run}}/analysis/{{xid}}/shapley.tsv",
-        check=f"{RESULTS}/{{dataset}}/runs/{{run}}/analysis/{{xid}}/shapley_check.json",
+        table=run_output("shapley_run", "shapley.tsv"),
+        check=run_output("shapley_run", "shapley_check.json"),
     log:
-        f"{RESULTS}/logs/shapley_run/{{dataset}}/{{run}}-{{xid}}.log",
+        run_log("shapley_run"),
+    benchmark:
+        run_benchmark("shapley_run")
+    group:
+        "run_analyses"
     conda:
         "../../envs/harsanyi.yaml"
+    resources:
+        **RESOURCES["shapley_run"],
     script:
         "../../scripts/analysis_step.py"
 
 
 rule shapley_study:
     input:
-        tables=[run_analysis(run, "shapley.tsv") for run in STUDY.runs],
-        checks=[run_analysis(run, "shapley_check.json") for run in STUDY.runs],
+        tables=[run_analysis(run, "shapley_run", "shapley.tsv") for run in STUDY.runs],
+        checks=[
+            run_analysis(run, "shapley_run", "shapley_check.json")
+            for run in STUDY.runs
+        ],
     output:
         table=f"{STUDY_DIR}/shapley.tsv",
         figure=report(
@@ -248,19 +361,30 @@ rule shapley_study:
         ),
     log:
         f"{STUDY_DIR}/logs/shapley_study.log",
+    benchmark:
+        f"{STUDY_DIR}/benchmarks/shapley_study.tsv"
+    group:
+        "study_analyses"
     conda:
         "../../envs/harsanyi.yaml"
+    resources:
+        **RESOURCES["shapley_study"],
     script:
         "../../scripts/analysis_step.py"
 
 
 rule scorecard:
     input:
-        points=[run_analysis(run, "two_phase.json") for run in STUDY.runs],
-        strength=[run_analysis(run, "order_strength.tsv") for run in STUDY.runs],
-        jaccard=[run_analysis(run, "jaccard.tsv") for run in STUDY.runs],
-        theory=[run_analysis(run, "theory_fit.tsv") for run in STUDY.runs],
-        ood=[run_analysis(run, "ood_verdict.json") for run in NOISY_RUNS],
+        points=[
+            run_analysis(run, "two_phase_run", "two_phase.json") for run in STUDY.runs
+        ],
+        strength=[
+            run_analysis(run, "two_phase_run", "order_strength.tsv")
+            for run in STUDY.runs
+        ],
+        jaccard=[run_analysis(run, "jaccard_run", "jaccard.tsv") for run in STUDY.runs],
+        theory=[run_analysis(run, "theory_run", "theory_fit.tsv") for run in STUDY.runs],
+        ood=[run_analysis(run, "ood_run", "ood_verdict.json") for run in NOISY_RUNS],
         coverage=f"{STUDY_DIR}/similarity_coverage.tsv",
     output:
         table=f"{STUDY_DIR}/scorecard.tsv",
@@ -271,8 +395,14 @@ rule scorecard:
         ),
     log:
         f"{STUDY_DIR}/logs/scorecard.log",
+    benchmark:
+        f"{STUDY_DIR}/benchmarks/scorecard.tsv"
+    group:
+        "study_analyses"
     conda:
         "../../envs/harsanyi.yaml"
+    resources:
+        **RESOURCES["scorecard"],
     params:
         variant=STUDY.analysis["jaccard_variant"],
         max_checkpoint_distance=scorecard_module.MAX_CHECKPOINT_DISTANCE,
@@ -287,11 +417,17 @@ rule attributions_run:
         samples=lambda wildcards: manifest_path(wildcards.dataset),
         interactions=lambda wildcards: interaction_files(run_of(wildcards))[-1],
     output:
-        table=f"{RESULTS}/{{dataset}}/runs/{{run}}/analysis/{{xid}}/attributions.tsv",
+        table=run_output("attributions_run", "attributions.tsv"),
     log:
-        f"{RESULTS}/logs/attributions_run/{{dataset}}/{{run}}-{{xid}}.log",
+        run_log("attributions_run"),
+    benchmark:
+        run_benchmark("attributions_run")
+    group:
+        "run_analyses"
     conda:
         "../../envs/harsanyi.yaml"
+    resources:
+        **RESOURCES["attributions_run"],
     params:
         run=lambda wildcards: sorted_keys(run_of(wildcards).settings),
         root=lambda wildcards: STUDY.datasets[wildcards.dataset].root,
@@ -304,7 +440,10 @@ rule attributions_run:
 
 rule attributions_study:
     input:
-        tables=[run_analysis(run, "attributions.tsv") for run in STUDY.runs],
+        tables=[
+            run_analysis(run, "attributions_run", "attributions.tsv")
+            for run in STUDY.runs
+        ],
     output:
         table=f"{STUDY_DIR}/attributions.tsv",
         figure=report(
@@ -314,7 +453,13 @@ rule attributions_study:
         ),
     log:
         f"{STUDY_DIR}/logs/attributions_study.log",
+    benchmark:
+        f"{STUDY_DIR}/benchmarks/attributions_study.tsv"
+    group:
+        "study_analyses"
     conda:
         "../../envs/harsanyi.yaml"
+    resources:
+        **RESOURCES["attributions_study"],
     script:
         "../../scripts/analysis_step.py"

@@ -1,19 +1,38 @@
 import sys
 from pathlib import Path
 
+import yaml
+
 from snakemake.exceptions import WorkflowError
 
-from harsanyi.config import ConfigError, resolve
+from harsanyi.config import ConfigError, check_extraction_memory, resolve
+from harsanyi.io import settings_hash
+
+RESOURCES_FILE = Path(workflow.basedir) / "workflow" / "resources.yaml"
+# Resources of every rule (gpu, mem_mb, runtime); workflow/resources.yaml says why there.
+RESOURCES = yaml.safe_load(RESOURCES_FILE.read_text())
 
 try:
     STUDY = resolve(config)
+    # the mem_mb of an extract job: a command-line --set-resources, else resources.yaml
+    extract_mem_mb = (
+        workflow.resource_settings.overwrite_resources.get("extract") or {}
+    ).get("mem_mb")
+    extract_mem_mb = getattr(extract_mem_mb, "value", extract_mem_mb)
+    if extract_mem_mb is None:
+        extract_mem_mb = RESOURCES["extract"]["mem_mb"]
+    if not isinstance(extract_mem_mb, (int, float)):
+        extract_mem_mb = None
+    for estimate in check_extraction_memory(STUDY, extract_mem_mb):
+        print(f"extraction estimate: {estimate.describe()}", file=sys.stderr)
 except ConfigError as error:
     raise WorkflowError(f"config: {error}") from None
 
 RESULTS = str(STUDY.results)
 RUNS = {run.name: run for run in STUDY.runs}
 STUDY_ID = STUDY.study_id
-STUDY_DIR = f"{RESULTS}/studies/{STUDY_ID}"
+# The study's tables and figures: under STUDY_ROOT/<a-id>, STUDY_DIR below.
+STUDY_ROOT = f"{RESULTS}/studies/{STUDY_ID}"
 # Paths and hashes computed once: input functions ask for them thousands of times in a
 # lab-scale study (a run's name hashes its settings).
 RUN_DIRS = {run: f"{RESULTS}/{run.dataset}/runs/{name}" for name, run in RUNS.items()}
@@ -61,16 +80,82 @@ def interaction_files(run):
     ]
 
 
-def run_analysis(run, name):
-    return f"{run_dir(run)}/analysis/{EXTRACTION_IDS[run]}/{name}"
-
-
 def run_of(wildcards):
     return RUNS[wildcards.run]
 
 
 def all_targets():
-    targets = [f"{STUDY_DIR}/two_phase.tsv", f"{STUDY_DIR}/two_phase.png"]
+    targets = [f"{STUDY_DIR}/study.json"] + [run_index(run) for run in STUDY.runs]
+    targets += [f"{STUDY_DIR}/two_phase.tsv", f"{STUDY_DIR}/two_phase.png"]
     for run in STUDY.runs:
-        targets.append(run_analysis(run, "two_phase.png"))
+        targets.append(run_analysis(run, "two_phase_run", "two_phase.png"))
     return targets + STUDY_TARGETS
+
+
+# Analysis settings are part of every path they determine, as x-<hash> is for extraction:
+# a per-run table lives under run_analysis(run, rule, ...) = .../analysis/<x-id>/<a-id>/, the
+# a-id hashing the analysis settings its rule reads (RUN_RULE_SETTINGS), and the study tables
+# and figures under STUDY_DIR = studies/<study-id>/<a-id of all analysis settings>/.  Other
+# settings therefore compute new tables beside the old ones and never overwrite them.
+# The analysis settings each per-run rule reads; its params may read only these (SETTINGS_OF
+# raises a KeyError at start-up otherwise), so its path names all that its tables depend on.
+RUN_RULE_SETTINGS = {
+    "two_phase_run": ("salient_ratio", "shown_checkpoints", "gap_fraction"),
+    "jaccard_run": (),
+    "ood_run": ("salient_ratio", "bootstrap"),
+    "theory_run": ("salient_ratio",),
+    "shapley_run": (),
+    "attributions_run": (),
+}
+SETTINGS_OF = {
+    name: {key: STUDY.analysis[key] for key in keys}
+    for name, keys in RUN_RULE_SETTINGS.items()
+}
+RUN_ANALYSIS_IDS = {
+    name: f"a-{settings_hash(settings)}" for name, settings in SETTINGS_OF.items()
+}
+STUDY_DIR = f"{STUDY_ROOT}/{STUDY.analysis_id}"
+
+
+def run_analysis(run, step, name):
+    """The file `name` that the per-run rule `step` writes for `run`."""
+    xid = EXTRACTION_IDS[run]
+    return f"{run_dir(run)}/analysis/{xid}/{RUN_ANALYSIS_IDS[step]}/{name}"
+
+
+def run_output(step, name):
+    """Output pattern of the per-run rule `step` (wildcards dataset, run, xid)."""
+    analysis = f"{RESULTS}/{{dataset}}/runs/{{run}}/analysis/{{xid}}"
+    return f"{analysis}/{RUN_ANALYSIS_IDS[step]}/{name}"
+
+
+def run_benchmark(step):
+    aid = RUN_ANALYSIS_IDS[step]
+    return f"{RESULTS}/benchmarks/{step}/{{dataset}}/{{run}}-{{xid}}-{aid}.tsv"
+
+
+def run_index(run):
+    """The file that lists a run's analysis tables; its rule joins the run's analyses into
+    one group job (one sbatch call per run instead of one per analysis)."""
+    return f"{run_dir(run)}/analysis/{EXTRACTION_IDS[run]}/analyses-{STUDY.analysis_id}.json"
+
+
+def run_log(step):
+    aid = RUN_ANALYSIS_IDS[step]
+    return f"{RESULTS}/logs/{step}/{{dataset}}/{{run}}-{{xid}}-{aid}.log"
+
+
+# One table of every per-run analysis: what run_analyses waits for.
+RUN_TABLES = {
+    "two_phase_run": "order_strength.tsv",
+    "jaccard_run": "jaccard.tsv",
+    "ood_run": "ood_verdict.json",
+    "theory_run": "theory_fit.tsv",
+    "shapley_run": "shapley.tsv",
+    "attributions_run": "attributions.tsv",
+}
+
+
+def run_tables(run):
+    steps = [step for step in RUN_TABLES if step != "ood_run" or run in NOISY_RUNS]
+    return {step: run_analysis(run, step, RUN_TABLES[step]) for step in steps}

@@ -7,8 +7,12 @@ rule extract:
         f"{RESULTS}/{{dataset}}/runs/{{run}}/interactions/{{xid}}/epoch_{{epoch}}.h5",
     log:
         f"{RESULTS}/logs/extract/{{dataset}}/{{run}}/{{xid}}/{{epoch}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/extract/{{dataset}}/{{run}}/{{xid}}/{{epoch}}.tsv"
     conda:
         "../../envs/harsanyi.yaml"
+    resources:
+        **RESOURCES["extract"],
     params:
         run=lambda wildcards: sorted_keys(run_of(wildcards).settings),
         name=lambda wildcards: wildcards.run,

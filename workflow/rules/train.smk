@@ -5,6 +5,8 @@ rule select_samples:
         f"{RESULTS}/logs/select_samples/{{dataset}}-{{sel}}.log",
     conda:
         "../../envs/harsanyi.yaml"
+    resources:
+        **RESOURCES["select_samples"],
     params:
         plan=lambda wildcards: STUDY.datasets[wildcards.dataset],
     script:
@@ -23,6 +25,8 @@ rule train:
         f"{RESULTS}/benchmarks/train/{{dataset}}/{{run}}.tsv"
     conda:
         "../../envs/harsanyi.yaml"
+    resources:
+        **RESOURCES["train"],
     params:
         settings=lambda wildcards: sorted_keys(run_of(wildcards).settings),
         root=lambda wildcards: STUDY.datasets[wildcards.dataset].root,

@@ -1,0 +1,66 @@
+"""Observed sbatch calls of a study on the throw-away one-node SLURM cluster of the tests.
+
+Starts the cluster of tests/slurm_cluster.py (root, slurm-wlm and munge needed), puts the
+sbatch recorder of tests/test_slurm.py first on PATH, runs the study through profiles/slurm
+and profiles/default, and prints the sbatch calls and jobs per rule (or group).
+
+    python benchmarks/bench_slurm_calls.py tests/data/tiny.yaml      # from the repository root
+    python benchmarks/bench_slurm_calls.py config/config.yaml --timeout 7200
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+from slurm_cluster import running_slurm_cluster  # noqa: E402
+from test_slurm import read_submissions, record_sbatch_calls  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config", type=Path, help="study config")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds for the study")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-slurm-") as temp:
+        temp_dir = Path(temp)
+        workdir = temp_dir / "study"
+        workdir.mkdir()
+        records = temp_dir / "sbatch-calls"
+        with running_slurm_cluster(temp_dir / "slurm") as cluster:
+            cluster = record_sbatch_calls(cluster, records)
+            start = time.monotonic()
+            cluster.run_snakemake(
+                workdir,
+                "-s",
+                str(REPO / "Snakefile"),
+                "--configfile",
+                str(args.config.resolve()),
+                "--config",
+                f"results={workdir / 'results'}",
+                workflow_profile=str(REPO / "profiles" / "default"),
+                timeout_s=args.timeout,
+            )
+            elapsed = time.monotonic() - start
+            submissions = read_submissions(records)
+    calls: dict[str, int] = {}
+    jobs: dict[str, int] = {}
+    for sub in submissions:
+        calls[sub.rule] = calls.get(sub.rule, 0) + 1
+        jobs[sub.rule] = jobs.get(sub.rule, 0) + (sub.array_size or 1)
+    print(f"{args.config}: {elapsed:.0f} s on the one-node cluster")
+    print(f"{'rule or group':<20}{'sbatch calls':>14}{'array tasks/jobs':>18}")
+    for rule in sorted(calls):
+        print(f"{rule:<20}{calls[rule]:>14}{jobs[rule]:>18}")
+    print(f"{'total':<20}{sum(calls.values()):>14}{sum(jobs.values()):>18}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

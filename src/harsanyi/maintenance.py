@@ -1,0 +1,200 @@
+"""Keeping a shared results store: which studies use what, disk usage, garbage collection.
+
+Every study that the workflow runs records itself in
+`<results>/studies/<study-id>/<a-id>/study.json` (rule `study_record`, which needs no input
+and so runs before any training): its runs, their extraction and analysis ids and sample
+selections, and who started it.  Each analysis setting of a study has its own record, so
+two users with different settings keep each other's tables.  Those records are what `gc` keeps:
+a run directory, an `x-`/`a-` directory or a sample manifest that no recorded study uses is
+stale.  A store without any record (written before records existed) cannot be collected.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harsanyi.io import write_json
+from harsanyi.store import RUN_MANIFEST, resume_leftovers, run_dirs
+
+STUDY_RECORD = "study.json"
+RECORD_VERSION = 1
+
+
+# --------------------------------------------------------------------------- study records
+
+
+def study_record(study: Any, run_analysis_ids: dict[str, str]) -> dict:
+    """The record of a resolved `config.Study`: its runs with their extraction ids, the
+    per-run analysis ids (`a-` of each per-run rule) and the study's analysis id."""
+    return {
+        "version": RECORD_VERSION,
+        "study": study.name,
+        "study_id": study.study_id,
+        "analysis_id": study.analysis_id,
+        "run_analysis_ids": dict(sorted(run_analysis_ids.items())),
+        "selections": {name: plan.selection_id for name, plan in sorted(study.datasets.items())},
+        "runs": [
+            {"run": run.name, "dataset": run.dataset, "extraction": study.extraction_id(run)}
+            for run in sorted(study.runs, key=lambda run: run.name)
+        ],
+    }
+
+
+def write_study_record(path: str | os.PathLike[str], record: dict) -> Path:
+    """`record` plus the provenance of the start of the study, as `path`, atomically."""
+    from harsanyi.provenance import provenance
+
+    return write_json({**record, "provenance": provenance()}, path)
+
+
+def read_study_records(root: str | os.PathLike[str]) -> list[dict]:
+    """Every study record under `<root>/studies/`; ValueError naming a malformed one."""
+    records = []
+    for path in sorted(Path(root).glob(f"studies/*/a-*/{STUDY_RECORD}")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{path}: unreadable study record: {exc}") from None
+        runs = record.get("runs") if isinstance(record, dict) else None
+        if not isinstance(runs, list) or not all(
+            isinstance(run, dict) and {"run", "dataset", "extraction"} <= set(run) for run in runs
+        ):
+            raise ValueError(f"{path}: study record without a list of runs")
+        records.append({**record, "path": str(path)})
+    return records
+
+
+# --------------------------------------------------------------------------- disk usage
+
+
+def _size(path: Path) -> tuple[int, int]:
+    """Bytes and number of files under `path` (a file or a directory)."""
+    if path.is_file():
+        return path.stat().st_size, 1
+    total = count = 0
+    for directory, _, names in os.walk(path):
+        for name in names:
+            try:
+                total += (Path(directory) / name).stat().st_size
+                count += 1
+            except FileNotFoundError:  # removed while we walk: a shared store is live
+                pass
+    return total, count
+
+
+DU_COLUMNS = ["path", "kind", "bytes", "files"]
+
+
+def disk_usage(root: str | os.PathLike[str]) -> list[dict]:
+    """One row per part of the store: every run directory split into checkpoints,
+    interactions, analysis and the rest, then sample manifests, resume states, studies,
+    logs and benchmarks of each dataset or of the root."""
+    root = Path(root)
+    rows = []
+
+    def add(path: Path, kind: str) -> None:
+        if path.exists():
+            size, files = _size(path)
+            rows.append({"path": str(path), "kind": kind, "bytes": size, "files": files})
+
+    for run_dir in run_dirs(root):
+        parts = {"checkpoints", "interactions", "analysis"}
+        for part in sorted(parts):
+            add(run_dir / part, part)
+        other = [p for p in run_dir.iterdir() if p.name not in parts]
+        size = sum(_size(p)[0] for p in other)
+        rows.append({"path": str(run_dir), "kind": "run files", "bytes": size, "files": len(other)})
+    for dataset in sorted(p for p in root.iterdir() if (p / "runs").is_dir()):
+        add(dataset / "samples", "sample manifests")
+        add(dataset / "resume", "resume states")
+    add(root / "studies", "studies")
+    add(root / "logs", "logs")
+    add(root / "benchmarks", "benchmarks")
+    return rows
+
+
+# --------------------------------------------------------------------------- garbage
+
+
+@dataclass(frozen=True)
+class Garbage:
+    path: Path
+    reason: str
+    bytes: int
+
+
+def find_garbage(root: str | os.PathLike[str]) -> list[Garbage]:
+    """What no recorded study uses: run directories, extraction (`x-`) and analysis (`a-`)
+    directories of used runs, sample manifests, and resume states of finished or unused
+    runs.  ValueError when the store holds no study record (nothing could be told apart)."""
+    root = Path(root)
+    records = read_study_records(root)
+    if not records:
+        raise ValueError(
+            f"{root}: no study records (studies/*/a-*/{STUDY_RECORD}); run each study's workflow "
+            "once with this version so that it records the runs it uses, then collect"
+        )
+    extractions: dict[str, set[str]] = {}
+    analyses: set[str] = set()
+    selections: set[str] = set()
+    for record in records:
+        for run in record["runs"]:
+            extractions.setdefault(run["run"], set()).add(run["extraction"])
+        analyses |= set((record.get("run_analysis_ids") or {}).values())
+        selections |= set((record.get("selections") or {}).values())
+
+    found: list[Garbage] = []
+
+    def stale(path: Path, reason: str) -> None:
+        found.append(Garbage(path, reason, _size(path)[0]))
+
+    for run_dir in run_dirs(root):
+        used = extractions.get(run_dir.name)
+        if used is None:
+            stale(run_dir, "run used by no recorded study")
+            continue
+        for kind in ("interactions", "analysis"):
+            for xdir in sorted((run_dir / kind).glob("x-*")):
+                if xdir.name not in used:
+                    stale(xdir, "extraction used by no recorded study")
+                elif kind == "analysis":
+                    for adir in sorted(xdir.glob("a-*")):
+                        if adir.name not in analyses:
+                            stale(adir, "analysis settings used by no recorded study")
+    for manifest in sorted(root.glob("*/samples/sel-*.json")):
+        if manifest.stem not in selections:
+            stale(manifest, "sample selection used by no recorded study")
+    for resume in resume_leftovers(root):
+        run_dir = resume.parent.parent / "runs" / resume.name
+        if (run_dir / RUN_MANIFEST).exists():
+            stale(resume, "resume state of a finished training")
+        elif resume.name not in extractions:
+            stale(resume, "resume state of a run used by no recorded study")
+    return found
+
+
+def remove(garbage: list[Garbage]) -> None:
+    for item in garbage:
+        if item.path.is_dir():
+            shutil.rmtree(item.path)
+        else:
+            item.path.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- run index
+
+
+def write_analysis_index(path: str | os.PathLike[str], tables: dict[str, str]) -> Path:
+    """`path` (JSON): each per-run analysis step with its table, relative to `path`'s
+    directory, and the table's size; written last by a run's analysis group job."""
+    directory = Path(path).parent
+    index = {
+        step: {"table": os.path.relpath(table, directory), "bytes": Path(table).stat().st_size}
+        for step, table in sorted(tables.items())
+    }
+    return write_json(index, path)

@@ -1,0 +1,92 @@
+"""Who ran what, where and with which software: the record kept in run.json and in every
+results file (HDF5 attribute `provenance`, docs/hdf5-layout.md).
+
+`provenance(device, start=...)` returns a JSON-ready dict; a value that cannot be found here
+(no SLURM job, no git checkout) is None rather than a guess.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import platform
+import socket
+import subprocess
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from harsanyi import __version__
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+SLURM_VARIABLES = {
+    "slurm_job_id": "SLURM_JOB_ID",
+    "slurm_array_job_id": "SLURM_ARRAY_JOB_ID",
+    "slurm_array_task_id": "SLURM_ARRAY_TASK_ID",
+    "slurm_cluster": "SLURM_CLUSTER_NAME",
+}
+
+
+def utc_now() -> str:
+    """The current UTC time, ISO 8601 to the second."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _user() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # a uid without a passwd entry (some containers)
+        return None
+
+
+def _git(*args: str) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(PACKAGE_DIR), *args],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+@lru_cache(maxsize=1)
+def git_state() -> dict[str, Any]:
+    """Commit of the checkout the package is imported from, and whether tracked files differ
+    from it; both None for an installed (non-checkout) package."""
+    commit = _git("rev-parse", "HEAD")
+    if commit is None:
+        return {"git_commit": None, "git_dirty": None}
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {"git_commit": commit, "git_dirty": None if status is None else bool(status)}
+
+
+def device_name(device: Any = None) -> str:
+    """The device as logs name it (`harsanyi.jobs.device_name`): "cpu (x86_64)" or
+    "cuda:0 (<GPU name>)"; the CPU when no device is given."""
+    from harsanyi.jobs import device_name as name
+
+    return name("cpu" if device is None else device)
+
+
+def provenance(device: Any = None, *, start: str | None = None) -> dict[str, Any]:
+    """User, host, SLURM ids, device (None when not given: no model ran), software
+    versions, git commit, start and end (now)."""
+    import torch
+
+    return {
+        "user": _user(),
+        "host": socket.gethostname(),
+        **{key: os.environ.get(variable) for key, variable in SLURM_VARIABLES.items()},
+        "device": None if device is None else device_name(device),
+        "harsanyi": __version__,
+        **git_state(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "start": start or utc_now(),
+        "end": utc_now(),
+    }

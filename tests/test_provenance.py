@@ -1,0 +1,119 @@
+"""Who ran what: provenance in run.json and in every results file."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+from harsanyi.extraction import extract_checkpoint
+from harsanyi.models import build_model
+from harsanyi.provenance import provenance
+from harsanyi.store import InteractionResults, read_manifest, read_results, write_results
+from harsanyi.train import train_from_settings
+
+REPO = Path(__file__).resolve().parents[1]
+KEYS = {
+    "user",
+    "host",
+    "slurm_job_id",
+    "slurm_array_job_id",
+    "slurm_array_task_id",
+    "device",
+    "harsanyi",
+    "git_commit",
+    "torch",
+    "cuda",
+    "start",
+    "end",
+}
+
+
+def slurm_env(monkeypatch) -> None:
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "4200")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "7")
+
+
+def test_provenance_names_user_host_slurm_device_versions_and_commit(monkeypatch):
+    slurm_env(monkeypatch)
+    record = provenance("cpu", start="2026-01-01T00:00:00+00:00")
+    assert KEYS <= set(record)
+    assert (record["slurm_job_id"], record["slurm_array_job_id"]) == ("4242", "4200")
+    assert record["slurm_array_task_id"] == "7"
+    assert record["device"].startswith("cpu (") and record["torch"] == torch.__version__
+    assert record["user"] and record["host"]
+    assert record["start"] == "2026-01-01T00:00:00+00:00" < record["end"]
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True)
+    if head.returncode == 0:  # tests run from a checkout
+        assert record["git_commit"] == head.stdout.decode().strip()
+
+
+def test_a_results_file_keeps_its_provenance_and_old_files_still_read(tmp_path):
+    width = 2**2
+    results = InteractionResults(
+        v=np.ones((1, width)),
+        I_and=np.zeros((1, width)),
+        I_or=np.zeros((1, width)),
+        p=np.zeros((1, width)),
+        q=np.zeros((1, width)),
+        sample_ids=np.array([0]),
+        labels=np.array([1]),
+        split=np.array(["train"]),
+        n=2,
+        meta={"provenance": provenance("cpu")},
+    )
+    path = write_results(tmp_path / "with.h5", results)
+    assert read_results(path).meta["provenance"]["device"].startswith("cpu (")
+    results.meta = {}
+    old = write_results(tmp_path / "old.h5", results)
+    with h5py.File(old) as h5:
+        assert "provenance" not in h5.attrs
+    assert "provenance" not in read_results(old).meta
+
+
+def test_extraction_and_training_record_provenance(tmp_path, monkeypatch):
+    slurm_env(monkeypatch)
+    settings = {
+        "version": 1,
+        "dataset": "breast_cancer",
+        "data": {"max_train": 60, "max_test": 30, "image_size": None},
+        "arch": "mlp",
+        "seed": 0,
+        "label_noise": 0.0,
+        "noise_seed": 0,
+        "training": {
+            "epochs": 1,
+            "batch_size": 32,
+            "lr": 0.05,
+            "momentum": 0.9,
+            "weight_decay": 0.0,
+            "optimizer": "sgd",
+        },
+        "checkpoint_epochs": [0, 1],
+    }
+    run_dir = tmp_path / "run"
+    train_from_settings(settings, None, run_dir, tmp_path / "resume", device="cpu", progress=False)
+    record = read_manifest(run_dir)["provenance"]
+    assert KEYS <= set(record) and record["slurm_job_id"] == "4242"
+    assert record["start"] <= record["end"]
+
+    checkpoint = tmp_path / "c" / "checkpoints" / "epoch_0001.pt"
+    checkpoint.parent.mkdir(parents=True)
+    model = build_model("mlp", (30,), 2, seed=0)
+    torch.save({"state_dict": model.state_dict(), "epoch": 1, "meta": {"arch": "mlp"}}, checkpoint)
+    out = extract_checkpoint(
+        checkpoint,
+        "breast_cancer",
+        tmp_path / "x.h5",
+        players={"n": 3, "features": [0, 1, 2]},
+        samples={"train_per_class": 1, "test_per_class": 1},
+        extraction={"solver": "lp"},
+        device="cpu",
+    )
+    record = read_results(out).meta["provenance"]
+    assert KEYS <= set(record) and record["slurm_array_task_id"] == "7"
+    assert record["device"].startswith("cpu (")

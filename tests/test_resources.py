@@ -1,0 +1,99 @@
+"""Per-rule resources: a command-line override keeps the GPU request; SLURM comments."""
+
+from __future__ import annotations
+
+import logging
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from harsanyi import jobs
+
+REPO = Path(__file__).resolve().parents[1]
+RESOURCES = yaml.safe_load((REPO / "workflow" / "resources.yaml").read_text())
+
+
+def planned_resources(*args: str) -> dict[str, set[str]]:
+    """rule -> the `resources:` lines of its jobs in a dry run from the repository root."""
+    done = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--forceall", "--nolock", "--cores", "1"]
+        + ["--configfile", "tests/data/tiny.yaml", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    found: dict[str, set[str]] = {}
+    rule = None
+    for line in done.stdout.splitlines():
+        match = re.match(r"(?:localrule|rule) (\w+):", line.strip())
+        if match:
+            rule = match[1]
+        elif line.strip().startswith("resources:") and rule is not None:
+            found.setdefault(rule, set()).add(line.strip())
+    return found
+
+
+def test_a_command_line_override_keeps_the_gpu_request():
+    resources = planned_resources("--set-resources", "train:runtime=1440")
+    (train,) = resources["train"]
+    assert "gpu=1" in train and "runtime=1440" in train
+    assert f"mem_mb={RESOURCES['train']['mem_mb']}" in train
+    (extract,) = resources["extract"]
+    assert "gpu=1" in extract
+    assert all(
+        "gpu" not in line
+        for rule in resources
+        if rule not in ("train", "extract")
+        for line in resources[rule]
+    )
+
+
+def test_every_rule_with_a_job_has_its_resources_from_the_table():
+    resources = planned_resources()
+    for rule, lines in resources.items():
+        if rule in ("all", "study_record"):
+            continue
+        (line,) = lines
+        assert f"mem_mb={RESOURCES[rule]['mem_mb']}," in line, (rule, line)
+        assert f"runtime={RESOURCES[rule]['runtime']}," in line, (rule, line)
+
+
+def test_each_slurm_job_names_its_rule_and_wildcards(monkeypatch):
+    calls = []
+
+    def fake_run(argv, **kwargs):
+        calls.append(argv)
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    monkeypatch.setattr(jobs.subprocess, "run", fake_run)
+    for name in ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID"):
+        monkeypatch.delenv(name, raising=False)
+    jobs.label_slurm_job("extract", {"run": "r1", "epoch": "0003"})
+    assert calls == []  # not under SLURM: nothing to label
+    monkeypatch.setenv("SLURM_JOB_ID", "1234")
+    jobs.label_slurm_job("extract", {"run": "r1", "epoch": "0003"})
+    assert calls == [
+        ["scontrol", "update", "JobId=1234", "Comment=rule_extract_wildcards_run=r1,epoch=0003"]
+    ]
+    # an array task is named by array and task id: the array's own id would name them all
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "1200")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
+    jobs.label_slurm_job("extract", {"run": "r1"})
+    assert calls[-1][2] == "JobId=1200_3"
+
+
+def test_a_failed_label_is_logged_not_hidden(monkeypatch, caplog):
+    def failing(argv, **kwargs):
+        return subprocess.CompletedProcess(argv, 1, "", "Access/permission denied")
+
+    monkeypatch.setattr(jobs.subprocess, "run", failing)
+    monkeypatch.setenv("SLURM_JOB_ID", "99")
+    monkeypatch.delenv("SLURM_ARRAY_JOB_ID", raising=False)
+    with caplog.at_level(logging.WARNING):
+        jobs.label_slurm_job("train", {"run": "r"})
+    assert "could not set the SLURM comment of job 99: Access/permission denied" in caplog.text
