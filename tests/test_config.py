@@ -272,12 +272,12 @@ def test_analysis_settings_name_the_paths_of_what_they_determine(tmp_path):
 
 def test_an_unknown_solver_fails_at_start_up_naming_the_key(tmp_path, monkeypatch):
     config = base()
-    config["extraction"] = {"solver": "exact"}
-    with pytest.raises(ConfigError, match=r"extraction.solver: unknown solver 'exact'"):
+    config["extraction"] = {"solver": "pdhg"}
+    with pytest.raises(ConfigError, match=r"extraction.solver: unknown solver 'pdhg'"):
         load_study(write(tmp_path, config))
     # the names come from the sparsifier's registry, so a solver added there is accepted
-    monkeypatch.setitem(sparsifier.SOLVERS, "exact", sparsifier.SOLVERS["lp"])
-    assert load_study(write(tmp_path, config)).extraction["solver"] == "exact"
+    monkeypatch.setitem(sparsifier.SOLVERS, "pdhg", sparsifier.SOLVERS["lp"])
+    assert load_study(write(tmp_path, config)).extraction["solver"] == "pdhg"
 
 
 def test_malformed_yaml_names_file_and_line(tmp_path, capsys):
