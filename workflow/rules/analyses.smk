@@ -3,8 +3,6 @@
 # rule's named inputs, outputs and params as keyword arguments.  Per-run tables live under
 # run_analysis(run, ...), study tables and figures under STUDY_DIR.
 
-from harsanyi.analyses import scorecard as scorecard_module
-
 NOISY_RUNS = [run for run in STUDY.runs if run.label_noise > 0]
 SIMILARITY_STAGES = ["init", "final"]
 
@@ -159,6 +157,7 @@ rule similarity_study:
         coverage=f"{STUDY_DIR}/similarity_coverage.tsv",
         orders=f"{STUDY_DIR}/similarity_orders.tsv",
         topk=f"{STUDY_DIR}/similarity_topk.tsv",
+        samples=f"{STUDY_DIR}/similarity_samples.tsv",
         figure=report(
             f"{STUDY_DIR}/similarity.png",
             caption="../report/similarity_study.rst",
@@ -254,16 +253,33 @@ rule shapley_study:
         "../../scripts/analysis_step.py"
 
 
+rule scorecard_run:
+    input:
+        interactions=lambda wildcards: interaction_files(run_of(wildcards)),
+        points=f"{RESULTS}/{{dataset}}/runs/{{run}}/analysis/{{xid}}/two_phase.json",
+    output:
+        claims=f"{RESULTS}/{{dataset}}/runs/{{run}}/analysis/{{xid}}/claims.json",
+    log:
+        f"{RESULTS}/logs/scorecard_run/{{dataset}}/{{run}}-{{xid}}.log",
+    conda:
+        "../../envs/harsanyi.yaml"
+    params:
+        ratio=STUDY.analysis["salient_ratio"],
+        variant=STUDY.analysis["jaccard_variant"],
+        n_boot=STUDY.analysis["bootstrap"],
+        label_noise=lambda wildcards: run_of(wildcards).label_noise,
+        seed=lambda wildcards: run_of(wildcards).seed,
+    script:
+        "../../scripts/analysis_step.py"
+
+
 rule scorecard:
     input:
-        points=[run_analysis(run, "two_phase.json") for run in STUDY.runs],
-        strength=[run_analysis(run, "order_strength.tsv") for run in STUDY.runs],
-        jaccard=[run_analysis(run, "jaccard.tsv") for run in STUDY.runs],
-        theory=[run_analysis(run, "theory_fit.tsv") for run in STUDY.runs],
-        ood=[run_analysis(run, "ood_verdict.json") for run in NOISY_RUNS],
-        coverage=f"{STUDY_DIR}/similarity_coverage.tsv",
+        claims=[run_analysis(run, "claims.json") for run in STUDY.runs],
+        samples=f"{STUDY_DIR}/similarity_samples.tsv",
     output:
         table=f"{STUDY_DIR}/scorecard.tsv",
+        pooled=f"{STUDY_DIR}/scorecard_seeds.tsv",
         figure=report(
             f"{STUDY_DIR}/scorecard.png",
             caption="../report/scorecard.rst",
@@ -274,9 +290,7 @@ rule scorecard:
     conda:
         "../../envs/harsanyi.yaml"
     params:
-        variant=STUDY.analysis["jaccard_variant"],
-        max_checkpoint_distance=scorecard_module.MAX_CHECKPOINT_DISTANCE,
-        coverage_factor=scorecard_module.COVERAGE_FACTOR,
+        n_boot=STUDY.analysis["bootstrap"],
     script:
         "../../scripts/analysis_step.py"
 
