@@ -28,7 +28,7 @@ FINISHED_MARKER = ".finished"
 NOTHING_TO_DO = "Nothing to be done"
 # Per-run analysis rules whose params hold analysis.salient_ratio, and the study-level rules
 # downstream of them; the remaining known analysis rules do not depend on it.
-RATIO_RUN_RULES = ("two_phase_run", "theory_run")
+RATIO_RUN_RULES = ("two_phase_run", "theory_run", "scorecard_run")
 RATIO_NOISY_RULES = ("ood_run",)
 RATIO_STUDY_RULES = (
     "similarity_study",

@@ -142,10 +142,7 @@ def noisy_cube(rng, means, samples=20, noise=0.3) -> np.ndarray:
     per sample and checkpoint (log-normal), like a network whose extraction fluctuates."""
     base = rng.uniform(0.5, 1.5, size=(samples, 1))
     return np.stack(
-        [
-            profile(m)[None, :] * base * np.exp(rng.normal(0, noise, (samples, N)))
-            for m in means
-        ]
+        [profile(m)[None, :] * base * np.exp(rng.normal(0, noise, (samples, N))) for m in means]
     )
 
 
@@ -218,9 +215,7 @@ def split_results(train_strength, test_strength, epoch, labels, *, rng, shared_p
     class_pattern = {c: rng.normal(size=2**N) for c in np.unique(labels)}
     for strength, split in ((train_strength, "train"), (test_strength, "test")):
         for x, c in enumerate(labels):
-            pattern = shared_part * class_pattern[c] + (1 - shared_part) * rng.normal(
-                size=2**N
-            )
+            pattern = shared_part * class_pattern[c] + (1 - shared_part) * rng.normal(size=2**N)
             rows.append(planted_interactions(strength[x : x + 1])[0] * pattern)
             splits.append(split)
             all_labels.append(c)
@@ -412,3 +407,27 @@ def test_scorecard_of_a_run_that_never_learns_says_no_yes_about_training():
     entries = scorecard.run_claims(frozen, 2, n_boot=N_BOOT)
     verdicts = {entry["key"]: entry["verdict"] for entry in entries}
     assert all(verdicts[key] != "yes" for key in verdicts if key in scorecard.TRAINING_CLAIMS)
+
+
+def test_readme_section_is_written_from_the_tables_and_spliced():
+    rows = []
+    for run in ("digits-lenet-s0-aaaaaaaaaaaa", "digits-mlp-s0-bbbbbbbbbbbb"):
+        for key in scorecard.CLAIMS:
+            verdict = "n/a" if key == "ood_high_order" else "no"
+            effect = np.nan if verdict == "n/a" else 0.123
+            rows.append(
+                {"run": run, "key": key, "verdict": verdict, "effect": effect, "low": 0.01,
+                 "high": 0.2, "bound": 0.3}
+            )  # fmt: skip
+    card = pd.DataFrame(rows)
+    section = scorecard.readme_markdown(
+        card, pd.DataFrame(), study="default-x", figure="docs/f.png", command="cmd"
+    )
+    assert "no: 0.12 [0.01, 0.20] vs 0.30" in section and "`cmd`" in section
+    assert section.count("\n| digits") == 2 and "2 runs × 7 claims: 0 yes, 12 no" in section
+    readme = f"intro\n{scorecard.README_BEGIN}\nold numbers\n{scorecard.README_END}\nrest\n"
+    spliced = scorecard.splice_readme(readme, section)
+    assert "old numbers" not in spliced and spliced.startswith("intro\n")
+    assert spliced.endswith("rest\n") and spliced.count(scorecard.README_BEGIN) == 1
+    with pytest.raises(ValueError, match="markers"):
+        scorecard.splice_readme("no markers", section)

@@ -332,3 +332,23 @@ rule attributions_study:
         "../../envs/harsanyi.yaml"
     script:
         "../../scripts/analysis_step.py"
+
+
+# Not part of `all`: the README's study-results section, from the study's tables
+# (snakemake --cores 2 readme, then scripts/readme_results.py splices it into README.md).
+rule readme:
+    input:
+        scorecard=f"{STUDY_DIR}/scorecard.tsv",
+        pooled=f"{STUDY_DIR}/scorecard_seeds.tsv",
+        figure=f"{STUDY_DIR}/two_phase.png",
+    output:
+        section=f"{STUDY_DIR}/readme/readme_results.md",
+        figure=f"{STUDY_DIR}/readme/two_phase.png",
+    log:
+        f"{STUDY_DIR}/logs/readme.log",
+    conda:
+        "../../envs/harsanyi.yaml"
+    params:
+        study=STUDY_ID,
+    script:
+        "../../scripts/readme_results.py"

@@ -350,3 +350,66 @@ def study_step(
     write_tsv(card, table)
     write_tsv(pooled_scorecard(records, n_boot=n_boot), pooled)
     scorecard_figure(card, figure)
+
+
+# --------------------------------------------------------------------------- README section
+
+README_BEGIN = "<!-- study results: begin (written by scripts/readme_results.py; do not edit) -->"
+README_END = "<!-- study results: end -->"
+
+
+def _cell(row) -> str:
+    if row.verdict == "n/a" or not np.isfinite(row.effect):
+        return row.verdict
+    return f"{row.verdict}: {row.effect:.2f} [{row.low:.2f}, {row.high:.2f}] vs {row.bound:.2f}"
+
+
+def readme_markdown(
+    card: pd.DataFrame, pooled: pd.DataFrame, *, study: str, figure: str, command: str
+) -> str:
+    """The README's study-results section: the scorecard as one row per run and one column
+    per claim ("verdict: effect [interval] vs null bound"), the runs pooled over seeds, the
+    figure, and the command that wrote it."""
+    from harsanyi.plots import _run_label, run_order
+
+    def table(frame: pd.DataFrame, label) -> list[str]:
+        names = list(dict.fromkeys(frame.key))
+        lines = [
+            "| run | " + " | ".join(CLAIMS[k] for k in names) + " |",
+            "| --- |" + " --- |" * len(names),
+        ]
+        runs = run_order(frame.run.unique()) if label else list(dict.fromkeys(frame.run))
+        for run in runs:
+            part = frame[frame.run == run].set_index("key")
+            cells = [_cell(part.loc[k]) for k in names]
+            lines.append(f"| {label(run) if label else run} | " + " | ".join(cells) + " |")
+        return lines
+
+    lines = [
+        README_BEGIN,
+        "",
+        f"Written by `{command}` from the study `{study}`; every number below comes from",
+        "`scorecard.tsv` / `scorecard_seeds.tsv` of that study. Cells: verdict: effect [95 %",
+        'interval] vs the null bound it must clear (rules: docs/interactions.md, "Verdicts").',
+        "",
+        f"![two-phase dynamics of the study]({figure})",
+        "",
+    ]
+    counts = card.verdict.value_counts()
+    summary = ", ".join(f"{counts.get(v, 0)} {v}" for v in ("yes", "no", "inconclusive", "n/a"))
+    lines += [f"Scorecard, {card.run.nunique()} runs × {card.key.nunique()} claims: {summary}.", ""]
+    lines += table(card, _run_label)
+    if not pooled.empty:
+        lines += ["", "Runs that differ only in their seed, pooled:", ""]
+        lines += table(pooled, None)
+    lines += ["", README_END]
+    return "\n".join(lines) + "\n"
+
+
+def splice_readme(readme: str, section: str) -> str:
+    """`readme` with the text between the study-results markers replaced by `section`."""
+    if readme.count(README_BEGIN) != 1 or readme.count(README_END) != 1:
+        raise ValueError("the README needs exactly one pair of study-results markers")
+    head, rest = readme.split(README_BEGIN)
+    _, tail = rest.split(README_END)
+    return head + section.rstrip("\n") + tail
