@@ -273,7 +273,11 @@ def pooled_scorecard(
 
 
 def _pooled_entry(key: str, entries: list, n_boot: int, seed: int) -> dict:
-    usable = [e for e in entries if e and e.get("verdict") != "n/a" and e.get("replicates")]
+    usable = [
+        e
+        for e in entries
+        if e and e.get("verdict") != "n/a" and e.get("replicates") and e.get("onset_located", True)
+    ]
     if len(usable) < 2:
         result = not_applicable("fewer than two seeds with this claim")
         return _entry(key, result, {}, result.reason)

@@ -312,7 +312,7 @@ def gap_claim(
     tail = 1 - LEVEL
     cdf = np.cumsum(p)
     reachable = np.flatnonzero(cdf <= tail)
-    extra = {"replicates": replicates, "null_replicates": null}
+    extra = {"replicates": replicates, "null_replicates": null, "onset_located": where > 0}
     if where == 0:
         return replace(
             result,
