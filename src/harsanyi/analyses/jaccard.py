@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from harsanyi.io import write_tsv
 from harsanyi.masks import orders
 from harsanyi.metrics import JACCARD_VARIANTS, jaccard_per_order, split_sign
 from harsanyi.store import InteractionResults
-from harsanyi.verdicts import LESS, N_BOOT, Claim, claim
+from harsanyi.verdicts import INCONCLUSIVE, LESS, N_BOOT, NOT_APPLICABLE, Claim, claim
 
 
 def jaccard_table(
@@ -101,6 +102,7 @@ def study_step(
 # --------------------------------------------------------------------------- claim
 
 MIN_SAMPLES = 10
+MIN_PER_CLASS = 2
 SMALLEST_SLOPE = 0.01
 
 
@@ -191,7 +193,8 @@ def jaccard_claim(
 
     Both with a bootstrap over the train and the test samples, resampled within class, the
     same resampling at both checkpoints.  "yes" needs the last checkpoint's interval below
-    the initialisation's interval and below 0.
+    the initialisation's interval and below 0; "inconclusive" with fewer than
+    `MIN_SAMPLES` samples in a split or `MIN_PER_CLASS` in a class.
     """
     train_last = results_split(last, "train", "last checkpoint")
     test_last = results_split(last, "test", "last checkpoint")
@@ -229,7 +232,15 @@ def jaccard_claim(
         null_kind="interval",
         floor=0.0,
     )
-    return result, {"replicates": replicates, "null_replicates": null}
+    extra = {"replicates": replicates, "null_replicates": null}
+    per_class = min(
+        int(np.min(np.unique(part.labels, return_counts=True)[1]))
+        for part in (train_last, test_last)
+    )
+    if per_class < MIN_PER_CLASS and result.verdict != NOT_APPLICABLE:
+        reason = f"{per_class} sample(s) in a class: resampling within class cannot vary"
+        result = replace(result, verdict=INCONCLUSIVE, reason=reason)
+    return result, extra
 
 
 def _align(part: InteractionResults, reference: InteractionResults) -> InteractionResults:
