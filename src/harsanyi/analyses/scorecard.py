@@ -403,6 +403,11 @@ def readme_markdown(
     summary = ", ".join(f"{counts.get(v, 0)} {v}" for v in ("yes", "no", "inconclusive", "n/a"))
     lines += [f"Scorecard, {card.run.nunique()} runs × {card.key.nunique()} claims: {summary}.", ""]
     lines += table(card, _run_label)
+    details = card.details.fillna("").astype(str) if "details" in card else ""
+    power = card[(card.key == "ood_high_order") & (details != "")]
+    if not power.empty:
+        lines += ["", "Power of the OOD test (mean-order difference, 80 % power, α = 5 %):", ""]
+        lines += [f"- {_run_label(r.run)}: {r.details}" for r in power.itertuples()]
     if not pooled.empty:
         lines += ["", "Runs that differ only in their seed, pooled:", ""]
         lines += table(pooled, None)
