@@ -26,7 +26,7 @@ from harsanyi.io import write_tsv
 from harsanyi.masks import orders
 from harsanyi.metrics import JACCARD_VARIANTS, jaccard_per_order, split_sign
 from harsanyi.store import InteractionResults
-from harsanyi.verdicts import INCONCLUSIVE, LESS, N_BOOT, NOT_APPLICABLE, Claim, claim
+from harsanyi.verdicts import INCONCLUSIVE, LESS, N_BOOT, NO, NOT_APPLICABLE, Claim, claim
 
 
 def jaccard_table(
@@ -237,7 +237,7 @@ def jaccard_claim(
         int(np.min(np.unique(part.labels, return_counts=True)[1]))
         for part in (train_last, test_last)
     )
-    if per_class < MIN_PER_CLASS and result.verdict != NOT_APPLICABLE:
+    if per_class < MIN_PER_CLASS and result.verdict not in (NO, NOT_APPLICABLE):
         reason = f"{per_class} sample(s) in a class: resampling within class cannot vary"
         result = replace(result, verdict=INCONCLUSIVE, reason=reason)
     return result, extra
