@@ -62,7 +62,7 @@ RULES = {
     ),
     "phase2_rise": (
         "mean order at the end − minimum after epoch 0; yes if its 95 % interval lies above the "
-        "95th percentile with each sample's later checkpoints shuffled, by ≥ 0.1"
+        "95th percentile with each sample's checkpoints from that minimum on shuffled, by ≥ 0.1"
     ),
     "phase2_near_gap": (
         "checkpoints between phase-2 start and loss-gap onset; yes if its 95 % interval lies "

@@ -240,8 +240,9 @@ def phase_claims(
     Effects (`phase1_statistic`, `phase2_statistic` of the pooled mean orders) with a paired
     bootstrap over samples (the phase-2 start is re-selected in every replicate).  Null: the
     same statistic after shuffling each sample's checkpoints independently (all checkpoints
-    for phase 1, those after initialisation for phase 2): what checkpoint-to-checkpoint noise,
-    the extraction's included, and the selection of the minimum give without any trend.
+    for phase 1; for phase 2 those from the phase-2 start on, the window whose rise is
+    claimed): what checkpoint-to-checkpoint noise, the extraction's included, and the
+    selection of the minimum give without any trend.
     """
     t, x, _ = cube.shape
     if t < 3:
@@ -250,11 +251,17 @@ def phase_claims(
     point = pooled_mean_orders(cube, np.ones((1, x)))
     boot = pooled_mean_orders(cube, bootstrap_weights(x, n_boot, seed))
     out = {}
-    for key, statistic, first in (
-        ("phase1_drop", phase1_statistic, 0),
-        ("phase2_rise", phase2_statistic, 1),
+    # Phase 2 is judged on the window from the phase-2 start on: shuffling the phase-1 descent
+    # into it would make its null as wide as phase 1 itself.
+    later = point[0, 1:]
+    start = 1 + int(np.nanargmin(later)) if np.isfinite(later).any() else 1
+    for key, statistic, window in (
+        ("phase1_drop", phase1_statistic, cube),
+        ("phase2_rise", phase2_statistic, cube[start - 1 :]),
     ):
-        permuted = _time_permuted(cube, first, n_boot, seed + 1)
+        # Index 0 of the window stays in place (the statistics never read it after it).
+        first = 0 if key == "phase1_drop" else 1
+        permuted = _time_permuted(window, first, n_boot, seed + 1)
         null = np.array([statistic(pooled_mean_orders(c, np.ones((1, x))))[0] for c in permuted])
         result = claim(
             float(statistic(point)[0]),
