@@ -13,6 +13,7 @@ from harsanyi.analyses.attributions import (
 )
 from harsanyi.games import TabularMasker, game_values
 from harsanyi.masks import index_of
+from harsanyi.players import FeatureColumns
 from harsanyi.sparsifier import sparsify
 
 
@@ -67,6 +68,15 @@ def test_captum_on_an_additive_model_matches_both_allocations():
     for allocation in (shapley_allocation, occlusion_allocation):
         share = explained_share(methods["occlusion"], allocation(result.I_and, result.I_or))
         assert share == pytest.approx(1.0, abs=1e-6)
+
+
+def test_captum_counts_every_player_when_the_players_cover_the_whole_input():
+    w = torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64)
+    x = torch.ones(2, 3, dtype=torch.float64)
+    y = torch.ones(2, dtype=torch.long)
+    players = FeatureColumns([2, 0, 1])  # a description or its stored dict
+    methods = captum_attributions(Linear(w), players, x, y, methods=("occlusion",))
+    np.testing.assert_allclose(methods["occlusion"], [[3.0, 1.0, -2.0]] * 2)
 
 
 def test_captum_patches_sum_over_each_players_pixels():

@@ -37,8 +37,6 @@ def test_extract_writes_a_results_file(checkpoint, tmp_path, capsys):
             "1",
             "--test-per-class",
             "2",
-            "--solver",
-            "lp",
             "--out",
             str(out),
             "--threads",
@@ -50,7 +48,12 @@ def test_extract_writes_a_results_file(checkpoint, tmp_path, capsys):
     assert results.n == 3 and results.v.shape == (6, 8)
     assert sorted(results.split.tolist()) == ["test"] * 4 + ["train"] * 2
     assert results.meta["players"] == {"type": "features", "columns": [0, 3, 7]}
-    assert results.meta["solver"]["name"] == "lp"
+    # The default solver is the certified one: every sample carries its proof.
+    assert results.meta["solver"]["name"] == "exact"
+    assert results.certified.all() and (results.gap <= 5e-3).all()
+    assert (results.lower_bound <= results.l1 * (1 + 1e-12)).all()
+    assert main(["show", str(out)]) == 0
+    assert "6 of 6 samples" in capsys.readouterr().out
     assert results.meta["model"]["arch"] == "mlp" and results.meta["model"]["epoch"] == 3
     manifest = json.loads(out.with_name("bc.h5.samples.json").read_text())
     assert manifest["train"]["sample_ids"] == results.sample_ids[:2].tolist()

@@ -39,7 +39,7 @@ def base() -> dict:
 def test_defaults_are_filled_in(tmp_path):
     study = load_study(write(tmp_path, base()))
     assert study.name == "default" and str(study.results) == "results"
-    assert study.extraction["solver"] == "sgd" and study.extraction["qthres"] == 0.02
+    assert study.extraction["solver"] == "exact" and study.extraction["qthres"] == 0.02
     assert study.analysis["salient_ratio"] == 0.05
     (run,) = study.runs
     assert run.epochs[0] == 0 and run.epochs[-1] == run.settings["training"]["epochs"]

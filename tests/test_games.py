@@ -9,6 +9,7 @@ from torch import nn
 from harsanyi.games import (
     FeatureMapMasker,
     ImageMasker,
+    Masker,
     PatchGrid,
     TabularMasker,
     TextMasker,
@@ -18,7 +19,8 @@ from harsanyi.games import (
     log_softmax,
     logit,
 )
-from harsanyi.masks import index_of, players_of
+from harsanyi.masks import coalition_matrix, index_of, players_of
+from harsanyi.players import FeatureColumns
 from harsanyi.transforms import and_transform, dense_and_matrix, dense_or_matrix, or_transform
 
 torch.manual_seed(0)
@@ -247,6 +249,20 @@ def test_masked_tokens_get_the_mask_embedding_and_others_stay():
         torch.testing.assert_close(seen[row], expected, rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("baseline_token, token", [("pad_token", 0), ("mask_token", 1), (7, 7)])
+def test_the_text_baseline_token_is_the_one_named(baseline_token, token):
+    ids = torch.randint(2, 20, (1, 5))
+    model = TinyText(capture=True)
+    model.pad_token_id = 0
+    masker = TextMasker(torch.tensor([[1, 3]]), baseline_token=baseline_token)
+    game_values(model, masker, ids, torch.tensor([0]), attention_mask=torch.ones_like(ids))
+    with torch.no_grad():
+        expected = model.embed(torch.full_like(ids, token))[0, [1, 3]]
+    empty = torch.cat(model.seen[1:])[0]  # after the probe, row 0 is the empty coalition
+    torch.testing.assert_close(empty[[1, 3]], expected, rtol=0, atol=1e-6)
+    assert masker.to_dict()["baseline"] == baseline_token
+
+
 def test_choose_token_players_skips_special_and_padding_and_is_seeded():
     ids = torch.tensor([[101, 5, 6, 7, 8, 9, 102, 0], [101, 5, 6, 102, 0, 0, 0, 0]])
     mask = (ids != 0).long()
@@ -262,6 +278,107 @@ def test_choose_token_players_skips_special_and_padding_and_is_seeded():
     assert len(draws) > 1
     with pytest.raises(ValueError, match="sample 1"):
         choose_token_players(ids, mask, [101, 102], 3, seed=0)
+
+
+# ----------------------------------------------------------------------------- the Masker base
+
+
+class ScaledColumns(Masker):
+    """The smallest masker: absent players' columns times 0.5 (to test the base class)."""
+
+    name = "scaled"
+
+    def __init__(self, players):
+        super().__init__(players, "half")
+
+    def check_inputs(self, model, x, attention_mask):
+        self.players.check_width(x.shape[1])
+
+    def row_bytes(self, model, x):
+        return x[0].numel() * x.element_size()
+
+    def masked_logits(self, model, x, rows, masks, attention_mask, samples):
+        scale = torch.ones(len(rows), x.shape[1])
+        present = coalition_matrix(self.n)[masks]
+        for j, column in enumerate(self.players.columns):
+            scale[~present[:, j], column] = 0.5
+        return model(x[rows] * scale)
+
+
+def test_a_masker_implements_three_methods_and_the_base_does_the_rest():
+    masker = ScaledColumns(FeatureColumns([2, 0]))
+    x = torch.tensor([[1.0, 10.0, 100.0]])
+    model = Capture()
+    v = game_values(model, masker, x, torch.zeros(1).long(), output="logit")
+    # logit = sum of the row; players 0 (column 2) and 1 (column 0) halve their column
+    assert v.tolist() == [[60.5, 61.0, 110.5, 111.0]]
+    assert masker.n == 2 and masker.to_dict() == {
+        "masker": "scaled",
+        "baseline": "half",
+        "players": {"type": "features", "columns": [2, 0]},
+    }
+    with pytest.raises(ValueError, match="feature player 2 outside the 2 columns"):
+        game_values(model, masker, x[:, :2], torch.zeros(1).long())
+    with pytest.raises(ValueError, match="ScaledColumns takes no attention_mask"):
+        game_values(model, masker, x, torch.zeros(1).long(), attention_mask=torch.ones(1, 3))
+
+
+def test_the_base_validates_every_chunk_before_delegating():
+    masker = ScaledColumns(FeatureColumns([2, 0]))
+    x = torch.ones(2, 3)
+    with pytest.raises(ValueError, match=r"mask indices in \[0, 2\^2\)"):
+        masker.forward(Capture(), x, torch.tensor([0, 1]), torch.tensor([3, 4]), None, slice(0, 2))
+    with pytest.raises(ValueError, match="rows must index the 2 samples"):
+        masker.forward(Capture(), x, torch.tensor([0, 2]), torch.tensor([0, 1]), None, slice(0, 2))
+    with pytest.raises(ValueError, match=r"rows \(2,\) and masks \(1,\)"):
+        masker.forward(Capture(), x, torch.tensor([0, 1]), torch.tensor([0]), None, slice(0, 2))
+    with pytest.raises(ValueError, match=r"inputs must be a \(B, ...\) tensor, got \(3,\)"):
+        masker.check(Capture(), torch.ones(3), None)
+
+
+def test_maskers_take_players_descriptions_and_say_what_they_are():
+    with pytest.raises(TypeError, match="abstract"):
+        type("Incomplete", (Masker,), {"name": "x"})(FeatureColumns([0]), "zero")
+    with pytest.raises(TypeError, match="ScaledColumns: players must be a Players"):
+        ScaledColumns([0, 1])
+    with pytest.raises(TypeError, match="ImageMasker masks patch players"):
+        ImageMasker(FeatureColumns([0]))
+    with pytest.raises(TypeError, match="FeatureMapMasker masks patch players"):
+        FeatureMapMasker(FeatureColumns([0]), "1")
+    grid = PatchGrid((4, 4), (2, 2), [(0, 0), (1, 1)])
+    assert FeatureMapMasker(grid, "1").to_dict() == {
+        "masker": "feature_map",
+        "baseline": "zero",
+        "players": grid.to_dict(),
+        "layer": "1",
+    }
+    assert ImageMasker(grid, "mean", torch.zeros(1)).to_dict()["baseline"] == "mean"
+    x = torch.randn(3, 5)
+    as_list = game_values(Capture(), TabularMasker([4, 1], "zero"), x, torch.zeros(3).long())
+    described = TabularMasker(FeatureColumns([4, 1]), "zero")
+    assert torch.equal(as_list, game_values(Capture(), described, x, torch.zeros(3).long()))
+    assert described.to_dict()["players"] == {"type": "features", "columns": [4, 1]}
+    text = TextMasker(torch.tensor([[0, 2]]))
+    assert text.to_dict() == {
+        "masker": "text",
+        "baseline": "mask_token",
+        "players": {"type": "tokens", "n": 2},
+        "positions": [[0, 2]],
+    }
+    with pytest.raises(ValueError, match="baseline_token must be a token id or one of"):
+        TextMasker(torch.tensor([[0, 2]]), baseline_token="cls_token")
+
+
+def test_text_attention_mask_must_match_the_input_ids():
+    ids = torch.randint(2, 20, (2, 7))
+    with pytest.raises(ValueError, match=r"attention_mask shape \(2, 6\) != input_ids shape"):
+        game_values(
+            TinyText(),
+            TextMasker(torch.tensor([[1, 3], [0, 4]])),
+            ids,
+            torch.tensor([0, 0]),
+            attention_mask=torch.ones(2, 6),
+        )
 
 
 # ----------------------------------------------------------------------------- outputs

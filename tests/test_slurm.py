@@ -159,6 +159,9 @@ def test_tiny_study_on_slurm_matches_a_local_run(
         str(TINY),
         "--config",
         f"results={workdir / 'results'}",
+        # the cluster's GPUs are fake: a job given one that PyTorch cannot use refuses to
+        # run (harsanyi.jobs.pick_device), so this study computes on the CPU on purpose
+        "device=cpu",
         workflow_profile=str(REPO / "profiles" / "default"),
         timeout_s=1500,
     )

@@ -460,3 +460,26 @@ def test_file_locking_disabled_at_import():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "FALSE"
+
+
+def test_certificate_round_trips_and_is_all_or_nothing(tmp_path):
+    results = make_results(samples=5)
+    results.l1 = np.linspace(1.0, 2.0, 5)
+    results.lower_bound = results.l1 * 0.999
+    results.gap = np.full(5, 0.001)
+    results.gap[3] = np.nan
+    results.certified = np.array([True, True, True, False, True])
+    write_results(tmp_path / "c.h5", results)
+    read = read_results(tmp_path / "c.h5")
+    assert np.array_equal(read.certified, results.certified)
+    assert np.allclose(read.lower_bound, results.lower_bound)
+    assert np.isnan(read.gap[3]) and read.gap[0] == 0.001
+    part = read.subset(str(read.split[3]))
+    assert len(part.certified) == part.n_samples
+    verify_results(tmp_path / "c.h5")
+    results.gap = None
+    with pytest.raises(ValueError, match="certificate needs all of"):
+        write_results(tmp_path / "d.h5", results)
+    old = make_results(samples=2)
+    write_results(tmp_path / "old.h5", old)
+    assert read_results(tmp_path / "old.h5").certified is None

@@ -94,6 +94,22 @@ def _text_line(key: str, value: object, prefix: str = "") -> str:
     )
 
 
+def _certificate_summary(results) -> dict:
+    """Per-file summary of the decomposition's certificate (L1, lower bound, relative gap)."""
+    if results.gap is None:
+        return {"stored": False}
+    gap = np.asarray(results.gap, dtype=float)
+    known = gap[~np.isnan(gap)]
+    return {
+        "stored": True,
+        "certified": f"{int(np.sum(results.certified))} of {len(gap)} samples",
+        "max_gap": float(known.max()) if known.size else None,
+        "median_gap": float(np.median(known)) if known.size else None,
+        "l1_median": float(np.median(results.l1)) if len(gap) else None,
+        "lower_bound_median": float(np.nanmedian(results.lower_bound)) if known.size else None,
+    }
+
+
 def _show_data(args: argparse.Namespace):
     """(fields, per-order table, salient counts) of a results file."""
     results = read_results(args.file)
@@ -109,6 +125,7 @@ def _show_data(args: argparse.Namespace):
         "players": meta["players"],
         "player_positions": results.player_positions is not None,
         **{key: meta[key] for key in ("model", "baseline", "output", "solver", "extra")},
+        "certificate": _certificate_summary(results),
     }
     table, salient = {}, {}
     if present and results.n:
@@ -149,7 +166,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(_text_line("players", fields["players"], prefix=f"n = {fields['n']}: "))
     if fields["player_positions"]:
         print("             player positions stored per sample")
-    for key in ("model", "baseline", "output", "solver", "extra"):
+    for key in ("model", "baseline", "output", "solver", "certificate", "extra"):
         print(_text_line(key, fields[key]))
     if frame.empty:
         return 0
@@ -300,7 +317,13 @@ def add_extract(subparsers: argparse._SubParsersAction) -> None:
     )
     group.add_argument("--noise-seed", type=int, default=0)
     group = parser.add_argument_group("decomposition")
-    group.add_argument("--solver", default="sgd", help="sgd (reference) | adam | lp (exact)")
+    group.add_argument(
+        "--solver",
+        default="exact",
+        choices=["exact", "lp", "sgd", "adam"],
+        help="exact (canonical optimum, certified; default) | lp (an optimum, certified) | "
+        "sgd (the published reference, uncertified) | adam (uncertified)",
+    )
     group.add_argument("--qthres", type=float, default=0.02)
     group.add_argument("--iters", type=int)
     group.add_argument("--lr", type=float)

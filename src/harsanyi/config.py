@@ -18,6 +18,7 @@ from typing import Any
 from harsanyi.data import DATASETS
 from harsanyi.io import settings_hash
 from harsanyi.models import architectures_for
+from harsanyi.players import PlayerRequestError, players_for_input
 from harsanyi.store import run_dirname
 from harsanyi.train import checkpoint_schedule
 
@@ -55,7 +56,7 @@ DEFAULT_STUDY: dict[str, Any] = {
 }
 EXTRACTION_DEFAULTS: dict[str, Any] = {
     "output": "log_odds",
-    "solver": "sgd",
+    "solver": "exact",
     "qthres": 0.02,
     "iters": None,
     "lr": None,
@@ -178,46 +179,6 @@ class Study:
         raise KeyError(f"no run named {name!r} in study {self.name!r}")
 
 
-def _check_players(name: str, kind: str, shape: tuple[int, ...], players: dict) -> None:
-    key = f"datasets.{name}.players"
-    n = players["n"]
-    if kind == "image":
-        grid = players.get("grid")
-        if grid is None:
-            raise ConfigError(f"{key}.grid is required for image dataset {name!r}")
-        height, width = shape[-2:]
-        if grid[0] > height or grid[1] > width:
-            raise ConfigError(f"{key}.grid {grid} is finer than the {height}×{width} image")
-        cells = players.get("cells")
-        if cells is not None:
-            if len(cells) != n:
-                raise ConfigError(f"{key}.cells lists {len(cells)} cells but n is {n}")
-            for cell in cells:
-                if not (0 <= cell[0] < grid[0] and 0 <= cell[1] < grid[1]):
-                    raise ConfigError(f"{key}.cells: cell {cell} lies outside the {grid} grid")
-            if len({tuple(c) for c in cells}) != n:
-                raise ConfigError(f"{key}.cells has repeated cells")
-        elif n > grid[0] * grid[1]:
-            raise ConfigError(f"{key}.n = {n} exceeds the {grid[0] * grid[1]} cells of grid {grid}")
-    elif kind == "tabular":
-        features = players.get("features")
-        count = shape[0]
-        if features is not None:
-            if len(features) != n:
-                raise ConfigError(f"{key}.features lists {len(features)} columns but n is {n}")
-            bad = [f for f in features if f >= count]
-            if bad:
-                raise ConfigError(f"{key}.features {bad} outside the {count} columns of {name!r}")
-        elif n > count:
-            raise ConfigError(f"{key}.n = {n} exceeds the {count} features of {name!r}")
-    elif kind == "text":
-        positions = players.get("positions")
-        if positions is not None and len(positions) != n:
-            raise ConfigError(f"{key}.positions lists {len(positions)} positions but n is {n}")
-        if n > shape[0] - 2:
-            raise ConfigError(f"{key}.n = {n} exceeds the {shape[0] - 2} tokens of a sequence")
-
-
 def resolve(config: dict, *, check_data: bool = True) -> Study:
     """Turn a schema-validated config into a Study, raising ConfigError naming the key."""
     datasets: dict[str, DatasetPlan] = {}
@@ -249,24 +210,22 @@ def resolve(config: dict, *, check_data: bool = True) -> Study:
                     f"use one of {architectures_for(kind)}"
                 )
         players = {**DEFAULT_PLAYERS, **entry["players"]}
-        _check_players(name, kind, shape, players)
-        default_baseline = {"type": "mask_token"} if kind == "text" else {"type": "zero"}
-        baseline = entry.get("baseline") or default_baseline
+        player_type = players_for_input(kind)
+        try:
+            player_type.check_request(players, shape, f"datasets.{name}.players", name)
+        except PlayerRequestError as err:
+            raise ConfigError(str(err)) from err
+        baseline = entry.get("baseline") or {"type": player_type.baselines[0]}
+        if baseline["type"] not in player_type.baselines:
+            raise ConfigError(
+                f"datasets.{name}.baseline.type {baseline['type']!r} is not for {kind} data; "
+                f"use one of {sorted(player_type.baselines)}"
+            )
         if baseline["type"] == "feature_map":
             layers = baseline.get("layers") or {}
             missing = [a for a in entry["architectures"] if a not in layers]
             if missing:
                 raise ConfigError(f"datasets.{name}.baseline.layers names no layer for {missing}")
-        allowed = {
-            "image": {"zero", "mean", "feature_map"},
-            "tabular": {"zero", "mean"},
-            "text": {"mask_token", "pad_token"},
-        }[kind]
-        if baseline["type"] not in allowed:
-            raise ConfigError(
-                f"datasets.{name}.baseline.type {baseline['type']!r} is not for {kind} data; "
-                f"use one of {sorted(allowed)}"
-            )
         data_options = {
             "max_train": entry.get("max_train"),
             "max_test": entry.get("max_test"),

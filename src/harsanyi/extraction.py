@@ -22,15 +22,21 @@ from harsanyi.data import flip_labels, flip_order, load_configured
 from harsanyi.games import (
     FeatureMapMasker,
     ImageMasker,
-    PatchGrid,
+    Masker,
     TabularMasker,
     TextMasker,
-    choose_token_players,
     game_values,
 )
 from harsanyi.io import write_text
 from harsanyi.jobs import pick_device
 from harsanyi.models import load_checkpoint
+from harsanyi.players import (
+    FeatureColumns,
+    PatchGrid,
+    Players,
+    TokenPositions,
+    players_for_input,
+)
 from harsanyi.sparsifier import sparsify
 from harsanyi.store import InteractionResults, checkpoint_identity, write_results
 
@@ -60,45 +66,6 @@ def _stratified(
             )
         chosen.extend(sorted(rng.choice(pool, size=per_class, replace=False).tolist()))
     return chosen
-
-
-def _players(plan: DatasetPlan, dataset, positions: dict[str, list[int]]) -> dict:
-    players = plan.players
-    rng = np.random.default_rng(players["seed"])
-    n = players["n"]
-    if plan.kind == "image":
-        grid = players["grid"]
-        cells = players.get("cells")
-        if cells is None:
-            flat = sorted(rng.choice(grid[0] * grid[1], size=n, replace=False).tolist())
-            cells = [[i // grid[1], i % grid[1]] for i in flat]
-        return {
-            "type": "patches",
-            "image_size": list(plan.input_shape[-2:]),
-            "grid": list(grid),
-            "cells": [list(map(int, c)) for c in cells],
-        }
-    if plan.kind == "tabular":
-        features = players.get("features")
-        if features is None:
-            features = sorted(rng.choice(plan.input_shape[0], size=n, replace=False).tolist())
-        return {"type": "features", "columns": [int(f) for f in features]}
-    token_positions: dict[str, list[list[int]]] = {}
-    for split_name, rows in positions.items():
-        split = dataset.test if split_name == "test" else dataset.train
-        index = torch.as_tensor(rows, dtype=torch.long)
-        if players.get("positions") is not None:
-            chosen = torch.as_tensor([players["positions"]] * len(rows))
-        else:
-            chosen = choose_token_players(
-                split.x[index],
-                split.attention_mask[index],
-                dataset.special_token_ids,
-                n,
-                players["seed"],
-            )
-        token_positions[split_name] = chosen.tolist()
-    return {"type": "tokens", "n": n, "positions": token_positions}
 
 
 def select_samples(plan: DatasetPlan, root: str | None, out: str | Path) -> dict:
@@ -153,7 +120,9 @@ def select_samples(plan: DatasetPlan, root: str | None, out: str | Path) -> dict
             "labels": noisy.numpy()[positions["flipped"]].tolist(),
             "flip_rank": [int(r) for r in np.argsort(order)[positions["flipped"]]],
         },
-        "players": _players(plan, dataset, positions),
+        "players": players_for_input(plan.kind)
+        .choose(plan.players, plan.input_shape, dataset, positions)
+        .to_dict(),
     }
     write_text(json.dumps(manifest, indent=1) + "\n", out)
     log.info(
@@ -166,25 +135,29 @@ def select_samples(plan: DatasetPlan, root: str | None, out: str | Path) -> dict
     return manifest
 
 
-def build_masker(players: dict, baseline: dict, dataset, positions: torch.Tensor | None = None):
-    """The masker for a manifest's players and a study's baseline."""
+def build_masker(
+    players: Players, baseline: dict, dataset, positions: torch.Tensor | None = None
+) -> Masker:
+    """The masker for a manifest's players and a study's baseline (`positions`: the token
+    players of the samples, for token players)."""
     kind = baseline["type"]
-    if players["type"] == "patches":
-        grid = PatchGrid(
-            tuple(players["image_size"]),
-            tuple(players["grid"]),
-            [tuple(c) for c in players["cells"]],
+    if kind not in players.baselines:
+        raise ValueError(
+            f"baseline.type {kind!r} does not fit {players.type!r} players; "
+            f"use one of {list(players.baselines)}"
         )
+    mean = dataset.feature_mean if kind == "mean" else None
+    if isinstance(players, PatchGrid):
         if kind == "feature_map":
-            return FeatureMapMasker(grid, baseline["layer"])
-        return ImageMasker(grid, kind, mean=dataset.feature_mean if kind == "mean" else None)
-    if players["type"] == "features":
-        return TabularMasker(
-            players["columns"], kind, mean=dataset.feature_mean if kind == "mean" else None
-        )
-    if players["type"] == "tokens":
-        return TextMasker(positions, baseline_token=None)
-    raise ValueError(f"unknown player type {players['type']!r} in the sample manifest")
+            return FeatureMapMasker(players, baseline["layer"])
+        return ImageMasker(players, kind, mean=mean)
+    if isinstance(players, FeatureColumns):
+        return TabularMasker(players, kind, mean=mean)
+    if isinstance(players, TokenPositions):
+        if positions is None or positions.shape[1] != players.n:
+            raise ValueError(f"token players need (samples, {players.n}) positions")
+        return TextMasker(positions, baseline_token=kind)
+    raise TypeError(f"no masker for {type(players).__name__} players")
 
 
 def explained_samples(manifest: dict, dataset, label_noise: float) -> list[dict]:
@@ -232,8 +205,7 @@ def extract(
     dataset = load_data(settings, root)
     model = load_checkpoint(checkpoint, settings["arch"], dataset.input_shape, len(dataset.classes))
     model.to(pick_device(device))
-    players = manifest["players"]
-    token_positions = players.get("positions", {})
+    players = Players.from_dict(manifest["players"])
     v_parts, ids, labels, splits, positions_all = [], [], [], [], []
     for group in explained_samples(manifest, dataset, settings["label_noise"]):
         rows = torch.as_tensor(group["positions"], dtype=torch.long)
@@ -242,15 +214,9 @@ def extract(
         y = torch.as_tensor(group["labels"], dtype=torch.long)
         mask = source.attention_mask[rows] if source.attention_mask is not None else None
         positions = None
-        if players["type"] == "tokens":
-            chosen = dict(
-                zip(
-                    manifest[group["split"]]["positions"],
-                    token_positions[group["split"]],
-                    strict=True,
-                )
-            )
-            positions = torch.as_tensor([chosen[p] for p in group["positions"]])
+        if isinstance(players, TokenPositions):
+            split_samples = manifest[group["split"]]["positions"]
+            positions = players.of_samples(group["split"], split_samples, group["positions"])
             positions_all.append(positions)
         masker = build_masker(players, extraction["baseline"], dataset, positions)
         log.info("%s: v on 2^%d masks of %d %s samples", run, masker.n, len(rows), group["split"])
@@ -296,9 +262,7 @@ def extract(
         split=np.asarray(splits),
         n=int(np.log2(v.shape[1])),
         meta={
-            "players": players
-            if players["type"] != "tokens"
-            else {"type": "tokens", "n": players["n"]},
+            "players": players.stored().to_dict(),
             "baseline": extraction["baseline"],
             "output": extraction["output"],
             "solver": {"name": decomposition.solver, **decomposition.settings},
@@ -310,7 +274,22 @@ def extract(
             },
         },
         player_positions=torch.cat(positions_all).numpy() if positions_all else None,
+        l1=decomposition.l1_final,
+        lower_bound=decomposition.lower_bound,
+        gap=decomposition.gap,
+        certified=decomposition.certified,
     )
+    uncertified = int((~decomposition.certified).sum())
+    if uncertified:
+        log.warning(
+            "%s: %d of %d samples have no certificate within gap %.2g (solver %s); they are "
+            "flagged in the file's `certified` dataset",
+            run,
+            uncertified,
+            len(v),
+            decomposition.settings["gap_tol"],
+            decomposition.solver,
+        )
     return write_results(out, results)
 
 

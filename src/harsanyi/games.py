@@ -1,7 +1,8 @@
 """Games from models: v(x_S) on all 2^n coalitions of a batch of samples.
 
-A *masker* knows the players of an input kind (image patches, feature-map patches, tabular
-columns, token positions) and how to replace absent players by the baseline.  `game_values`
+A *masker* (a `Masker` subclass) holds the players of an input kind (`harsanyi.players`:
+image patches, tabular columns, token positions) and knows how to replace absent players by
+the baseline: in the input, or on a feature map for patches.  `game_values`
 flattens the B·2^n (sample, coalition) pairs into rows, sample-major, and runs them through
 the model in chunks whose size comes from a memory budget; the masked inputs of a chunk are
 built with one gather and one `torch.where`, never a Python loop over coalitions.  Because
@@ -15,17 +16,23 @@ convention of `harsanyi.masks` (player j present iff bit n-1-j is set).
 from __future__ import annotations
 
 import difflib
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any, ClassVar, Literal
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from harsanyi.masks import check_n, coalition_matrix
+from harsanyi.players import (
+    FeatureColumns,
+    PatchGrid,
+    Players,
+    TokenPositions,
+    choose_token_players,  # noqa: F401  (its old home: re-exported)
+)
 
 OutputFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -55,121 +62,62 @@ def log_softmax(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 OUTPUTS: dict[str, OutputFn] = {"log_odds": log_odds, "logit": logit, "log_softmax": log_softmax}
 
 
-# ----------------------------------------------------------------------------- players
-
-
-class Players(Protocol):
-    """A fixed set of n players with a JSON-able description."""
-
-    @property
-    def n(self) -> int: ...
-
-    def to_dict(self) -> dict[str, Any]: ...
-
-
-def _cell_of_pixels(pixels: int, cells: int) -> torch.Tensor:
-    """Grid index of every pixel along one axis: cell k starts at pixel k·pixels//cells."""
-    starts = torch.arange(1, cells) * pixels // cells
-    return torch.bucketize(torch.arange(pixels), starts, right=True)
-
-
-@dataclass
-class PatchGrid:
-    """Image players: cells (row, col) of a grid × grid partition, the same for every sample.
-
-    Cell (r, c) covers pixel rows [r·H//gh, (r+1)·H//gh) and columns [c·W//gw, (c+1)·W//gw).
-    A grid equal to the image size makes every cell one pixel.
-    """
-
-    image_size: tuple[int, int]
-    grid: tuple[int, int]
-    cells: list[tuple[int, int]] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.image_size = (int(self.image_size[0]), int(self.image_size[1]))
-        self.grid = (int(self.grid[0]), int(self.grid[1]))
-        self.cells = [(int(r), int(c)) for r, c in self.cells]
-        (height, width), (rows, cols) = self.image_size, self.grid
-        if height < 1 or width < 1:
-            raise ValueError(f"image_size must be positive, got {self.image_size}")
-        if not (1 <= rows <= height and 1 <= cols <= width):
-            raise ValueError(f"grid {self.grid} must lie within image_size {self.image_size}")
-        for cell in self.cells:
-            if not (0 <= cell[0] < rows and 0 <= cell[1] < cols):
-                raise ValueError(f"cell {cell} lies outside the {rows}x{cols} grid")
-        if len(set(self.cells)) != len(self.cells):
-            raise ValueError(f"cells must be distinct, got {self.cells}")
-        check_n(len(self.cells))
-
-    @property
-    def n(self) -> int:
-        return len(self.cells)
-
-    @classmethod
-    def random(
-        cls, image_size: tuple[int, int], grid: tuple[int, int], n: int, seed: int
-    ) -> PatchGrid:
-        """n distinct cells drawn with `seed`, sorted row-major."""
-        total = int(grid[0]) * int(grid[1])
-        if not 0 <= n <= total:
-            raise ValueError(f"cannot choose n={n} cells from a {grid[0]}x{grid[1]} grid")
-        chosen = np.sort(np.random.default_rng(seed).choice(total, size=n, replace=False))
-        cells = [(int(i) // int(grid[1]), int(i) % int(grid[1])) for i in chosen]
-        return cls(image_size, grid, cells)
-
-    def pixel_masks(self) -> torch.Tensor:
-        """(n, H, W) bool: pixel_masks[j] marks the pixels of player j."""
-        (height, width), (rows, cols) = self.image_size, self.grid
-        r = torch.tensor([cell[0] for cell in self.cells], dtype=torch.long)
-        c = torch.tensor([cell[1] for cell in self.cells], dtype=torch.long)
-        pixel_row = _cell_of_pixels(height, rows)
-        pixel_col = _cell_of_pixels(width, cols)
-        in_row = pixel_row[None, :] == r[:, None]
-        in_col = pixel_col[None, :] == c[:, None]
-        return in_row[:, :, None] & in_col[:, None, :]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": "patch_grid",
-            "image_size": list(self.image_size),
-            "grid": list(self.grid),
-            "cells": [list(cell) for cell in self.cells],
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PatchGrid:
-        if data.get("kind", "patch_grid") != "patch_grid":
-            raise ValueError(f"not a patch_grid description: kind={data.get('kind')!r}")
-        return cls(
-            tuple(data["image_size"]), tuple(data["grid"]), [tuple(c) for c in data["cells"]]
-        )
-
-
 # ----------------------------------------------------------------------------- maskers
 
 
-class Masker(Protocol):
-    """How one kind of input is masked and fed to the model.
+class Masker(ABC):
+    """How the players of one input kind are masked and fed to the model (`game_values`
+    calls it chunk by chunk).
 
-    `forward` receives the samples a chunk touches (`x`, `attention_mask`, and where they
-    sit in the whole batch, `samples`), which sample each row uses (`rows`, indices into x)
-    and each row's coalition (`masks`, (R,) mask indices), and returns the (R, C) logits.
+    The base class holds the players, validates what is common to every masker and
+    delegates the rest.  A subclass names itself (`name`), may take an attention mask
+    (`takes_attention_mask`), and implements `check_inputs` (its own cheap checks before
+    any forward pass), `row_bytes` and `masked_logits`; `attached` and `settings` are
+    optional.
     """
 
+    name: ClassVar[str]  # the "masker" entry of `to_dict`
+    takes_attention_mask: ClassVar[bool] = False
+
+    def __init__(self, players: Players, baseline_name: str | int) -> None:
+        if not isinstance(players, Players):
+            raise TypeError(f"{type(self).__name__}: players must be a Players, got {players!r}")
+        self.players = players
+        self.baseline_name = baseline_name
+
     @property
-    def n(self) -> int: ...
+    def n(self) -> int:
+        return self.players.n
 
     def check(self, model: nn.Module, x: torch.Tensor, attention_mask: torch.Tensor | None) -> None:
         """Validate the inputs cheaply, before any forward pass."""
-        ...
+        what = type(self).__name__
+        if not isinstance(x, torch.Tensor) or x.dim() < 2:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"{what}: inputs must be a (B, ...) tensor, got {shape}")
+        if attention_mask is not None:
+            if not self.takes_attention_mask:
+                raise ValueError(f"{what} takes no attention_mask ({self.players.type} players)")
+            if attention_mask.shape != x.shape[:2]:
+                raise ValueError(
+                    f"attention_mask shape {tuple(attention_mask.shape)} != input_ids shape "
+                    f"{tuple(x.shape)}"
+                )
+        self.check_inputs(model, x, attention_mask)
 
+    @abstractmethod
+    def check_inputs(
+        self, model: nn.Module, x: torch.Tensor, attention_mask: torch.Tensor | None
+    ) -> None:
+        """The masker's own checks of the model and the inputs."""
+
+    @abstractmethod
     def row_bytes(self, model: nn.Module, x: torch.Tensor) -> int:
         """Bytes the masked input of one row takes while a chunk is built."""
-        ...
 
-    def attached(self, model: nn.Module) -> Any:
+    def attached(self, model: nn.Module) -> AbstractContextManager[Any]:
         """Context manager holding whatever hooks the masker needs during extraction."""
-        ...
+        return nullcontext()
 
     def forward(
         self,
@@ -179,9 +127,43 @@ class Masker(Protocol):
         masks: torch.Tensor,
         attention_mask: torch.Tensor | None,
         samples: slice,
-    ) -> torch.Tensor: ...
+    ) -> torch.Tensor:
+        """(R, C) logits of R rows.  `x` (and `attention_mask`) hold the samples a chunk
+        touches, `samples` where they sit in the whole batch, `rows` the sample of each row
+        (indices into x) and `masks` each row's coalition (mask indices)."""
+        if rows.dim() != 1 or rows.shape != masks.shape:
+            raise ValueError(
+                f"rows {tuple(rows.shape)} and masks {tuple(masks.shape)} must be equal (R,)"
+            )
+        if len(rows) and not (0 <= int(rows.min()) and int(rows.max()) < x.shape[0]):
+            raise ValueError(f"rows must index the {x.shape[0]} samples of the chunk")
+        if len(masks) and not (0 <= int(masks.min()) and int(masks.max()) < 2**self.n):
+            raise ValueError(f"masks must be mask indices in [0, 2^{self.n})")
+        return self.masked_logits(model, x, rows, masks, attention_mask, samples)
 
-    def to_dict(self) -> dict[str, Any]: ...
+    @abstractmethod
+    def masked_logits(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        rows: torch.Tensor,
+        masks: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        samples: slice,
+    ) -> torch.Tensor:
+        """`forward` of validated arguments."""
+
+    def settings(self) -> dict[str, Any]:
+        """What else determines the masked inputs, for `to_dict`."""
+        return {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "masker": self.name,
+            "baseline": self.baseline_name,
+            "players": self.players.to_dict(),
+            **self.settings(),
+        }
 
 
 def _present(masks: torch.Tensor, n: int) -> torch.Tensor:
@@ -257,9 +239,19 @@ def _baseline_tensor(
     raise ValueError(f"{what}: baseline must be 'zero', 'mean' or a tensor, got {baseline!r}")
 
 
-class ImageMasker:
+def _check_images(players: PatchGrid, x: torch.Tensor) -> None:
+    if x.dim() < 3 or tuple(x.shape[-2:]) != players.image_size:
+        raise ValueError(
+            f"images of shape {tuple(x.shape)} do not match the players' image_size "
+            f"{players.image_size} (expected (B, [C,] H, W))"
+        )
+
+
+class ImageMasker(Masker):
     """Patches of the input image set to a baseline: zero in model input space, a given
     per-channel mean ((C,) tensor), or any tensor broadcastable to one sample."""
+
+    name = "image"
 
     def __init__(
         self,
@@ -267,14 +259,12 @@ class ImageMasker:
         baseline: Literal["zero", "mean"] | torch.Tensor = "zero",
         mean: torch.Tensor | None = None,
     ) -> None:
-        self.players = players
-        self.baseline_name = baseline if isinstance(baseline, str) else "tensor"
+        if not isinstance(players, PatchGrid):
+            raise TypeError(f"ImageMasker masks patch players, got {players!r}")
+        super().__init__(players, baseline if isinstance(baseline, str) else "tensor")
+        self.players: PatchGrid = players
         self.baseline = _baseline_tensor(baseline, mean, "ImageMasker")
         self.keep = _KeepMasks(players.pixel_masks())
-
-    @property
-    def n(self) -> int:
-        return self.players.n
 
     def _baseline_for(self, x: torch.Tensor) -> torch.Tensor:
         if self.baseline is None:
@@ -284,12 +274,10 @@ class ImageMasker:
             b = b.view(-1, 1, 1)  # per-channel mean
         return b
 
-    def check(self, model: nn.Module, x: torch.Tensor, attention_mask: torch.Tensor | None) -> None:
-        if x.dim() < 3 or tuple(x.shape[-2:]) != self.players.image_size:
-            raise ValueError(
-                f"images of shape {tuple(x.shape)} do not match the players' image_size "
-                f"{self.players.image_size} (expected (B, [C,] H, W))"
-            )
+    def check_inputs(
+        self, model: nn.Module, x: torch.Tensor, attention_mask: torch.Tensor | None
+    ) -> None:
+        _check_images(self.players, x)
         b = self._baseline_for(x[:1])
         try:
             torch.broadcast_shapes(b.shape, x.shape[1:])
@@ -303,10 +291,7 @@ class ImageMasker:
         pixels = self.players.image_size[0] * self.players.image_size[1]
         return 2 * x[0].numel() * x.element_size() + pixels  # gathered + masked + keep mask
 
-    def attached(self, model: nn.Module) -> Any:
-        return nullcontext()
-
-    def forward(
+    def masked_logits(
         self,
         model: nn.Module,
         x: torch.Tensor,
@@ -316,13 +301,6 @@ class ImageMasker:
         samples: slice,
     ) -> torch.Tensor:
         return model(self.keep.apply(x, rows, masks, self._baseline_for(x)))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "masker": "image",
-            "baseline": self.baseline_name,
-            "players": self.players.to_dict(),
-        }
 
 
 def _module_named(model: nn.Module, name: str) -> nn.Module:
@@ -345,30 +323,29 @@ def _resize_regions(regions: torch.Tensor, size: tuple[int, int]) -> torch.Tenso
     return r[:, 0] > 0
 
 
-class FeatureMapMasker:
+class FeatureMapMasker(Masker):
     """Patches masked on the (B, C, h, w) output of a named module, e.g. "features.3" after
     a ReLU, with baseline zero on that map.  Each sample is fed unchanged, once per row; a
     forward hook multiplies the module's output by the row's keep mask, the pixel masks
     pooled to (h, w)."""
 
+    name = "feature_map"
+
     def __init__(self, players: PatchGrid, layer: str) -> None:
-        self.players = players
+        if not isinstance(players, PatchGrid):
+            raise TypeError(f"FeatureMapMasker masks patch players, got {players!r}")
+        super().__init__(players, "zero")
+        self.players: PatchGrid = players
         self.layer = layer
         self.regions = players.pixel_masks()
         self._masks: torch.Tensor | None = None
         self._keep: dict[tuple[int, int], _KeepMasks] = {}
 
-    @property
-    def n(self) -> int:
-        return self.players.n
-
-    def check(self, model: nn.Module, x: torch.Tensor, attention_mask: torch.Tensor | None) -> None:
+    def check_inputs(
+        self, model: nn.Module, x: torch.Tensor, attention_mask: torch.Tensor | None
+    ) -> None:
         _module_named(model, self.layer)
-        if x.dim() < 3 or tuple(x.shape[-2:]) != self.players.image_size:
-            raise ValueError(
-                f"images of shape {tuple(x.shape)} do not match the players' image_size "
-                f"{self.players.image_size}"
-            )
+        _check_images(self.players, x)
 
     def row_bytes(self, model: nn.Module, x: torch.Tensor) -> int:
         return x[0].numel() * x.element_size()
@@ -404,7 +381,7 @@ class FeatureMapMasker:
             handle.remove()
             self._masks = None
 
-    def forward(
+    def masked_logits(
         self,
         model: nn.Module,
         x: torch.Tensor,
@@ -419,42 +396,38 @@ class FeatureMapMasker:
         finally:
             self._masks = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "masker": "feature_map",
-            "layer": self.layer,
-            "baseline": "zero",
-            "players": self.players.to_dict(),
-        }
+    def settings(self) -> dict[str, Any]:
+        return {"layer": self.layer}
 
 
-class TabularMasker:
+class TabularMasker(Masker):
     """Players are feature columns of (B, F) inputs; baseline zero or a given mean vector."""
+
+    name = "tabular"
 
     def __init__(
         self,
-        features: Sequence[int],
+        players: FeatureColumns | Sequence[int],
         baseline: Literal["zero", "mean"] | torch.Tensor = "zero",
         mean: torch.Tensor | None = None,
     ) -> None:
-        self.features = [int(f) for f in features]
-        if len(set(self.features)) != len(self.features):
-            raise ValueError(f"feature players must be distinct, got {self.features}")
-        check_n(len(self.features))
-        self.baseline_name = baseline if isinstance(baseline, str) else "tensor"
+        if not isinstance(players, FeatureColumns):
+            players = FeatureColumns(players)
+        super().__init__(players, baseline if isinstance(baseline, str) else "tensor")
+        self.players: FeatureColumns = players
         self.baseline = _baseline_tensor(baseline, mean, "TabularMasker")
         self._keep: _KeepMasks | None = None
 
     @property
-    def n(self) -> int:
-        return len(self.features)
+    def features(self) -> list[int]:
+        return self.players.columns
 
-    def check(self, model: nn.Module, x: torch.Tensor, attention_mask: torch.Tensor | None) -> None:
+    def check_inputs(
+        self, model: nn.Module, x: torch.Tensor, attention_mask: torch.Tensor | None
+    ) -> None:
         if x.dim() != 2:
             raise ValueError(f"tabular inputs must be (B, F), got shape {tuple(x.shape)}")
-        for f in self.features:
-            if not 0 <= f < x.shape[1]:
-                raise ValueError(f"feature player {f} outside the {x.shape[1]} columns")
+        self.players.check_width(x.shape[1])
         if self.baseline is not None and self.baseline.shape not in ((), (x.shape[1],)):
             raise ValueError(
                 f"baseline of shape {tuple(self.baseline.shape)} must be a scalar or "
@@ -464,10 +437,7 @@ class TabularMasker:
     def row_bytes(self, model: nn.Module, x: torch.Tensor) -> int:
         return 2 * x[0].numel() * x.element_size()
 
-    def attached(self, model: nn.Module) -> Any:
-        return nullcontext()
-
-    def forward(
+    def masked_logits(
         self,
         model: nn.Module,
         x: torch.Tensor,
@@ -487,39 +457,53 @@ class TabularMasker:
         )
         return model(self._keep.apply(x, rows, masks, base))
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"masker": "tabular", "baseline": self.baseline_name, "features": self.features}
+
+TOKEN_BASELINES = {"mask_token": "mask_token_id", "pad_token": "pad_token_id"}
 
 
-class TextMasker:
+class TextMasker(Masker):
     """Players are token positions, (B, n) long, possibly different per sample.  Absent
-    tokens get the input embedding of the baseline token ([MASK] by default: the model's
-    `mask_token_id`).  The model must provide `embed(input_ids) -> (B, L, d)` and
-    `forward_embeds(embeds, attention_mask) -> (B, C)`.  The baseline embedding is
-    `embed` of the ids with every player replaced by the baseline token, so it stays
-    right when `embed` adds position embeddings."""
+    tokens get the input embedding of the baseline token: the model's [MASK]
+    (`mask_token_id`, the default, or baseline_token="mask_token"), its padding token
+    (baseline_token="pad_token": `pad_token_id`) or a given token id.  The model must
+    provide `embed(input_ids) -> (B, L, d)` and `forward_embeds(embeds, attention_mask) ->
+    (B, C)`.  The baseline embedding is `embed` of the ids with every player replaced by the
+    baseline token, so it stays right when `embed` adds position embeddings."""
 
-    def __init__(self, positions: torch.Tensor, baseline_token: int | None = None) -> None:
+    name = "text"
+    takes_attention_mask = True
+
+    def __init__(
+        self,
+        positions: torch.Tensor,
+        baseline_token: int | Literal["mask_token", "pad_token"] | None = None,
+    ) -> None:
         positions = torch.as_tensor(positions)
         if positions.dim() != 2 or positions.dtype not in (torch.int32, torch.int64):
             raise ValueError(f"positions must be a (B, n) integer tensor, got {positions.shape}")
+        if baseline_token is None:
+            baseline_token = "mask_token"
+        if isinstance(baseline_token, str) and baseline_token not in TOKEN_BASELINES:
+            raise ValueError(
+                f"TextMasker: baseline_token must be a token id or one of "
+                f"{sorted(TOKEN_BASELINES)}, got {baseline_token!r}"
+            )
+        super().__init__(TokenPositions(int(positions.shape[1])), baseline_token)
         self.positions = positions.long()
-        check_n(self.positions.shape[1])
         self.baseline_token = baseline_token
 
-    @property
-    def n(self) -> int:
-        return int(self.positions.shape[1])
-
     def _token(self, model: nn.Module) -> int:
-        if self.baseline_token is not None:
-            return int(self.baseline_token)
-        return int(model.mask_token_id)
+        if isinstance(self.baseline_token, str):
+            return int(getattr(model, TOKEN_BASELINES[self.baseline_token]))
+        return int(self.baseline_token)
 
-    def check(self, model: nn.Module, x: torch.Tensor, attention_mask: torch.Tensor | None) -> None:
-        for attr in ("embed", "forward_embeds") + (
-            ("mask_token_id",) * (self.baseline_token is None)
-        ):
+    def check_inputs(
+        self, model: nn.Module, x: torch.Tensor, attention_mask: torch.Tensor | None
+    ) -> None:
+        needed = ["embed", "forward_embeds"]
+        if isinstance(self.baseline_token, str):
+            needed.append(TOKEN_BASELINES[self.baseline_token])
+        for attr in needed:
             if not hasattr(model, attr):
                 raise TypeError(
                     f"TextMasker needs a model with `{attr}`; {type(model).__name__} has none"
@@ -543,11 +527,6 @@ class TextMasker:
             sample = int(repeated.nonzero()[0, 0])
             raise ValueError(f"sample {sample}: repeated player positions {self.positions[sample]}")
         if attention_mask is not None:
-            if attention_mask.shape != x.shape:
-                raise ValueError(
-                    f"attention_mask shape {tuple(attention_mask.shape)} != input_ids shape "
-                    f"{tuple(x.shape)}"
-                )
             padded = attention_mask.gather(1, self.positions.to(attention_mask.device)) == 0
             if padded.any():
                 sample, j = (int(i) for i in padded.nonzero()[0])
@@ -557,10 +536,7 @@ class TextMasker:
         one = model.embed(x[:1])
         return 2 * one.numel() * one.element_size()
 
-    def attached(self, model: nn.Module) -> Any:
-        return nullcontext()
-
-    def forward(
+    def masked_logits(
         self,
         model: nn.Module,
         x: torch.Tensor,
@@ -578,40 +554,8 @@ class TextMasker:
         row_mask = None if attention_mask is None else attention_mask[rows]
         return model.forward_embeds(row_embeds, row_mask)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "masker": "text",
-            "baseline_token": self.baseline_token,
-            "positions": self.positions.tolist(),
-        }
-
-
-def choose_token_players(
-    input_ids: torch.Tensor,
-    attention_mask: torch.Tensor | None,
-    special_ids: Sequence[int],
-    n: int,
-    seed: int,
-) -> torch.Tensor:
-    """(B, n) long: n distinct positions per sample, drawn with `seed` among the attended,
-    non-special tokens, sorted in text order."""
-    check_n(n)
-    specials = torch.as_tensor(list(special_ids), dtype=input_ids.dtype)
-    candidate = ~torch.isin(input_ids.cpu(), specials)
-    if attention_mask is not None:
-        candidate &= attention_mask.cpu().bool()
-    counts = candidate.sum(dim=1)
-    short = (counts < n).nonzero()
-    if len(short):
-        sample = int(short[0, 0])
-        raise ValueError(
-            f"sample {sample} has only {int(counts[sample])} non-special tokens, fewer than n={n}"
-        )
-    generator = torch.Generator().manual_seed(seed)
-    scores = torch.rand(input_ids.shape, generator=generator)
-    scores[~candidate] = float("inf")
-    chosen = scores.topk(n, dim=1, largest=False).indices
-    return chosen.sort(dim=1).values
+    def settings(self) -> dict[str, Any]:
+        return {"positions": self.positions.tolist()}
 
 
 # ----------------------------------------------------------------------------- extraction

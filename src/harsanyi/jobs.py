@@ -1,20 +1,138 @@
-"""What every workflow job does first: logging into the rule's log, thread limits, device."""
+"""What every workflow job does first: logging into the rule's log, thread limits, device.
+
+`pick_device` chooses where a job computes.  A job that was given a GPU (by SLURM, by
+``CUDA_VISIBLE_DEVICES`` or by asking for ``cuda``) but whose PyTorch cannot use one fails
+with `DeviceError` instead of quietly computing on the CPU; the chosen device is logged.
+On a GPU it also fixes the numerics of every job: TF32 off (float32 matrix products and
+convolutions), cuDNN deterministic and not benchmarking, cuBLAS' deterministic workspace.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import platform
 import sys
+from collections.abc import Mapping
 
 import torch
 
 log = logging.getLogger(__name__)
 
+#: CUDA_VISIBLE_DEVICES values that hide every GPU (SLURM writes NoDevFiles on some setups).
+NO_GPU_VALUES = ("", "-1", "NoDevFiles", "none", "void")
+#: SLURM's variables naming the GPUs of a job or step (plus every SLURM_GPUS* variable).
+SLURM_GPU_VARIABLES = ("SLURM_JOB_GPUS", "SLURM_STEP_GPUS")
 
-def pick_device(device: str = "auto") -> torch.device:
-    """The GPU the job was given when one is visible, else the CPU."""
+
+class DeviceError(RuntimeError):
+    """The job was given a GPU that PyTorch cannot use."""
+
+
+def _counts_gpus(value: str) -> bool:
+    """Whether a SLURM_GPUS* count ("1", "a100:2", "gpu:0") is at least one GPU."""
+    value = value.strip()
+    if value in NO_GPU_VALUES or value == "0":
+        return False
+    last = value.split(":")[-1]
+    return not (last.isdigit() and int(last) == 0)
+
+
+def gpu_assignment(environ: Mapping[str, str] | None = None) -> tuple[str, str] | None:
+    """(variable, value) of the first environment variable saying that this job was given a
+    GPU, or None: ``CUDA_VISIBLE_DEVICES`` other than empty, "-1" or "NoDevFiles";
+    ``SLURM_JOB_GPUS``, ``SLURM_STEP_GPUS`` or any ``SLURM_GPUS*`` naming a GPU."""
+    environ = os.environ if environ is None else environ
+    visible = environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() not in NO_GPU_VALUES:
+        return "CUDA_VISIBLE_DEVICES", visible
+    for name in SLURM_GPU_VARIABLES:  # lists of GPU indices: "0", "0,1"
+        value = environ.get(name)
+        if value is not None and value.strip() not in NO_GPU_VALUES:
+            return name, value
+    for name in sorted(k for k in environ if k.startswith("SLURM_GPUS")):  # counts: "1", "a100:2"
+        if _counts_gpus(environ[name]):
+            return name, environ[name]
+    return None
+
+
+def pick_device(device: str = "auto", environ: Mapping[str, str] | None = None) -> torch.device:
+    """Where the job computes: ``auto`` = the GPU the job was given, else the CPU; ``cpu``;
+    ``cuda`` / ``cuda:<i>``.
+
+    Raises `DeviceError` when the job was given a GPU (see `gpu_assignment`) or asked for
+    ``cuda`` but ``torch.cuda.is_available()`` is false (a CPU-only PyTorch, a driver too
+    old, no device node in the container): such a job would otherwise run for hours on the
+    CPU.  Set ``device: cpu`` to compute on the CPU on purpose.
+    """
+    if not isinstance(device, (str, torch.device)):
+        raise TypeError(f"device must be a string like 'auto', 'cpu' or 'cuda:0', got {device!r}")
+    device = str(device).strip()
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+        given = gpu_assignment(environ)
+        if given is None:
+            chosen = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        elif torch.cuda.is_available():
+            chosen = torch.device("cuda")
+        else:
+            name, value = given
+            raise DeviceError(
+                f"this job was given a GPU ({name}={value!r}) but PyTorch cannot use it "
+                f"(torch.cuda.is_available() is false; torch {torch.__version__}, built for "
+                f"CUDA {torch.version.cuda}): refusing to fall back to the CPU. Check the "
+                "driver and the PyTorch build on this node, or set device: cpu to run on the "
+                "CPU on purpose."
+            )
+    else:
+        try:
+            chosen = torch.device(device)
+        except RuntimeError as error:
+            raise ValueError(
+                f"device must be 'auto', 'cpu', 'cuda' or 'cuda:<index>', got {device!r}"
+            ) from error
+        if chosen.type == "cuda":
+            if not torch.cuda.is_available():
+                raise DeviceError(
+                    f"device {device!r} was asked for but PyTorch cannot use a GPU "
+                    f"(torch.cuda.is_available() is false; torch {torch.__version__}, built "
+                    f"for CUDA {torch.version.cuda})"
+                )
+            count = torch.cuda.device_count()
+            if chosen.index is not None and chosen.index >= count:
+                raise DeviceError(f"device {device!r} was asked for but {count} GPU(s) are visible")
+    if chosen.type == "cuda":
+        configure_gpu_numerics()
+    elif chosen.type == "cpu" and device != "auto" and gpu_assignment(environ) is not None:
+        name, value = gpu_assignment(environ)
+        log.warning(
+            "device %r asked for although the job was given a GPU (%s=%r)", device, name, value
+        )
+    log.info("device: %s", device_name(chosen))
+    return chosen
+
+
+def configure_gpu_numerics() -> None:
+    """The numerics of every GPU job: float32 without TF32 (matrix products and cuDNN
+    convolutions), deterministic cuDNN algorithms without autotuning, and the cuBLAS
+    workspace setting that `torch.use_deterministic_algorithms` needs (effective when set
+    before the first cuBLAS call of the process, as here: jobs pick their device first)."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+
+
+def device_name(device: torch.device | str) -> str:
+    """A device as provenance records and logs name it: ``cuda:0 (NVIDIA H100 80GB HBM3)``
+    or ``cpu (x86_64)``."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+    if device.type == "cpu":
+        return f"cpu ({platform.machine() or 'unknown'})"
+    return str(device)
 
 
 def setup_job(log_paths: list[str] | tuple[str, ...] = (), threads: int = 1) -> None:

@@ -15,9 +15,25 @@ Solvers (``SOLVERS``; the result records which one ran):
   the adjoints of the Möbius and OR transforms are again O(n·2^n) butterflies.
 - ``"adam"``: the same loss and clamping with Adam and a learning rate decaying
   log-uniformly over three decades; it reaches a lower L1 than "sgd" in fewer iterations.
-- ``"lp"``: the exact optimum, one ``scipy.optimize.linprog`` (HiGHS interior point) per sample.
-  p is eliminated (v_and and v_or are free once their sum is pinned to v + q), and the zeta
-  transforms are written as n layers of sparse equalities, so the LP has O(n·2^n) nonzeros.
+- ``"exact"`` (the default): the canonical exact optimum with a certificate.  One
+  ``scipy.optimize.linprog`` (HiGHS interior point with crossover) per sample on the LP below,
+  with every |I(S)| weighted 1 + δ·w_S, w_S = (|S| + ξ_S)/(n + 1) ∈ [0, 1), ξ_S a fixed
+  golden-ratio sequence and δ = ``CANONICAL_DELTA``.  Among the L1-optimal decompositions this
+  picks the one of least Σ w_S|I(S)| (lower orders first, then a fixed order of coalitions),
+  which is unique for generic ξ, so two LP methods, machines or devices return the same
+  salient sets.  Its L1 is within δ·OPT of the optimum (and the certificate proves it).
+- ``"lp"``: the exact optimum without the tie-break (whichever optimal vertex HiGHS returns).
+  In both, p is eliminated (v_and and v_or are free once their sum is pinned to v + q), and
+  the zeta transforms are written as n layers of sparse equalities, so the LP has O(n·2^n)
+  nonzeros.
+
+Certificates (``harsanyi.certificate``): every result carries, per sample, its L1
+(``l1_final``), a lower bound on the optimal L1 and the relative gap (L1 − bound)/L1.  For
+"exact" and "lp" the bound comes from the LP's dual solution (the multipliers of the rows
+v_and + v_or − q = v), scaled into dual feasibility, so it is a proof, not an estimate;
+``certified`` says gap ≤ ``gap_tol``.  "sgd" and "adam" have no dual: their bound and gap are
+NaN and no sample is certified.  Nothing is replaced after solving: an iterative solve that
+ends above its start is returned as it is and counted in ``settings["above_start"]``.
 
 Normalisation (``normalize=True``, the default): each sample is solved in units of
 s = std of v over its 2^n masks (s = 1 where v is constant), and p, q, I and the loss are
@@ -45,6 +61,7 @@ import scipy.optimize
 import scipy.sparse
 import torch
 
+from harsanyi.certificate import lower_bound, relative_gap
 from harsanyi.masks import n_players_of, orders
 from harsanyi.transforms import and_transform, or_transform
 
@@ -55,6 +72,12 @@ ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-12
 RECORDED_STEPS = 100
 LP_METHOD = "highs-ipm"  # measured 3× faster than dual simplex at n = 10
+# Weight of the canonical tie-break: the L1 it may cost is at most δ·OPT (measured ~1e-12),
+# and δ/(n + 1) between orders stays far above the LP tolerances (LP_OPTIONS).
+CANONICAL_DELTA = 1e-4
+GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
+DEFAULT_GAP_TOL = 5e-3
+LP_OPTIONS = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
 # Default learning rates in normalised units (see module docstring), measured against the LP
 # on random and planted games; the SGD subgradient grows like 2^n, hence the 2^-n scaling.
 DEFAULT_SGD_LR_TIMES_2N = 0.1
@@ -75,6 +98,15 @@ class SparsifyResult:
     l1_final: np.ndarray  # (B,) L1 of (p, q) before the singleton merge
     solver: str
     settings: dict[str, Any] = field(default_factory=dict)
+    lower_bound: np.ndarray | None = None  # (B,) proven lower bound on the optimal L1 (NaN: none)
+    gap: np.ndarray | None = None  # (B,) (l1_final − lower_bound) / l1_final (NaN: none)
+
+    @property
+    def certified(self) -> np.ndarray:
+        """(B,) bool: the sample's gap is proven to be at most the solve's gap_tol."""
+        tol = self.settings.get("gap_tol", DEFAULT_GAP_TOL)
+        gap = np.full(len(self.l1_final), np.nan) if self.gap is None else self.gap
+        return np.nan_to_num(gap, nan=np.inf) <= tol
 
 
 @dataclass(frozen=True)
@@ -83,10 +115,15 @@ class _Options:
     iters: int | None
     record_every: int
     progress: bool
+    lp_method: str = LP_METHOD
+    retries: list[int] = field(default_factory=list)  # samples an LP solved at loose tolerances
 
 
-# A solver maps (v, bound, options) in working units to (p, q, loss curve).
-Solver = Callable[[torch.Tensor, torch.Tensor, _Options], tuple[torch.Tensor, torch.Tensor, Any]]
+# A solver maps (v, bound, options) in working units to (p, q, loss curve, dual point or None).
+Solver = Callable[
+    [torch.Tensor, torch.Tensor, _Options],
+    tuple[torch.Tensor, torch.Tensor, Any, torch.Tensor | None],
+]
 
 
 # --- transforms in place, on (B, 2^n) contiguous tensors ---------------------------------
@@ -180,7 +217,7 @@ def _iterate(
         update(t, params, torch.stack((grad_p, grad_q)))
     torch.clamp(q, lo, hi, out=q)
     curve.append(_loss_and_grad(v, p, q, n)[0])
-    return p, q, torch.stack(curve, dim=-1)
+    return p, q, torch.stack(curve, dim=-1), None
 
 
 def _solve_sgd(v: torch.Tensor, bound: torch.Tensor, opts: _Options):
@@ -264,12 +301,44 @@ def _lp_matrix(n: int) -> scipy.sparse.csr_matrix:
     return scipy.sparse.coo_matrix((x, (r, c)), shape=shape).tocsr()  # sums duplicates
 
 
-def _solve_lp(v: torch.Tensor, bound: torch.Tensor, opts: _Options):
+def canonical_weights(n: int) -> np.ndarray:
+    """(4·2^n,) tie-break weights of [a⁺, a⁻, b⁺, b⁻]: w_S = (|S| + ξ_S)/(n + 1) ∈ [0, 1).
+
+    ξ_S = frac((S + k/4)·φ⁻¹) for block k (a fixed, well-spread sequence in [0, 1)), so lower
+    orders win first and every coalition of the AND and OR parts has its own weight.
+    """
+    size = 2**n
+    order = orders(n).astype(np.float64)
+    blocks = [order + np.mod((np.arange(size) + k / 4.0) * GOLDEN, 1.0) for k in range(4)]
+    return np.concatenate(blocks) / (n + 1)
+
+
+def _linprog(cost, matrix, b_eq, bounds, opts: _Options, sample: int, retries: list[int]):
+    """HiGHS at tight tolerances (needed by the tie-break); once more at its defaults if that
+    fails numerically (counted in `retries`: the certificate still proves the answer)."""
+    for options in (LP_OPTIONS, {}):
+        res = scipy.optimize.linprog(
+            cost,
+            A_eq=matrix,
+            b_eq=b_eq,
+            bounds=bounds,
+            method=opts.lp_method,
+            options=options,
+        )
+        if res.status == 0:
+            return res
+        retries.append(sample)
+    raise RuntimeError(f"LP for sample {sample} failed ({opts.lp_method}): {res.message}")
+
+
+def _solve_lp_with(
+    v: torch.Tensor, bound: torch.Tensor, opts: _Options, *, canonical: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     n = n_players_of(v.shape[-1])
     size = 2**n
     matrix = _lp_matrix(n)
     cost = np.zeros(matrix.shape[1])
-    cost[: 4 * size] = 1.0
+    cost[: 4 * size] = 1.0 + (CANONICAL_DELTA * canonical_weights(n) if canonical else 0.0)
     b_eq = np.zeros(matrix.shape[0])
     bounds = np.empty((matrix.shape[1], 2))
     bounds[:, 0], bounds[:, 1] = -np.inf, np.inf
@@ -278,17 +347,18 @@ def _solve_lp(v: torch.Tensor, bound: torch.Tensor, opts: _Options):
     limits = bound.detach().cpu().numpy()
     p_out = np.empty_like(values)
     q_out = np.empty_like(values)
+    dual = np.empty_like(values)
     samples = range(len(values))
     if opts.progress:
         from tqdm.auto import tqdm
 
-        samples = tqdm(samples, desc="sparsify lp", leave=False)
+        samples = tqdm(samples, desc="sparsify exact" if canonical else "sparsify lp", leave=False)
     for k in samples:
         b_eq[-size:] = values[k]
         bounds[4 * size : 5 * size] = [-limits[k], limits[k]]
-        res = scipy.optimize.linprog(cost, A_eq=matrix, b_eq=b_eq, bounds=bounds, method=LP_METHOD)
-        if res.status != 0:
-            raise RuntimeError(f"LP for sample {k} failed: {res.message}")
+        res = _linprog(cost, matrix, b_eq, bounds, opts, k, opts.retries)
+        # Multipliers of the rows v_and + v_or − q = v: the dual point y of the certificate.
+        dual[k] = res.eqlin.marginals[-size:]
         x = res.x
         v_and = x[(4 + n) * size : (5 + n) * size]
         q = np.clip(x[4 * size : 5 * size], -limits[k], limits[k])
@@ -298,10 +368,24 @@ def _solve_lp(v: torch.Tensor, bound: torch.Tensor, opts: _Options):
     p = torch.from_numpy(p_out).to(v)
     q = torch.from_numpy(q_out).to(v)
     start = l1(v, torch.zeros_like(v), torch.zeros_like(v))
-    return p, q, torch.stack((start, l1(v, p, q)), dim=-1)
+    return p, q, torch.stack((start, l1(v, p, q)), dim=-1), torch.from_numpy(dual).to(v)
 
 
-SOLVERS: dict[str, Solver] = {"sgd": _solve_sgd, "adam": _solve_adam, "lp": _solve_lp}
+def _solve_lp(v: torch.Tensor, bound: torch.Tensor, opts: _Options):
+    return _solve_lp_with(v, bound, opts, canonical=False)
+
+
+def _solve_exact(v: torch.Tensor, bound: torch.Tensor, opts: _Options):
+    return _solve_lp_with(v, bound, opts, canonical=True)
+
+
+SOLVERS: dict[str, Solver] = {
+    "exact": _solve_exact,
+    "lp": _solve_lp,
+    "sgd": _solve_sgd,
+    "adam": _solve_adam,
+}
+CERTIFIED_SOLVERS = ("exact", "lp")
 
 
 def default_lr(solver: str, n: int) -> float | None:
@@ -346,18 +430,23 @@ def sparsify(
     qthres: float = 0.02,
     lr: float | None = None,
     iters: int | None = None,
-    solver: str = "sgd",
+    solver: str = "exact",
     normalize: bool = True,
     device: torch.device | str | None = None,
     batch_size: int | None = None,
     progress: bool = False,
     dtype: torch.dtype = torch.float64,
+    gap_tol: float = DEFAULT_GAP_TOL,
+    lp_method: str = LP_METHOD,
 ) -> SparsifyResult:
     """Sparse AND-OR decomposition of each row of v (shape (samples, 2^n) or (2^n,)).
 
-    lr and iters default to `default_lr(solver, n)` and `DEFAULT_ITERS[solver]`; they are in
-    normalised units when `normalize` is true (see module docstring). `batch_size` bounds
-    how many samples are solved at once (memory only; results do not depend on it).
+    The default solver, "exact", returns the canonical optimum with a certificate per sample
+    (`lower_bound`, `gap`, `certified`: gap ≤ `gap_tol`).  lr and iters (iterative solvers
+    only) default to `default_lr(solver, n)` and `DEFAULT_ITERS[solver]`, in normalised units
+    when `normalize` is true (see module docstring).  `lp_method` is the HiGHS method of the
+    LP solvers ("highs-ipm" or "highs-ds").  `batch_size` bounds how many samples are solved
+    at once (memory only; results do not depend on it).
     """
     if solver not in SOLVERS:
         raise ValueError(f"unknown solver {solver!r}; known solvers: {sorted(SOLVERS)}")
@@ -369,13 +458,19 @@ def sparsify(
         raise ValueError(f"iters must be a positive integer, got {iters!r}")
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if not (isinstance(gap_tol, (int, float)) and 0 <= gap_tol < 1):
+        raise ValueError(f"gap_tol must be a number in [0, 1), got {gap_tol!r}")
+    if lp_method not in ("highs-ipm", "highs-ds", "highs"):
+        raise ValueError(f"lp_method must be highs-ipm, highs-ds or highs, got {lp_method!r}")
     values = _as_batch(v, device, dtype)
     n = n_players_of(values.shape[-1])
-    iterative = solver != "lp"
+    iterative = solver not in CERTIFIED_SOLVERS
     lr = (lr if lr is not None else default_lr(solver, n)) if iterative else None
     iters = (iters if iters is not None else DEFAULT_ITERS[solver]) if iterative else None
     record_every = max(1, (iters or 1) // RECORDED_STEPS)
-    opts = _Options(lr=lr, iters=iters, record_every=record_every, progress=progress)
+    opts = _Options(
+        lr=lr, iters=iters, record_every=record_every, progress=progress, lp_method=lp_method
+    )
 
     if normalize:
         scale = values.std(dim=-1, unbiased=False)
@@ -392,19 +487,23 @@ def sparsify(
     ]
     p = torch.cat([part[0] for part in parts]) * scale[:, None]
     # Rescaling may push q past its bound by a rounding error; the bound is a hard one.
-    limit = (qthres * (values[:, -1] - values[:, 0]).abs())[:, None]
-    q = torch.clamp(torch.cat([part[1] for part in parts]) * scale[:, None], -limit, limit)
+    limit = qthres * (values[:, -1] - values[:, 0]).abs()
+    q = torch.clamp(
+        torch.cat([part[1] for part in parts]) * scale[:, None], -limit[:, None], limit[:, None]
+    )
     curve = torch.cat([part[2] for part in parts]) * scale[:, None]
 
-    l1_start_t = l1(values, torch.zeros_like(values), torch.zeros_like(values))
-    # An iterative solver stopped early can end above its start (docs: "a naive Adam ...
-    # can end with a larger L1 than it started with"); such samples keep p = q = 0.
-    worse = l1(values, p, q) > l1_start_t
-    p = torch.where(worse[:, None], torch.zeros_like(p), p)
-    q = torch.where(worse[:, None], torch.zeros_like(q), q)
     i_and, i_or = decompose(values, p, q)
-    l1_final = (i_and.abs().sum(-1) + i_or.abs().sum(-1)).cpu().numpy()
-    l1_start = l1_start_t.cpu().numpy()
+    l1_final_t = i_and.abs().sum(-1) + i_or.abs().sum(-1)
+    l1_start_t = l1(values, torch.zeros_like(values), torch.zeros_like(values))
+    if iterative:
+        bound_t = torch.full_like(l1_final_t, float("nan"))
+        gap_t = torch.full_like(l1_final_t, float("nan"))
+    else:
+        # The dual point is in working units; the bound scales with v like the L1 does.
+        dual = torch.cat([part[3] for part in parts])
+        bound_t = lower_bound(dual, work, bound) * scale
+        gap_t = relative_gap(l1_final_t, bound_t)
     merged_and, merged_or = _merge_singletons(i_and.cpu().numpy(), i_or.cpu().numpy())
     settings: dict[str, Any] = {
         "solver": solver,
@@ -416,22 +515,31 @@ def sparsify(
         "record_every": record_every if iterative else None,
         "n_players": n,
         "merge_singleton_or": True,
-        "kept_start": int(worse.sum()),
+        "certified": not iterative,
+        "gap_tol": float(gap_tol),
+        "above_start": int((l1_final_t > l1_start_t).sum()),
     }
     if solver == "sgd":
         settings.update(momentum=MOMENTUM, lr_decay=SGD_LR_DECAY)
     elif solver == "adam":
         settings.update(betas=list(ADAM_BETAS), eps=ADAM_EPS, lr_decay=ADAM_LR_DECAY)
     else:
-        settings.update(method=LP_METHOD)
-    return SparsifyResult(
+        settings.update(method=lp_method, loose_tolerance_samples=len(opts.retries))
+        if solver == "exact":
+            settings.update(canonical="least order-weighted L1", canonical_delta=CANONICAL_DELTA)
+    result = SparsifyResult(
         I_and=merged_and,
         I_or=merged_or,
         p=p.cpu().numpy(),
         q=q.cpu().numpy(),
         loss=curve.cpu().numpy(),
-        l1_start=l1_start,
-        l1_final=l1_final,
+        l1_start=l1_start_t.cpu().numpy(),
+        l1_final=l1_final_t.cpu().numpy(),
         solver=solver,
         settings=settings,
+        lower_bound=bound_t.cpu().numpy(),
+        gap=gap_t.cpu().numpy(),
     )
+    if not iterative:
+        result.settings["uncertified"] = int((~result.certified).sum())
+    return result

@@ -35,6 +35,10 @@ LAYOUT_VERSION = 1
 SPLITS = ("train", "test", "flipped")
 VECTOR_DATASETS = ("v", "I_and", "I_or", "p", "q")
 SAMPLE_DATASETS = ("sample_ids", "labels", "split")
+# Per-sample certificate of the decomposition (absent from files written before it existed):
+# its L1, a proven lower bound on the optimal L1, the relative gap (NaN: uncertified solver)
+# and whether the gap is within the solver's tolerance.
+CERTIFICATE_DATASETS = ("l1", "lower_bound", "gap", "certified")
 JSON_ATTRS = ("players", "baseline", "output", "solver", "model", "extra")
 STAMP_ATTRS = ("library_version", "created")
 COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
@@ -82,6 +86,10 @@ class InteractionResults:
     n: int
     meta: dict
     player_positions: np.ndarray | None = None
+    l1: np.ndarray | None = None
+    lower_bound: np.ndarray | None = None
+    gap: np.ndarray | None = None
+    certified: np.ndarray | None = None
 
     @property
     def n_samples(self) -> int:
@@ -113,6 +121,7 @@ class InteractionResults:
             n=self.n,
             meta=copy.deepcopy(self.meta),
             player_positions=take(self.player_positions),
+            **{name: take(getattr(self, name)) for name in CERTIFICATE_DATASETS},
         )
 
 
@@ -165,6 +174,14 @@ def _checked_arrays(results: InteractionResults) -> dict[str, np.ndarray]:
                 f"got {a.dtype} {a.shape}"
             )
         arrays["player_positions"] = a.astype(np.int64, copy=False)
+    present = [name for name in CERTIFICATE_DATASETS if getattr(results, name) is not None]
+    if present and len(present) != len(CERTIFICATE_DATASETS):
+        raise ValueError(f"certificate needs all of {CERTIFICATE_DATASETS}, got only {present}")
+    for name in present:
+        a = np.asarray(getattr(results, name))
+        if a.shape != (n_samples,):
+            raise ValueError(f"{name} must have shape ({n_samples},), got {a.shape}")
+        arrays[name] = a.astype(bool if name == "certified" else np.float64, copy=False)
     return arrays
 
 
@@ -262,6 +279,7 @@ def _check_structure(path: Path, h5: h5py.File) -> None:
     expected.update({name: (n_samples,) for name in SAMPLE_DATASETS})
     if "player_positions" in h5:
         expected["player_positions"] = (n_samples, n)
+    expected.update({name: (n_samples,) for name in CERTIFICATE_DATASETS if name in h5})
     for name, shape in expected.items():
         if h5[name].shape != shape:
             raise ResultsFileError(
@@ -304,6 +322,10 @@ def read_results(path: str | os.PathLike[str], *, split: str | None = None) -> I
             positions = (
                 _read_rows(h5["player_positions"], rows) if "player_positions" in h5 else None
             )
+            certificate = {
+                name: _read_rows(h5[name], rows) if name in h5 else None
+                for name in CERTIFICATE_DATASETS
+            }
         except OSError as exc:
             raise ResultsFileError(
                 path, f"unreadable data (truncated or corrupt?): {exc}"
@@ -314,6 +336,7 @@ def read_results(path: str | os.PathLike[str], *, split: str | None = None) -> I
             n=int(h5.attrs["n"]),
             meta=_meta_of(h5),
             player_positions=positions,
+            **certificate,
         )
 
 
@@ -351,7 +374,13 @@ def verify_results(path: str | os.PathLike[str]) -> None:
     with h5:
         try:
             splits = h5["split"].asstr()[()]
-            for name in (*VECTOR_DATASETS, "sample_ids", "labels", "player_positions"):
+            for name in (
+                *VECTOR_DATASETS,
+                "sample_ids",
+                "labels",
+                "player_positions",
+                *CERTIFICATE_DATASETS,
+            ):
                 if name not in h5:
                     continue
                 dataset = h5[name]

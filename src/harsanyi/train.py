@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 
 from harsanyi.data import flip_labels, load_configured
 from harsanyi.io import atomic_write, is_temp_file, save_torch, write_tsv
-from harsanyi.jobs import pick_device
+from harsanyi.jobs import configure_gpu_numerics, device_name, pick_device
 from harsanyi.models import build_model
 from harsanyi.store import write_manifest
 
@@ -186,7 +186,10 @@ def train_run(
     _check_split("train", train, num_classes)
     _check_split("test", test, num_classes)
     meta = dict(meta or {})
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = pick_device() if device is None else torch.device(device)
+    if device.type == "cuda":
+        configure_gpu_numerics()  # TF32 off, deterministic cuDNN (pick_device does it too)
+    log.info("training on %s", device_name(device))
 
     clean_y = train.y.detach().cpu().long()
     flipped = np.zeros(0, dtype=np.int64)
@@ -366,6 +369,9 @@ def _train_epoch(
     shuffle: torch.Generator,
 ) -> None:
     model.train()
+    # The order is drawn on the CPU (the same order on every device, and the generator's state
+    # is what resume files store); the data and the index live on the device, so an epoch
+    # moves one index vector to the device and no batch passes through the host.
     order = torch.randperm(len(train), generator=shuffle).to(train.y.device)
     for batch in order.split(batch_size):
         loss = F.cross_entropy(train.logits(model, batch), train.y[batch])
@@ -402,14 +408,22 @@ def _evaluate(
 
 
 def _predict(model: nn.Module, split: _Tensors, batch_size: int) -> tuple[torch.Tensor, float]:
-    """Predicted classes and the mean cross-entropy over the split."""
-    predictions, loss_sum = [], 0.0
+    """Predicted classes and the mean cross-entropy over the split.
+
+    The loss is summed on the split's device in float64 (each batch's float32 sum widened
+    exactly, as Python floats did before), so a GPU waits for no host transfer per batch."""
+    predictions = []
+    loss_sum = torch.zeros((), dtype=_SUM_DTYPE.get(split.y.device.type, torch.float64))
+    loss_sum = loss_sum.to(split.y.device)
     for start in range(0, len(split), batch_size):
         index = slice(start, start + batch_size)
         logits = split.logits(model, index)
-        loss_sum += F.cross_entropy(logits, split.y[index], reduction="sum").item()
+        loss_sum += F.cross_entropy(logits, split.y[index], reduction="sum").to(loss_sum.dtype)
         predictions.append(logits.argmax(dim=1))
-    return torch.cat(predictions), loss_sum / len(split)
+    return torch.cat(predictions), loss_sum.item() / len(split)
+
+
+_SUM_DTYPE = {"mps": torch.float32}  # MPS has no float64
 
 
 def _mean(hits: torch.Tensor) -> float:

@@ -30,11 +30,12 @@ from torch import nn
 
 from harsanyi.data import load_configured
 from harsanyi.extraction import explained_samples
-from harsanyi.games import OUTPUTS, PatchGrid
+from harsanyi.games import OUTPUTS
 from harsanyi.io import write_tsv
 from harsanyi.jobs import pick_device
 from harsanyi.masks import coalition_matrix, orders
 from harsanyi.models import load_checkpoint
+from harsanyi.players import Players, as_players
 from harsanyi.stats import shapley_from_and
 from harsanyi.store import read_results
 
@@ -68,31 +69,9 @@ def explained_share(attribution: np.ndarray, allocation: np.ndarray) -> float:
     return float(1.0 - np.sum((a - c * b) ** 2) / np.sum(a**2))
 
 
-def _player_index(players: dict, input_shape: tuple[int, ...]) -> torch.Tensor:
-    """Feature mask of one input: the player of every element, n for elements of none."""
-    if players["type"] == "patches":
-        grid = PatchGrid(
-            tuple(players["image_size"]),
-            tuple(players["grid"]),
-            [tuple(c) for c in players["cells"]],
-        )
-        regions = grid.pixel_masks()
-        index = torch.full(regions.shape[1:], grid.n, dtype=torch.long)
-        for j in range(grid.n):
-            index[regions[j]] = j
-        return index.expand(input_shape).clone()
-    if players["type"] == "features":
-        index = torch.full(input_shape, len(players["columns"]), dtype=torch.long)
-        index[torch.as_tensor(players["columns"])] = torch.arange(len(players["columns"]))
-        return index
-    raise ValueError(
-        f"captum attributions support image patches and features, not {players['type']!r} players"
-    )
-
-
 def captum_attributions(
     model: nn.Module,
-    players: dict,
+    players: Players | dict,
     x: torch.Tensor,
     y: torch.Tensor,
     *,
@@ -101,8 +80,15 @@ def captum_attributions(
 ) -> dict[str, np.ndarray]:
     """(samples, n) per method: captum's attributions summed over each player's elements.
 
-    Absent players are zero in input space (the "zero" baseline), as in the extraction.
+    `players`: aligned players (patches or features), or their stored dict.  Absent players
+    are zero in input space (the "zero" baseline), as in the extraction.
     """
+    players = as_players(players)
+    if not players.aligned:
+        raise ValueError(
+            f"captum attributions need the same players in every sample (image patches or "
+            f"features), not {players.type!r} players"
+        )
     from captum.attr import FeatureAblation, InputXGradient, IntegratedGradients, Saliency
 
     output_fn = OUTPUTS[output]
@@ -111,8 +97,8 @@ def captum_attributions(
     def forward(inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return output_fn(model(inputs), labels)
 
-    index = _player_index(players, tuple(x.shape[1:])).to(x.device)
-    n = int(index.max())
+    index = players.element_index(tuple(x.shape[1:])).to(x.device)
+    n = players.n
     onehot = torch.nn.functional.one_hot(index.flatten(), n + 1)[:, :n].to(x.dtype)
     results: dict[str, np.ndarray] = {}
     for method in methods:
@@ -161,9 +147,9 @@ def run_step(
         "epoch": int(model_id["epoch"]),
     }
     manifest = json.loads(Path(samples).read_text())
-    players = manifest["players"]
+    players = Players.from_dict(manifest["players"])
     rows: list[dict] = []
-    if players["type"] == "tokens" or extraction["baseline"]["type"] != "zero":
+    if not players.aligned or extraction["baseline"]["type"] != "zero":
         reason = (
             "captum attributions are computed for input-space zero baselines on "
             "image patches and features"
