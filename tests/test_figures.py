@@ -531,9 +531,9 @@ def test_sigma2_at_bound_is_marked_not_plotted_as_value(tmp_path, captured):
 
 @pytest.mark.slow
 def test_tiny_study_figures_are_print_ready(tmp_path_factory, tmp_path, captured):
-    from harsanyi.analysis import shown_epochs
-    from harsanyi.studies import checkpoint_stages
     from test_reruns import finished_tiny_study
+
+    from harsanyi.analyses.common import checkpoint_stages, read_tsv, shown_epochs
 
     results = finished_tiny_study(tmp_path_factory) / "results"
     study = next((results / "studies").glob("tiny-*/a-*"))
@@ -577,7 +577,7 @@ def test_tiny_study_figures_are_print_ready(tmp_path_factory, tmp_path, captured
                 read("shapley.tsv"),
             ),
         ),
-        "scorecard": (plots.scorecard_figure, (read("scorecard.tsv"),)),
+        "scorecard": (plots.scorecard_figure, (read_tsv(study / "scorecard.tsv"),)),
         "attributions": (plots.attributions_figure, (read("attributions.tsv"),)),
     }
     failures = {}

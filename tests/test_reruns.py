@@ -30,7 +30,7 @@ NOTHING_TO_DO = "Nothing to be done"
 # the study's tables and figures live in a directory named by all analysis settings, so a
 # new setting makes a complete new set beside the old one.  The remaining per-run rules do
 # not depend on it.
-RATIO_RUN_RULES = ("two_phase_run", "theory_run")
+RATIO_RUN_RULES = ("two_phase_run", "theory_run", "scorecard_run")
 RATIO_NOISY_RULES = ("ood_run",)
 RATIO_STUDY_RULES = (
     "similarity_study",

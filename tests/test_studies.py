@@ -331,8 +331,12 @@ def test_similarity_step_writes_tables_and_figure(tmp_path):
         coverage=out / "coverage.tsv",
         orders=out / "orders.tsv",
         topk=out / "topk.tsv",
+        samples=out / "samples.tsv",
         figure=out / "similarity.png",
     )
+    samples = pd.read_csv(out / "samples.tsv", sep="\t")
+    assert set(samples.stage) == {"init", "final"} and (samples.run_a != samples.run_b).all()
+    assert (samples.random_matched.dropna() <= 1).all()
     coverage = pd.read_csv(out / "coverage.tsv", sep="\t")
     init = coverage[coverage.stage == "init"]
     assert (init.epoch_a == 0).all() and (coverage[coverage.stage == "final"].epoch_a == 2).all()
@@ -474,113 +478,37 @@ def test_shapley_steps_write_tables_and_figure(tmp_path):
 # --------------------------------------------------------------------------- scorecard
 
 
-def planted_inputs(run=RUN, good=True):
-    epochs = [0, 1, 2, 3, 4, 5]
-    points = {
-        "run": run,
-        "phase2_start": 2,
-        "gap_onset": 3 if good else None,
-        "distance_epochs": 1 if good else None,
-        "mean_order_init": 4.0,
-        "mean_order_min": 1.5,
-        "mean_order_final": 2.5 if good else 1.5,
-    }
-    strength = pd.DataFrame({"run": run, "epoch": epochs, "split": "train", "order": 1})
-    similarity = np.linspace(0.6, 0.0, N) if good else np.linspace(0.0, 0.6, N)
-    jaccard = pd.DataFrame(
-        {
-            "run": run,
-            "epoch": 5,
-            "variant": "average_then_split",
-            "order": np.arange(1, N + 1),
-            "similarity": similarity,
-        }
-    )
-    fit = pd.DataFrame(
-        {"run": run, "epoch": [0, 5], "n": N, "peak_order": [3, 1], "spindle_tv": [0.1, 0.5]}
-    )
-    return points, strength, jaccard, fit
-
-
-def test_scorecard_rows_for_a_planted_run():
-    points, strength, jaccard, fit = planted_inputs()
-    ood = pd.DataFrame(
-        [
-            {
-                "run": RUN,
-                "epoch": 5,
-                "mean_order_flipped": 2.6,
-                "mean_order_normal": 2.0,
-                "high_share_diff": 0.1,
-                "high_share_diff_low": 0.05,
-                "high_share_diff_high": 0.15,
-                "verdict": "yes",
-            }
-        ]
-    )
-    coverage = pd.DataFrame(
-        {
-            "run_a": [RUN, RUN],
-            "run_b": [RUN, "other"],
-            "stage": "final",
-            "tau1": 0.05,
-            "coverage": [1.0, 0.6],
-            "random_expected": [0.1, 0.1],
-            "ratio": [10.0, 6.0],
-        }
-    )
-    card = scorecard.scorecard({RUN: points}, strength, jaccard, fit, ood, coverage)
-    assert list(card.key) == list(scorecard.CLAIMS)
-    assert (card.verdict == "yes").all(), card
-    assert "6.0×" in card.set_index("key").measured["shared_interactions"]
-
-
-def test_scorecard_says_no_and_na():
-    points, strength, jaccard, fit = planted_inputs(good=False)
-    fit.loc[0, "peak_order"] = 1
-    card = scorecard.scorecard({RUN: points}, strength, jaccard, fit).set_index("key")
-    assert card.verdict["spindle_at_init"] == "no"
-    assert card.verdict["phase1_drop"] == "yes"
-    assert card.verdict["phase2_rise"] == "no"
-    assert card.verdict["phase2_near_gap"] == "n/a"
-    assert card.verdict["jaccard_falls"] == "no"
-    assert card.verdict["ood_high_order"] == "n/a"
-    assert card.verdict["shared_interactions"] == "n/a"
-
-
-def test_scorecard_checkpoint_distance():
-    points, strength, jaccard, fit = planted_inputs()
-    points["gap_onset"] = 5  # three checkpoints after the phase-2 start at epoch 2
-    card = scorecard.scorecard({RUN: points}, strength, jaccard, fit).set_index("key")
-    assert card.verdict["phase2_near_gap"] == "no"
-    card = scorecard.scorecard(
-        {RUN: points}, strength, jaccard, fit, max_checkpoint_distance=3
-    ).set_index("key")
-    assert card.verdict["phase2_near_gap"] == "yes"
-
-
-def test_scorecard_step_writes_table_and_figure(tmp_path):
-    points, strength, jaccard, fit = planted_inputs()
-    paths = {}
-    for name, table in (("strength", strength), ("jaccard", jaccard), ("fit", fit)):
-        paths[name] = tmp_path / f"{name}.tsv"
-        table.to_csv(paths[name], sep="\t", index=False)
-    paths["points"] = tmp_path / "points.json"
-    paths["points"].write_text(json.dumps(points))
+def test_scorecard_steps_write_claims_table_and_figure(tmp_path):
+    """scorecard_run on one run's files, then the study step: every claim a row with its
+    effect, interval, null bound, verdict and rule; "n/a" survives the TSV round trip."""
+    files = []
+    for epoch in (0, 1, 2, 3):
+        splits = ["train"] * 6 + ["test"] * 6
+        model = make_results(*random_interactions(12, seed=epoch), splits, epoch=epoch)
+        files.append(write(tmp_path, f"epoch_{epoch}.h5", model))
+    points = tmp_path / "two_phase.json"
+    points.write_text(json.dumps({"run": RUN, "phase2_start": 2, "gap_onset": None}))
+    claims = tmp_path / "claims.json"
+    scorecard.run_step(interactions=files, points=points, claims=claims, n_boot=200)
+    record = json.loads(claims.read_text())
+    assert record["run"] == RUN
+    assert [entry["key"] for entry in record["claims"]] == [
+        key for key in scorecard.CLAIMS if key != "shared_interactions"
+    ]
     out = tmp_path / "study"
     scorecard.study_step(
-        points=[paths["points"]],
-        strength=[paths["strength"]],
-        jaccard=[paths["jaccard"]],
-        theory=[paths["fit"]],
-        ood=[],
-        coverage=None,
+        claims=[claims],
+        samples=None,
         table=out / "scorecard.tsv",
+        pooled=out / "scorecard_seeds.tsv",
         figure=out / "scorecard.png",
+        n_boot=200,
     )
     card = common.read_tsv(out / "scorecard.tsv")
+    assert list(card.columns) == scorecard.COLUMNS
     assert len(card) == len(scorecard.CLAIMS)
-    # No noise and no similarity table: those claims stay "n/a" through the TSV.
     verdicts = card.set_index("key").verdict
     assert verdicts["ood_high_order"] == "n/a" and verdicts["shared_interactions"] == "n/a"
+    assert verdicts["phase2_near_gap"] == "n/a"
+    assert common.read_tsv(out / "scorecard_seeds.tsv").empty  # one seed: nothing pooled
     assert_figure(out / "scorecard.png")

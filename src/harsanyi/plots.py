@@ -28,7 +28,12 @@ POSITIVE = "#c0392b"
 NEGATIVE = "#2c6fbb"
 NORMAL = "#2c6fbb"
 FLIPPED = "#c0392b"
-VERDICT_COLOURS = {"yes": "#c8e6c9", "no": "#ffcdd2", "n/a": "#eeeeee"}
+VERDICT_COLOURS = {
+    "yes": "#c8e6c9",
+    "no": "#ffcdd2",
+    "inconclusive": "#fff0b3",
+    "n/a": "#eeeeee",
+}
 
 DOUBLE = 7.2  # inches: a journal's double column (183 mm)
 SINGLE = 3.5  # inches: a single column (89 mm)
@@ -736,10 +741,12 @@ def shapley_figure(values: pd.DataFrame, summary: pd.DataFrame, out: str | Path)
 
 def scorecard_figure(table: pd.DataFrame, out: str | Path) -> list[Path]:
     """The scorecard as a table grouped by claim (a shaded header row per claim), one row per
-    run in `run_order` with what was measured and the verdict (cell coloured by verdict).
-    Long texts wrap; a study with many runs makes a taller figure (a supplementary table)."""
+    run in `run_order` with what was measured (effect [interval] against the null bound), the
+    reason where the verdict is "inconclusive", and the verdict (cell coloured by verdict).
+    The rules are in the caption.  Long texts wrap; a study with many runs makes a taller
+    figure (a supplementary table)."""
     _theme()
-    widths = {"run": 1.9, "measured": 4.65, "verdict": 0.55}  # inches, 7.1 in all
+    widths = {"run": 1.9, "measured": 4.45, "verdict": 0.75}  # inches, 7.1 in all
     wrap = int(widths["measured"] * 17)
     order = {run: i for i, run in enumerate(run_order(table.run.unique()))}
     table = table.assign(_order=table.run.map(order))
@@ -751,8 +758,12 @@ def scorecard_figure(table: pd.DataFrame, out: str | Path) -> list[Path]:
         rows.append(("claim", {"run": str(claim)}, 1))
         part = table[table.claim == claim].sort_values("_order", kind="stable")
         for r in part.itertuples():
-            measured = textwrap.fill(str(r.measured), wrap)
-            cells = {"run": _run_label(r.run), "measured": measured, "verdict": str(r.verdict)}
+            text, verdict = str(r.measured), str(r.verdict)
+            reason = getattr(r, "reason", None)
+            if verdict == "inconclusive" and isinstance(reason, str) and reason not in text:
+                text = f"{text}: {reason}"
+            measured = textwrap.fill(text, wrap)
+            cells = {"run": _run_label(r.run), "measured": measured, "verdict": verdict}
             rows.append(("run", cells, measured.count("\n") + 1))
     top = 0.5
     height = top + sum(lines * line + pad for _, _, lines in rows) + 0.08
@@ -767,7 +778,7 @@ def scorecard_figure(table: pd.DataFrame, out: str | Path) -> list[Path]:
     ax.text(
         0.05,
         0.06,
-        "Scorecard: which published claims each run reproduces",
+        "Scorecard: each claim as an effect [95 % interval] against its null control",
         weight="bold",
         va="top",
         fontsize=FONT + 1,

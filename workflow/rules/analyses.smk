@@ -3,8 +3,6 @@
 # rule's named inputs, outputs and params as keyword arguments.  Per-run tables live under
 # run_analysis(run, rule, ...), study tables and figures under STUDY_DIR (common.smk).
 
-from harsanyi.analyses import scorecard as scorecard_module
-
 from harsanyi.maintenance import study_record
 
 NOISY_RUNS = [run for run in STUDY.runs if run.label_noise > 0]
@@ -239,6 +237,7 @@ rule similarity_study:
         coverage=f"{STUDY_DIR}/similarity_coverage.tsv",
         orders=f"{STUDY_DIR}/similarity_orders.tsv",
         topk=f"{STUDY_DIR}/similarity_topk.tsv",
+        samples=f"{STUDY_DIR}/similarity_samples.tsv",
         figure=report(
             f"{STUDY_DIR}/similarity.png",
             caption="../report/similarity_study.rst",
@@ -373,21 +372,41 @@ rule shapley_study:
         "../../scripts/analysis_step.py"
 
 
+rule scorecard_run:
+    input:
+        interactions=lambda wildcards: interaction_files(run_of(wildcards)),
+        points=lambda wildcards: run_analysis(
+            run_of(wildcards), "two_phase_run", "two_phase.json"
+        ),
+    output:
+        claims=run_output("scorecard_run", "claims.json"),
+    log:
+        run_log("scorecard_run"),
+    benchmark:
+        run_benchmark("scorecard_run")
+    group:
+        "run_analyses"
+    conda:
+        "../../envs/harsanyi.yaml"
+    resources:
+        **RESOURCES["scorecard_run"],
+    params:
+        ratio=SETTINGS_OF["scorecard_run"]["salient_ratio"],
+        variant=SETTINGS_OF["scorecard_run"]["jaccard_variant"],
+        n_boot=SETTINGS_OF["scorecard_run"]["bootstrap"],
+        label_noise=lambda wildcards: run_of(wildcards).label_noise,
+        seed=lambda wildcards: run_of(wildcards).seed,
+    script:
+        "../../scripts/analysis_step.py"
+
+
 rule scorecard:
     input:
-        points=[
-            run_analysis(run, "two_phase_run", "two_phase.json") for run in STUDY.runs
-        ],
-        strength=[
-            run_analysis(run, "two_phase_run", "order_strength.tsv")
-            for run in STUDY.runs
-        ],
-        jaccard=[run_analysis(run, "jaccard_run", "jaccard.tsv") for run in STUDY.runs],
-        theory=[run_analysis(run, "theory_run", "theory_fit.tsv") for run in STUDY.runs],
-        ood=[run_analysis(run, "ood_run", "ood_verdict.json") for run in NOISY_RUNS],
-        coverage=f"{STUDY_DIR}/similarity_coverage.tsv",
+        claims=[run_analysis(run, "scorecard_run", "claims.json") for run in STUDY.runs],
+        samples=f"{STUDY_DIR}/similarity_samples.tsv",
     output:
         table=f"{STUDY_DIR}/scorecard.tsv",
+        pooled=f"{STUDY_DIR}/scorecard_seeds.tsv",
         figure=report(
             f"{STUDY_DIR}/scorecard.png",
             caption="../report/scorecard.rst",
@@ -404,9 +423,7 @@ rule scorecard:
     resources:
         **RESOURCES["scorecard"],
     params:
-        variant=STUDY.analysis["jaccard_variant"],
-        max_checkpoint_distance=scorecard_module.MAX_CHECKPOINT_DISTANCE,
-        coverage_factor=scorecard_module.COVERAGE_FACTOR,
+        n_boot=STUDY.analysis["bootstrap"],
     script:
         "../../scripts/analysis_step.py"
 
@@ -463,3 +480,23 @@ rule attributions_study:
         **RESOURCES["attributions_study"],
     script:
         "../../scripts/analysis_step.py"
+
+
+# Not part of `all`: the README's study-results section, from the study's tables
+# (snakemake --cores 2 readme, then scripts/readme_results.py splices it into README.md).
+rule readme:
+    input:
+        scorecard=f"{STUDY_DIR}/scorecard.tsv",
+        pooled=f"{STUDY_DIR}/scorecard_seeds.tsv",
+        figure=f"{STUDY_DIR}/two_phase.png",
+    output:
+        section=f"{STUDY_DIR}/readme/readme_results.md",
+        figure=f"{STUDY_DIR}/readme/two_phase.png",
+    log:
+        f"{STUDY_DIR}/logs/readme.log",
+    conda:
+        "../../envs/harsanyi.yaml"
+    params:
+        study=STUDY_ID,
+    script:
+        "../../scripts/readme_results.py"

@@ -106,6 +106,7 @@ RUN_RULE_SETTINGS = {
     "theory_run": ("salient_ratio",),
     "shapley_run": (),
     "attributions_run": (),
+    "scorecard_run": ("salient_ratio", "jaccard_variant", "bootstrap"),
 }
 SETTINGS_OF = {
     name: {key: STUDY.analysis[key] for key in keys}
@@ -153,6 +154,7 @@ RUN_TABLES = {
     "theory_run": "theory_fit.tsv",
     "shapley_run": "shapley.tsv",
     "attributions_run": "attributions.tsv",
+    "scorecard_run": "claims.json",
 }
 
 

@@ -1,18 +1,40 @@
-"""The scorecard: which published claims every run reproduces, one row per run × claim,
-from the tables of the other analyses."""
+"""The scorecard: every published claim measured in every run as an effect with its interval,
+against a null control computed by the same code, with a verdict and the rule behind it.
+
+`run_step` (rule scorecard_run) measures the claims one run can answer from its own
+interactions and losses; `study_step` (rule scorecard) adds the claim that needs other runs
+(shared interactions), writes one row per run × claim, pools the runs that differ only in
+their seed (two-stage bootstrap over seeds and samples), and renders the table.  The
+statistics are in `harsanyi.verdicts`; each claim's effect and null in its analysis module.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from harsanyi.analyses.common import check_files, read_points, read_tsv, read_tsvs
-from harsanyi.analyses.theory import middle_orders
-from harsanyi.io import write_tsv
+from harsanyi.analyses import jaccard, ood, similarity, theory, two_phase
+from harsanyi.analyses.common import by_run, check_files, read_tsv
+from harsanyi.analyses.jaccard import jaccard_claim
+from harsanyi.analyses.ood import OOD_GROUPS, ood_claim
+from harsanyi.analyses.similarity import shared_claims
+from harsanyi.analyses.theory import spindle_claim
+from harsanyi.analyses.two_phase import gap_claim, phase_claims, strength_cube
+from harsanyi.io import write_json, write_tsv
+from harsanyi.stats import DEFAULT_RATIO
+from harsanyi.verdicts import (
+    N_BOOT,
+    Claim,
+    claim,
+    clustered_bootstrap,
+    decide,
+    not_applicable,
+)
 
 CLAIMS = {
     "spindle_at_init": "spindle at initialisation",
@@ -23,213 +45,380 @@ CLAIMS = {
     "ood_high_order": "OOD samples carry more high-order strength",
     "shared_interactions": "models share salient interactions",
 }
+# Claims about what training does: a study of networks that never learn must score none of
+# them "yes" (the spindle is a claim about initialisation).
+TRAINING_CLAIMS = tuple(key for key in CLAIMS if key != "spindle_at_init")
 
-MAX_CHECKPOINT_DISTANCE = 2
+# One line per claim: the effect, its null and when it counts as "yes" (docs/interactions.md,
+# "Verdicts", says the same at length).
+RULES = {
+    "spindle_at_init": (
+        "TV(p₀, flat) − TV(p₀, spindle) of the epoch-0 order distribution; yes if its 95 % "
+        "interval lies above 0 and the effect ≥ 0.05"
+    ),
+    "phase1_drop": (
+        "mean order at epoch 0 − minimum after it; yes if its 95 % interval lies above the "
+        "95th percentile of the same statistic with each sample's checkpoints shuffled, by ≥ 0.1"
+    ),
+    "phase2_rise": (
+        "mean order at the end − minimum after epoch 0; yes if its 95 % interval lies above the "
+        "95th percentile with each sample's checkpoints from that minimum on shuffled, by ≥ 0.1"
+    ),
+    "phase2_near_gap": (
+        "checkpoints between phase-2 start and loss-gap onset; yes if its 95 % interval lies "
+        "below the 5th percentile of two points placed at random on the same grid"
+    ),
+    "jaccard_falls": (
+        "slope of Jaccard per order at the end; yes if its 95 % interval lies below 0 and "
+        "below the interval of the same slope at epoch 0, by ≥ 0.01 per order"
+    ),
+    "ood_high_order": (
+        "mean order flipped − normal at the end; yes if its 95 % interval lies above 0 and "
+        "above the interval of the same difference at epoch 0, by ≥ 0.1"
+    ),
+    "shared_interactions": (
+        "coverage − order-matched random coverage at the end, mean over partners; yes if its "
+        "95 % interval lies above 0 and above that of the same untrained pairs, by ≥ 0.02"
+    ),
+}
 
-COVERAGE_FACTOR = 2.0
+# The smallest effect each claim must show beyond its null bound to count as "yes".
+SMALLEST_EFFECTS = {
+    "spindle_at_init": theory.SMALLEST_TV_GAIN,
+    "phase1_drop": two_phase.SMALLEST_ORDER_CHANGE,
+    "phase2_rise": two_phase.SMALLEST_ORDER_CHANGE,
+    "phase2_near_gap": 0.0,
+    "jaccard_falls": jaccard.SMALLEST_SLOPE,
+    "ood_high_order": ood.SMALLEST_ORDER_DIFFERENCE,
+    "shared_interactions": similarity.SMALLEST_EXCESS,
+}
+
+COLUMNS = [
+    "run",
+    "claim",
+    "key",
+    "effect",
+    "low",
+    "high",
+    "null",
+    "null_low",
+    "null_high",
+    "bound",
+    "direction",
+    "n",
+    "verdict",
+    "reason",
+    "rule",
+    "measured",
+    "details",
+]
 
 
-def _row(run: str, claim: str, measured: str, verdict: str) -> dict:
+def _floats(values) -> list:
+    return [None if not math.isfinite(v) else float(v) for v in np.asarray(values, float).ravel()]
+
+
+def _entry(key: str, result: Claim, extra: Mapping, measured: str, details: str = "") -> dict:
+    entry = {"key": key, **result.as_row(), "measured": measured, "details": details}
+    for name, value in extra.items():
+        entry[name] = _floats(value) if name.endswith("replicates") else value
     return {
-        "run": run,
-        "claim": CLAIMS[claim],
-        "key": claim,
-        "measured": measured,
-        "verdict": verdict,
+        k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in entry.items()
     }
 
 
-def _yes(condition: bool) -> str:
-    return "yes" if condition else "no"
+def _interval_text(result: Claim, digits: int = 2) -> str:
+    if not math.isfinite(result.effect):
+        return result.reason
+    f = f"{{:.{digits}f}}"
+    return (
+        f"{f.format(result.effect)} [{f.format(result.low)}, {f.format(result.high)}] "
+        f"vs null {f.format(result.null)} (bound {f.format(result.bound)})"
+    )
+
+
+def run_claims(
+    epochs: Mapping[int, object],
+    onset: int | None,
+    *,
+    ratio: float = DEFAULT_RATIO,
+    variant: str = "average_then_split",
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+) -> list[dict]:
+    """The claims one run answers: {key, Claim fields, measured, replicates, …} per claim.
+
+    `epochs`: {epoch: InteractionResults} of the run; `onset`: its loss-gap onset epoch.
+    """
+    epochs = dict(sorted(epochs.items()))
+    first, last = epochs[min(epochs)], epochs[max(epochs)]
+    entries = []
+    result, extra = spindle_claim(first, ratio=ratio, n_boot=n_boot, seed=seed)
+    entries.append(_entry("spindle_at_init", result, extra, _interval_text(result)))
+    cube = strength_cube(epochs, ratio=ratio)
+    for key, (result, extra) in phase_claims(cube, n_boot=n_boot, seed=seed).items():
+        entries.append(_entry(key, result, extra, _interval_text(result)))
+    result, extra = gap_claim(cube, list(epochs), onset, n_boot=n_boot, seed=seed)
+    details = "" if onset is None else f"loss-gap onset at epoch {onset}"
+    entries.append(_entry("phase2_near_gap", result, extra, _interval_text(result, 1), details))
+    result, extra = jaccard_claim(first, last, variant=variant, n_boot=n_boot, seed=seed)
+    entries.append(_entry("jaccard_falls", result, extra, _interval_text(result, 3)))
+    has_flipped = (np.asarray(last.split).astype(str) == OOD_GROUPS["flipped"]).any()
+    if has_flipped:
+        result, extra = ood_claim(first, last, ratio=ratio, n_boot=n_boot, seed=seed)
+        text, details = _interval_text(result), extra.get("power", "")
+    else:
+        result, extra = not_applicable("no flipped samples (clean run)"), {}
+        text, details = result.reason, ""
+    entries.append(_entry("ood_high_order", result, extra, text, details))
+    return entries
+
+
+def run_step(
+    *,
+    interactions: Sequence[str | Path],
+    points: str | Path,
+    claims: str | Path,
+    ratio: float = DEFAULT_RATIO,
+    variant: str = "average_then_split",
+    n_boot: int = N_BOOT,
+    label_noise: float = 0.0,
+    seed: int = 0,
+) -> None:
+    """One run's claims (all but shared interactions) with their replicates → JSON."""
+    runs = by_run(check_files(interactions, "interaction files"))
+    if len(runs) != 1:
+        raise ValueError(f"scorecard_run needs one run's files, got runs {sorted(runs)}")
+    ((run, epochs),) = runs.items()
+    point = json.loads(Path(points).read_text())
+    info = next(iter(epochs.values())).meta["model"]
+    entries = run_claims(
+        epochs, point.get("gap_onset"), ratio=ratio, variant=variant, n_boot=n_boot
+    )
+    write_json(
+        {
+            "run": run,
+            "arch": info["arch"],
+            "dataset": info["dataset"],
+            "label_noise": float(label_noise),
+            "seed": int(seed),
+            "claims": entries,
+        },
+        claims,
+    )
+
+
+def _row(run: str, entry: Mapping) -> dict:
+    row = {name: entry.get(name) for name in COLUMNS}
+    row.update(run=run, claim=CLAIMS[entry["key"]], rule=RULES[entry["key"]])
+    return row
 
 
 def scorecard(
-    points: Mapping[str, dict],
-    strength: pd.DataFrame,
-    jaccard: pd.DataFrame,
-    theory_fit: pd.DataFrame,
-    ood: pd.DataFrame | None = None,
-    coverage: pd.DataFrame | None = None,
-    *,
-    variant: str = "average_then_split",
-    max_checkpoint_distance: int = MAX_CHECKPOINT_DISTANCE,
-    coverage_factor: float = COVERAGE_FACTOR,
-    tau1: float = 0.05,
+    run_claims_list: Sequence[Mapping], shared: Mapping[str, tuple[Claim, dict]] | None = None
 ) -> pd.DataFrame:
-    """One row per run × claim: run, claim, key, measured (numbers as text), verdict.
+    """One row per run × claim (`COLUMNS`), in the order of `CLAIMS`.
 
-    Claims and their tests (n/a where the data cannot say):
-    - spindle at init: the measured distribution (training samples) at the first checkpoint
-      peaks at a middle order (`middle_orders`); measured: the peak and the total variation
-      distance to `theory.spindle_distribution`.
-    - phase 1: mean order at the phase-2 start < mean order at the first checkpoint.
-    - phase 2: mean order at the last checkpoint > at the phase-2 start.
-    - near the gap onset: |checkpoints between phase-2 start and loss-gap onset| ≤
-      `max_checkpoint_distance` (n/a without an onset).
-    - Jaccard: Spearman ρ of similarity (`variant`) vs order at the last checkpoint < 0
-      (orders with a defined similarity; n/a with fewer than 3).
-    - OOD: the verdict of `ood_tables` at the last checkpoint (n/a for runs without noise).
-    - shared: coverage / random expectation at τ₁ = `tau1`, stage "final", averaged over
-      the run's comparable partners (as run a) ≥ `coverage_factor` (n/a without partners).
-    `points`: run → its two_phase.json; `strength`: the order_strength tables (for the
-    checkpoint list); `ood`: the per-run verdicts (`ood_verdict`) as a table.
+    `run_claims_list`: the runs' claims (`run_step` JSON); `shared`: run → shared-interaction
+    claim (`similarity.shared_claims`); runs without one get "n/a".
     """
-    from scipy.stats import spearmanr
-
     rows = []
-    for run in sorted(points):
-        point = points[run]
-        fit = theory_fit[theory_fit.run == run].sort_values("epoch")
-        if fit.empty:
-            rows.append(_row(run, "spindle_at_init", "no theory table", "n/a"))
-        else:
-            first = fit.iloc[0]
-            low, high = middle_orders(int(first.n))
-            if np.isfinite(first.peak_order):
-                rows.append(
-                    _row(
-                        run,
-                        "spindle_at_init",
-                        f"epoch {int(first.epoch)}: peak order {int(first.peak_order)} "
-                        f"(middle {low}-{high}), TV distance to spindle {first.spindle_tv:.3f}",
-                        _yes(low <= first.peak_order <= high),
-                    )
+    for record in sorted(run_claims_list, key=lambda r: r["run"]):
+        run = record["run"]
+        by_key = {entry["key"]: entry for entry in record["claims"]}
+        if shared and run in shared:
+            result, extra = shared[run]
+            details = ""
+            if "coverage" in extra:
+                details = (
+                    f"coverage {extra['coverage']:.2f}, order-matched random "
+                    f"{extra['random_matched']:.2f}, uniform {extra['random_uniform']:.2f}, "
+                    f"{extra['partners']} partner(s)"
                 )
-            else:
-                rows.append(_row(run, "spindle_at_init", "no salient strength", "n/a"))
-        init, low_point, final = (
-            point[k] for k in ("mean_order_init", "mean_order_min", "mean_order_final")
-        )
-        start, onset = point.get("phase2_start"), point.get("gap_onset")
-        rows.append(
-            _row(
-                run,
-                "phase1_drop",
-                f"mean order {init:.2f} at init → {low_point:.2f} at phase-2 start (epoch {start})",
-                _yes(low_point < init),
-            )
-        )
-        rows.append(
-            _row(
-                run,
-                "phase2_rise",
-                f"mean order {low_point:.2f} at phase-2 start → {final:.2f} at the end",
-                _yes(final > low_point),
-            )
-        )
-        epochs = sorted(strength[strength.run == run].epoch.unique().tolist())
-        if onset is None or start not in epochs or onset not in epochs:
-            rows.append(
-                _row(
-                    run,
-                    "phase2_near_gap",
-                    f"phase-2 start epoch {start}, no loss-gap onset found",
-                    "n/a",
-                )
+            by_key["shared_interactions"] = _entry(
+                "shared_interactions", result, extra, _interval_text(result), details
             )
         else:
-            distance = epochs.index(onset) - epochs.index(start)
-            rows.append(
-                _row(
-                    run,
-                    "phase2_near_gap",
-                    f"phase-2 start epoch {start}, gap onset epoch {onset}: {distance:+d} "
-                    f"checkpoints (allowed ±{max_checkpoint_distance})",
-                    _yes(abs(distance) <= max_checkpoint_distance),
-                )
-            )
-        rows.append(_jaccard_row(run, jaccard, variant, spearmanr))
-        rows.append(_ood_row(run, ood))
-        rows.append(_shared_row(run, coverage, tau1, coverage_factor))
-    return pd.DataFrame(rows, columns=["run", "claim", "key", "measured", "verdict"])
+            result = not_applicable("no comparable run")
+            by_key["shared_interactions"] = _entry("shared_interactions", result, {}, result.reason)
+        for key in CLAIMS:
+            rows.append(_row(run, by_key[key]))
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def _jaccard_row(run: str, jaccard: pd.DataFrame, variant: str, spearmanr) -> dict:
-    rows = jaccard[(jaccard.run == run) & (jaccard.variant == variant)]
-    if rows.empty:
-        return _row(run, "jaccard_falls", f"no Jaccard table ({variant})", "n/a")
-    last = rows[rows.epoch == rows.epoch.max()].dropna(subset=["similarity"])
-    if len(last) < 3:
-        return _row(run, "jaccard_falls", f"{len(last)} orders with a similarity", "n/a")
-    rho = float(spearmanr(last.order, last.similarity).statistic)
-    first = last.sort_values("order").iloc[0]
-    text = (
-        f"epoch {int(last.epoch.iloc[0])}: Spearman ρ = {rho:.2f}; "
-        f"order {int(first.order)}: {first.similarity:.2f}"
+def _replicates(entry: Mapping, name: str) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in entry.get(name) or []], dtype=float)
+
+
+def pooled_scorecard(
+    run_claims_list: Sequence[Mapping], *, n_boot: int = N_BOOT, seed: int = 0
+) -> pd.DataFrame:
+    """Runs that differ only in their seed, pooled: the mean effect over seeds with a
+    two-stage bootstrap (seeds, then each seed's own replicates over samples), against the
+    null pooled the same way, decided by the same rule.  Groups of one run are left out."""
+    groups: dict[tuple, list[Mapping]] = {}
+    for record in run_claims_list:
+        key = (record["dataset"], record["arch"], float(record["label_noise"]))
+        groups.setdefault(key, []).append(record)
+    rows = []
+    for (dataset, arch, noise), records in sorted(groups.items()):
+        if len(records) < 2:
+            continue
+        name = f"{dataset}-{arch}" + (f", {noise:.0%} noise" if noise else "")
+        name += f" ({len(records)} seeds)"
+        for key in CLAIMS:
+            entries = [next((e for e in r["claims"] if e["key"] == key), None) for r in records]
+            rows.append(_row(name, _pooled_entry(key, entries, n_boot, seed)))
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _pooled_entry(key: str, entries: list, n_boot: int, seed: int) -> dict:
+    usable = [
+        e
+        for e in entries
+        if e and e.get("verdict") != "n/a" and e.get("replicates") and e.get("onset_located", True)
+    ]
+    if len(usable) < 2:
+        result = not_applicable("fewer than two seeds with this claim")
+        return _entry(key, result, {}, result.reason)
+    effects = [_replicates(e, "replicates") for e in usable]
+    nulls = [_replicates(e, "null_replicates") for e in usable]
+    effects = [r[np.isfinite(r)] for r in effects]
+    nulls = [r[np.isfinite(r)] for r in nulls]
+    if any(r.size == 0 for r in effects + nulls):
+        result = not_applicable("a seed without replicates")
+        return _entry(key, result, {}, result.reason)
+    direction = usable[0]["direction"]
+    point = float(np.mean([e["effect"] for e in usable]))
+    replicates = clustered_bootstrap(effects, n_boot, seed)
+    # The null of the mean over these seeds: each seed's null drawn on its own (no resampling
+    # of seeds: they are the ones measured).
+    rng = np.random.default_rng(seed + 1)
+    null = np.mean([r[rng.integers(0, r.size, n_boot)] for r in nulls], axis=0)
+    distribution = key in ("phase1_drop", "phase2_rise", "phase2_near_gap")
+    floor = None if distribution or key == "spindle_at_init" else 0.0
+    smallest = SMALLEST_EFFECTS[key]
+    result = claim(
+        point,
+        replicates,
+        null=float(np.mean([e["null"] for e in usable])),
+        null_replicates=null,
+        direction=direction,
+        n=int(sum(e["n"] for e in usable)),
+        min_n=2,
+        smallest_effect=smallest,
+        null_kind="distribution" if distribution or key == "spindle_at_init" else "interval",
+        floor=floor,
     )
-    return _row(run, "jaccard_falls", text, _yes(rho < 0) if np.isfinite(rho) else "n/a")
-
-
-def _ood_row(run: str, ood: pd.DataFrame | None) -> dict:
-    rows = None if ood is None or ood.empty else ood[ood.run == run]
-    if rows is None or rows.empty:
-        return _row(run, "ood_high_order", "no flipped samples (clean run)", "n/a")
-    last = rows.sort_values("epoch").iloc[-1]
-    text = (
-        f"mean order {last.mean_order_flipped:.2f} vs {last.mean_order_normal:.2f}; high-order "
-        f"share difference {last.high_share_diff:.3f} "
-        f"[{last.high_share_diff_low:.3f}, {last.high_share_diff_high:.3f}]"
-    )
-    return _row(run, "ood_high_order", text, str(last.verdict))
-
-
-def _shared_row(run: str, coverage: pd.DataFrame | None, tau1: float, factor: float) -> dict:
-    if coverage is None or coverage.empty:
-        return _row(run, "shared_interactions", "no comparable run", "n/a")
-    rows = coverage[
-        (coverage.run_a == run)
-        & (coverage.run_b != run)
-        & (coverage.stage == "final")
-        & np.isclose(coverage.tau1, tau1)
-    ].dropna(subset=["ratio"])
-    if rows.empty:
-        return _row(run, "shared_interactions", "no comparable run", "n/a")
-    mean_ratio = float(rows.ratio.mean())
-    text = (
-        f"coverage {rows.coverage.mean():.2f} vs random {rows.random_expected.mean():.2f}: "
-        f"{mean_ratio:.1f}× (min {rows.ratio.min():.1f}×, comparable runs: {len(rows)})"
-    )
-    return _row(run, "shared_interactions", text, _yes(mean_ratio >= factor))
+    if key == "phase2_near_gap":
+        # The mean distance is discrete: yes needs the interval strictly below the bound.
+        verdict, reason = decide(
+            point,
+            result.low,
+            result.high,
+            result.bound,
+            direction=direction,
+            n=result.n,
+            min_n=2,
+        )
+        result = Claim(**{**result.as_row(), "verdict": verdict, "reason": reason})
+    return _entry(key, result, {}, _interval_text(result))
 
 
 def study_step(
     *,
-    points: Sequence[str | Path],
-    strength: Sequence[str | Path],
-    jaccard: Sequence[str | Path],
-    theory: Sequence[str | Path],
-    ood: Sequence[str | Path],
-    coverage: str | Path | None,
+    claims: Sequence[str | Path],
+    samples: str | Path | None,
     table: str | Path,
+    pooled: str | Path,
     figure: str | Path,
-    variant: str = "average_then_split",
-    max_checkpoint_distance: int = MAX_CHECKPOINT_DISTANCE,
-    coverage_factor: float = COVERAGE_FACTOR,
+    n_boot: int = N_BOOT,
 ) -> None:
-    """The scorecard of every run → TSV and a figure rendering it.
+    """The scorecard of every run → TSV and figure; runs pooled over seeds → TSV.
 
-    Inputs: the runs' two_phase.json, order_strength.tsv, jaccard.tsv, theory_fit.tsv,
-    ood_verdict.json (noisy runs only) and the study's similarity_coverage.tsv.
+    Inputs: every run's claims.json (`run_step`) and the study's similarity_samples.tsv.
     """
     from harsanyi.plots import scorecard_figure
 
-    verdicts = [
-        {k: v for k, v in json.loads(Path(p).read_text()).items() if k != "per_checkpoint"}
-        for p in check_files(ood, "OOD verdicts")
-    ]
-    coverage_table = None
-    if coverage is not None:
-        coverage_table = read_tsv(check_files([coverage], "coverage table")[0])
-    card = scorecard(
-        read_points(check_files(points, "two-phase points")),
-        read_tsvs(check_files(strength, "order strength tables")),
-        read_tsvs(check_files(jaccard, "Jaccard tables")),
-        read_tsvs(check_files(theory, "theory fits")),
-        pd.DataFrame(verdicts) if verdicts else None,
-        coverage_table,
-        variant=variant,
-        max_checkpoint_distance=max_checkpoint_distance,
-        coverage_factor=coverage_factor,
-    )
+    records = [json.loads(Path(p).read_text()) for p in check_files(claims, "run claims")]
+    shared = None
+    if samples is not None:
+        shared = shared_claims(
+            read_tsv(check_files([samples], "similarity samples")[0]), n_boot=n_boot
+        )
+    card = scorecard(records, shared)
+    for record in records:
+        if shared and record["run"] in shared:
+            result, extra = shared[record["run"]]
+            record["claims"].append(_entry("shared_interactions", result, extra, ""))
     write_tsv(card, table)
+    write_tsv(pooled_scorecard(records, n_boot=n_boot), pooled)
     scorecard_figure(card, figure)
+
+
+# --------------------------------------------------------------------------- README section
+
+README_BEGIN = "<!-- study results: begin (written by scripts/readme_results.py; do not edit) -->"
+README_END = "<!-- study results: end -->"
+
+
+def _cell(row) -> str:
+    if row.verdict == "n/a" or not np.isfinite(row.effect):
+        return row.verdict
+    return f"{row.verdict}: {row.effect:.2f} [{row.low:.2f}, {row.high:.2f}] vs {row.bound:.2f}"
+
+
+def readme_markdown(
+    card: pd.DataFrame, pooled: pd.DataFrame, *, study: str, figure: str, command: str
+) -> str:
+    """The README's study-results section: the scorecard as one row per run and one column
+    per claim ("verdict: effect [interval] vs null bound"), the runs pooled over seeds, the
+    figure, and the command that wrote it."""
+    from harsanyi.plots import _run_label, run_order
+
+    def table(frame: pd.DataFrame, label) -> list[str]:
+        names = list(dict.fromkeys(frame.key))
+        lines = [
+            "| run | " + " | ".join(CLAIMS[k] for k in names) + " |",
+            "| --- |" + " --- |" * len(names),
+        ]
+        runs = run_order(frame.run.unique()) if label else list(dict.fromkeys(frame.run))
+        for run in runs:
+            part = frame[frame.run == run].set_index("key")
+            cells = [_cell(part.loc[k]) for k in names]
+            lines.append(f"| {label(run) if label else run} | " + " | ".join(cells) + " |")
+        return lines
+
+    lines = [
+        README_BEGIN,
+        "",
+        f"Written by `{command}` from the study `{study}`; every number below comes from",
+        "`scorecard.tsv` / `scorecard_seeds.tsv` of that study. Cells: verdict: effect [95 %",
+        'interval] vs the null bound it must clear (rules: docs/interactions.md, "Verdicts").',
+        "",
+        f"![two-phase dynamics of the study]({figure})",
+        "",
+    ]
+    counts = card.verdict.value_counts()
+    summary = ", ".join(f"{counts.get(v, 0)} {v}" for v in ("yes", "no", "inconclusive", "n/a"))
+    lines += [f"Scorecard, {card.run.nunique()} runs × {card.key.nunique()} claims: {summary}.", ""]
+    lines += table(card, _run_label)
+    details = card.details.fillna("").astype(str) if "details" in card else ""
+    power = card[(card.key == "ood_high_order") & (details != "")]
+    if not power.empty:
+        lines += ["", "Power of the OOD test (mean-order difference, 80 % power, α = 5 %):", ""]
+        lines += [f"- {_run_label(r.run)}: {r.details}" for r in power.itertuples()]
+    if not pooled.empty:
+        lines += ["", "Runs that differ only in their seed, pooled:", ""]
+        lines += table(pooled, None)
+    lines += ["", README_END]
+    return "\n".join(lines) + "\n"
+
+
+def splice_readme(readme: str, section: str) -> str:
+    """`readme` with the text between the study-results markers replaced by `section`."""
+    if readme.count(README_BEGIN) != 1 or readme.count(README_END) != 1:
+        raise ValueError("the README needs exactly one pair of study-results markers")
+    head, rest = readme.split(README_BEGIN)
+    _, tail = rest.split(README_END)
+    return head + section.rstrip("\n") + tail

@@ -195,12 +195,14 @@ def study_step(
     coverage: str | Path,
     orders: str | Path,
     topk: str | Path,
+    samples: str | Path,
     figure: str | Path,
     stages: Sequence[str | int] = ("init", "final"),
     label_noise: Mapping[str, float] | None = None,
     tau: float = 0.05,
 ) -> None:
-    """Cross-model coverage and top-K overlap → three TSVs and the heatmap figure."""
+    """Cross-model coverage and top-K overlap → three TSVs and the heatmap figure, and the
+    per-sample coverage with its order-matched random baseline (`shared_samples_table`)."""
     from harsanyi.plots import similarity_figure
 
     tables = similarity_tables(
@@ -212,4 +214,139 @@ def study_step(
     write_tsv(tables["coverage"], coverage)
     write_tsv(tables["orders"], orders)
     write_tsv(tables["topk"], topk)
+    write_tsv(
+        shared_samples_table(
+            check_files(interactions, "interaction files"),
+            stages=stages,
+            label_noise=label_noise,
+            tau1=tau,
+            tau2=tau,
+        ),
+        samples,
+    )
     similarity_figure(tables["coverage"], tables["orders"], tables["topk"], figure, tau=tau)
+
+
+# --------------------------------------------------------------------------- claim
+
+MIN_SAMPLES = 5
+SMALLEST_EXCESS = 0.02
+
+
+def matched_random_coverage(omega1: np.ndarray, omega2: np.ndarray, n: int) -> np.ndarray:
+    """(samples,) expected coverage |Ω₁ ∩ R| / |Ω₁| of Ω₁ by a random set R with the same
+    number of salient terms as Ω₂ at every order and operator (AND, OR): the baseline with
+    the same order profile.  Bool masks (samples, 2·2^n), AND then OR; nan where Ω₁ = ∅."""
+    of_order = np.tile(orders(n), 2)
+    operator = np.repeat([0, 1], 2**n)
+    expected = np.zeros(omega1.shape[0])
+    for op in (0, 1):
+        for k in range(1, n + 1):
+            column = (of_order == k) & (operator == op)
+            expected += omega1[:, column].sum(axis=1) * omega2[:, column].sum(axis=1) / column.sum()
+    size1 = omega1.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(size1 > 0, expected / np.where(size1 > 0, size1, 1), np.nan)
+
+
+def shared_samples_table(
+    items: Iterable[ResultsLike],
+    *,
+    stages: Sequence[str | int] = ("init", "final"),
+    label_noise: Mapping[str, float] | None = None,
+    tau1: float = 0.05,
+    tau2: float = 0.05,
+) -> pd.DataFrame:
+    """Per comparable pair (a ≠ b), stage and sample: coverage of a's salient set (τ₁) by b's
+    (τ₂), and the coverage expected of a random set with b's order profile
+    (`matched_random_coverage`) and of a uniform random set of b's size."""
+    runs = by_run(items)
+    rows = []
+    for stage in stages:
+        at = {run: epochs[_stage_epoch(list(epochs), stage, run)] for run, epochs in runs.items()}
+        for a, b in comparable_pairs(at, label_noise):
+            if a == b:
+                continue
+            rows_a, rows_b = shared_rows(at[a], at[b])
+            first, second = at[a], at[b]
+            n = first.n
+            omega1 = np.concatenate(
+                salient_masks(first.I_and[rows_a], first.I_or[rows_a], ratio=tau1), axis=1
+            )
+            omega2 = np.concatenate(
+                salient_masks(second.I_and[rows_b], second.I_or[rows_b], ratio=tau2), axis=1
+            )
+            size1, size2 = omega1.sum(axis=1), omega2.sum(axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                covered = np.where(size1 > 0, (omega1 & omega2).sum(axis=1) / size1, np.nan)
+            matched = matched_random_coverage(omega1, omega2, n)
+            uniform = size2 / (2 * (2**n - 1))
+            for i, row in enumerate(rows_a):
+                rows.append(
+                    {
+                        "stage": str(stage),
+                        "run_a": a,
+                        "run_b": b,
+                        "epoch_a": identity(first)["epoch"],
+                        "split": str(np.asarray(first.split).astype(str)[row]),
+                        "sample_id": int(first.sample_ids[row]),
+                        "size1": int(size1[i]),
+                        "size2": int(size2[i]),
+                        "coverage": covered[i],
+                        "random_matched": matched[i],
+                        "random_uniform": uniform[i],
+                    }
+                )
+    columns = ["stage", "run_a", "run_b", "epoch_a", "split", "sample_id", "size1", "size2"]
+    columns += ["coverage", "random_matched", "random_uniform"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def shared_claims(samples: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> dict:
+    """Per run a: excess coverage (coverage − order-matched random) at the last checkpoint,
+    averaged over a's comparable partners per sample, against the same excess between the
+    untrained networks (first checkpoints) of the same pairs.  Run → (Claim, extra)."""
+    from harsanyi.verdicts import GREATER, bootstrap_weights, claim, not_applicable
+
+    out = {}
+    if samples.empty:
+        return out
+    table = samples.assign(excess=samples.coverage - samples.random_matched)
+    for run, part in table.groupby("run_a"):
+        per_sample = part.pivot_table(
+            index=["split", "sample_id"], columns="stage", values="excess", aggfunc="mean"
+        )
+        if not {"init", "final"} <= set(per_sample.columns):
+            out[run] = (not_applicable("needs the first and the last checkpoint"), {})
+            continue
+        per_sample = per_sample[["init", "final"]].dropna()
+        x = len(per_sample)
+        if x == 0:
+            out[run] = (not_applicable("no sample with salient interactions"), {})
+            continue
+        weights = bootstrap_weights(x, n_boot, seed) / x
+        final, init = per_sample["final"].to_numpy(), per_sample["init"].to_numpy()
+        final_part = part[part.stage == "final"]
+        replicates, null = weights @ final, weights @ init
+        result = claim(
+            float(final.mean()),
+            replicates,
+            null=float(init.mean()),
+            null_replicates=null,
+            direction=GREATER,
+            n=x,
+            min_n=MIN_SAMPLES,
+            smallest_effect=SMALLEST_EXCESS,
+            null_kind="interval",
+            floor=0.0,
+        )
+        extra = {
+            "replicates": replicates,
+            "null_replicates": null,
+            "coverage": float(final_part.coverage.mean()),
+            "random_matched": float(final_part.random_matched.mean()),
+            "random_uniform": float(final_part.random_uniform.mean()),
+            "partners": int(final_part.run_b.nunique()),
+        }
+        out[run] = (result, extra)
+    return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +14,27 @@ import pandas as pd
 from harsanyi.analyses.common import shown_epochs
 from harsanyi.dynamics import loss_gap_onset, two_phase_summary
 from harsanyi.io import write_json, write_tsv
-from harsanyi.stats import DEFAULT_RATIO, mean_order, order_distribution, order_strength
-from harsanyi.store import read_results
+from harsanyi.stats import (
+    DEFAULT_RATIO,
+    mean_order,
+    order_distribution,
+    order_strength,
+    order_strength_per_sample,
+)
+from harsanyi.store import InteractionResults, read_results
+from harsanyi.verdicts import (
+    GREATER,
+    INCONCLUSIVE,
+    LESS,
+    LEVEL,
+    N_BOOT,
+    Claim,
+    bootstrap_weights,
+    claim,
+    decide,
+    not_applicable,
+    placement_distance_null,
+)
 
 ORDER_COLUMNS = [
     "run",
@@ -141,3 +161,182 @@ def study_step(
         for p in found
     }
     two_phase_figure(strength, run_metrics, epochs, {p["run"]: p for p in found}, figure)
+
+
+# --------------------------------------------------------------------------- claims
+
+MIN_SAMPLES = 5
+SMALLEST_ORDER_CHANGE = 0.1
+
+
+def strength_cube(
+    epochs: dict[int, InteractionResults], *, split: str = "train", ratio: float = DEFAULT_RATIO
+) -> np.ndarray:
+    """(checkpoints, samples, n) salient strength s_x(k) = I⁺ − I⁻ per sample and order.
+
+    Samples are matched across checkpoints by sample id (every checkpoint must explain the
+    same samples of `split`), so that a bootstrap over samples is paired over checkpoints.
+    """
+    cube, ids = [], None
+    for epoch, results in sorted(epochs.items()):
+        part = results.subset(split)
+        order = np.argsort(part.sample_ids, kind="stable")
+        if ids is None:
+            ids = part.sample_ids[order]
+        elif not np.array_equal(ids, part.sample_ids[order]):
+            raise ValueError(f"epoch {epoch}: other {split} samples than the first checkpoint")
+        positive, negative = order_strength_per_sample(
+            part.I_and[order], part.I_or[order], ratio=ratio
+        )
+        cube.append(positive - negative)
+    return np.stack(cube)
+
+
+def pooled_mean_orders(cube: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """(replicates, checkpoints) mean order of the sample-weighted pooled strength; nan where
+    a checkpoint has no salient strength in a replicate."""
+    pooled = np.einsum("rx,txk->rtk", weights, cube)
+    total = pooled.sum(axis=-1)
+    ks = np.arange(1, cube.shape[-1] + 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, pooled @ ks / np.where(total > 0, total, 1.0), np.nan)
+
+
+def _later_minimum(m: np.ndarray) -> np.ndarray:
+    later = m[:, 1:]
+    out = np.full(m.shape[0], np.nan)
+    usable = np.isfinite(later).any(axis=1)
+    out[usable] = np.nanmin(later[usable], axis=1)
+    return out
+
+
+def phase1_statistic(m: np.ndarray) -> np.ndarray:
+    """Mean order at initialisation − minimal mean order after it (the phase-2 start)."""
+    return m[:, 0] - _later_minimum(m)
+
+
+def phase2_statistic(m: np.ndarray) -> np.ndarray:
+    """Mean order at the last checkpoint − minimal mean order after initialisation."""
+    return m[:, -1] - _later_minimum(m)
+
+
+def _time_permuted(cube: np.ndarray, first: int, draws: int, seed: int) -> np.ndarray:
+    """`draws` copies of the cube with each sample's checkpoints from `first` on shuffled
+    independently: the same samples with their temporal order destroyed."""
+    rng = np.random.default_rng(seed)
+    t, x, _ = cube.shape
+    keys = rng.random((draws, t - first, x))
+    order = np.argsort(keys, axis=1) + first
+    head = np.broadcast_to(np.arange(first)[None, :, None], (draws, first, x))
+    index = np.concatenate([head, order], axis=1)  # (draws, t, x)
+    return cube[index, np.arange(x)[None, None, :]]  # (draws, t, x, n)
+
+
+def phase_claims(
+    cube: np.ndarray, *, n_boot: int = N_BOOT, seed: int = 0
+) -> dict[str, tuple[Claim, dict]]:
+    """Phase 1 and phase 2 as effects with intervals against a permutation null.
+
+    Effects (`phase1_statistic`, `phase2_statistic` of the pooled mean orders) with a paired
+    bootstrap over samples (the phase-2 start is re-selected in every replicate).  Null: the
+    same statistic after shuffling each sample's checkpoints independently (all checkpoints
+    for phase 1; for phase 2 those from the phase-2 start on, the window whose rise is
+    claimed): what checkpoint-to-checkpoint noise, the extraction's included, and the
+    selection of the minimum give without any trend.
+    """
+    t, x, _ = cube.shape
+    if t < 3:
+        reason = f"{t} checkpoints; phases need at least 3"
+        return {key: (not_applicable(reason, n=x), {}) for key in ("phase1_drop", "phase2_rise")}
+    point = pooled_mean_orders(cube, np.ones((1, x)))
+    boot = pooled_mean_orders(cube, bootstrap_weights(x, n_boot, seed))
+    out = {}
+    # Phase 2 is judged on the window from the phase-2 start on: shuffling the phase-1 descent
+    # into it would make its null as wide as phase 1 itself.
+    later = point[0, 1:]
+    start = 1 + int(np.nanargmin(later)) if np.isfinite(later).any() else 1
+    for key, statistic, window in (
+        ("phase1_drop", phase1_statistic, cube),
+        ("phase2_rise", phase2_statistic, cube[start - 1 :]),
+    ):
+        # Index 0 of the window stays in place (the statistics never read it after it).
+        first = 0 if key == "phase1_drop" else 1
+        permuted = _time_permuted(window, first, n_boot, seed + 1)
+        null = np.array([statistic(pooled_mean_orders(c, np.ones((1, x))))[0] for c in permuted])
+        result = claim(
+            float(statistic(point)[0]),
+            statistic(boot),
+            null=float(np.nanmedian(null)),
+            null_replicates=null,
+            direction=GREATER,
+            n=x,
+            min_n=MIN_SAMPLES,
+            smallest_effect=SMALLEST_ORDER_CHANGE,
+        )
+        out[key] = (result, {"replicates": statistic(boot), "null_replicates": null})
+    return out
+
+
+def gap_claim(
+    cube: np.ndarray,
+    epochs: Sequence[int],
+    onset: int | None,
+    *,
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+) -> tuple[Claim, dict]:
+    """Distance in checkpoints between the phase-2 start and the loss-gap onset, against two
+    points placed at random on the same grid (the checkpoints after initialisation).
+
+    Interval: bootstrap over samples of the phase-2 start (the onset comes from the losses).
+    Null: the exact distribution of |i − j| for i, j uniform on the grid; the bound is the
+    largest distance d with P(|i − j| ≤ d) ≤ 5 % (one-sided, as every bound here), and
+    "inconclusive" where even distance 0 is that likely by chance (too few checkpoints).
+    """
+    epochs = list(epochs)
+    x = cube.shape[1]
+    positions = len(epochs) - 1
+    if onset is None or onset not in epochs[1:] or positions < 2:
+        return not_applicable("no loss-gap onset found", direction=LESS, n=x), {}
+    where = epochs.index(onset) - 1
+    m_point = pooled_mean_orders(cube, np.ones((1, x)))[:, 1:]
+    m_boot = pooled_mean_orders(cube, bootstrap_weights(x, n_boot, seed))[:, 1:]
+    m_boot = np.where(np.isfinite(m_boot), m_boot, np.inf)
+    distance = float(abs(int(np.argmin(np.where(np.isfinite(m_point), m_point, np.inf))) - where))
+    replicates = np.abs(np.argmin(m_boot, axis=1) - where).astype(float)
+    p = placement_distance_null(positions)
+    rng = np.random.default_rng(seed + 2)
+    null = rng.choice(np.arange(positions), size=n_boot, p=p).astype(float)
+    result = claim(
+        distance,
+        replicates,
+        null=float(p @ np.arange(positions)),
+        null_replicates=null,
+        direction=LESS,
+        n=x,
+        min_n=MIN_SAMPLES,
+    )
+    tail = 1 - LEVEL
+    cdf = np.cumsum(p)
+    reachable = np.flatnonzero(cdf <= tail)
+    extra = {"replicates": replicates, "null_replicates": null, "onset_located": where > 0}
+    if where == 0:
+        return replace(
+            result,
+            verdict=INCONCLUSIVE,
+            reason="the loss gap rises from the first checkpoint examined: onset not located",
+        ), extra
+    if reachable.size == 0:
+        return replace(
+            result,
+            verdict=INCONCLUSIVE,
+            reason=(
+                f"{positions} checkpoints: chance puts the two points together with "
+                f"probability {p[0]:.2f} > {tail:.3f}"
+            ),
+        ), extra
+    bound = float(reachable[-1]) + 0.5
+    verdict, reason = decide(
+        distance, result.low, result.high, bound, direction=LESS, n=x, min_n=MIN_SAMPLES
+    )
+    return replace(result, bound=bound, verdict=verdict, reason=reason), extra

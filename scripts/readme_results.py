@@ -1,0 +1,45 @@
+"""The README's study results, never typed by hand.
+
+As the script of rule `readme` (snakemake --cores 2 readme): the study's scorecard tables
+→ a markdown section (readme_results.md) and a copy of its two-phase figure.
+As a command: python3 scripts/readme_results.py <results>/studies/<study>-<hash>/readme
+[README] splices that section into README.md between its study-results markers and copies
+the figure to docs/.
+"""
+
+import shutil
+import sys
+from pathlib import Path
+
+from harsanyi.analyses.common import read_tsv
+from harsanyi.analyses.scorecard import readme_markdown, splice_readme
+from harsanyi.io import write_text
+
+COMMAND = (
+    "python3 -m snakemake --cores 2 readme && "
+    "python3 scripts/readme_results.py results/studies/<study>-<hash>/readme"
+)
+README_FIGURE = "docs/default_two_phase.png"
+
+if "snakemake" in globals():
+    from harsanyi.jobs import setup_job
+
+    setup_job(snakemake.log, snakemake.threads)  # noqa: F821
+    section = readme_markdown(
+        read_tsv(snakemake.input.scorecard),  # noqa: F821
+        read_tsv(snakemake.input.pooled),  # noqa: F821
+        study=snakemake.params.study,  # noqa: F821
+        figure=README_FIGURE,
+        command=COMMAND,
+    )
+    write_text(section, snakemake.output.section)  # noqa: F821
+    shutil.copyfile(snakemake.input.figure, snakemake.output.figure)  # noqa: F821
+elif __name__ == "__main__":
+    if len(sys.argv) not in (2, 3):
+        sys.exit(__doc__)
+    section_path = Path(sys.argv[1]) / "readme_results.md"
+    figure = Path(sys.argv[1]) / "two_phase.png"
+    readme = Path(sys.argv[2] if len(sys.argv) == 3 else "README.md")
+    write_text(splice_readme(readme.read_text(), section_path.read_text()), readme)
+    shutil.copyfile(figure, readme.parent / README_FIGURE)
+    print(f"{readme}: study results from {section_path}; {README_FIGURE} from {figure}")

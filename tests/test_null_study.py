@@ -1,0 +1,38 @@
+"""The null study end to end: networks that never learn (learning rate 1e-9; two
+architectures, two seeds, with and without label noise) must not score "yes" on any claim
+about training.  The positive controls, where every effect is present by construction, are
+in test_verdicts.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_reruns import REPO, snakemake
+
+from harsanyi.analyses.common import read_tsv
+from harsanyi.analyses.scorecard import CLAIMS, TRAINING_CLAIMS
+
+NULL_STUDY = REPO / "tests" / "data" / "null_study.yaml"
+
+
+@pytest.mark.slow
+def test_networks_that_never_learn_score_no_yes_about_training(tmp_path):
+    # About 5 CPU-minutes (76 jobs): 3 min alone on 2 cores, much longer on a shared machine.
+    snakemake(tmp_path, "--cores", "2", "scorecard", config=NULL_STUDY, timeout=2400)
+    study_dir = next((tmp_path / "results" / "studies").glob("never_learns-*"))
+    card = read_tsv(study_dir / "scorecard.tsv")
+    runs = card.run.unique()
+    assert len(runs) == 12 and len(card) == 12 * len(CLAIMS)
+    training = card[card.key.isin(TRAINING_CLAIMS)]
+    said_yes = training[training.verdict == "yes"]
+    assert said_yes.empty, said_yes[["run", "key", "measured", "reason"]].to_string()
+    pooled = read_tsv(study_dir / "scorecard_seeds.tsv")
+    assert len(pooled) == 6 * len(CLAIMS)  # 3 architectures × 2 noise levels, 2 seeds each
+    pooled_yes = pooled[pooled.key.isin(TRAINING_CLAIMS) & (pooled.verdict == "yes")]
+    assert pooled_yes.empty, pooled_yes[["run", "key", "measured", "reason"]].to_string()
+    # Every decided claim carries its numbers, and every row its rule.
+    decided = card[card.verdict != "n/a"]
+    assert decided[["effect", "low", "high", "bound"]].notna().all().all()
+    assert card.rule.str.len().gt(0).all()
+    assert Path(study_dir / "scorecard.png").exists()
