@@ -17,23 +17,13 @@ import time
 
 import numpy as np
 import torch
+from bench_sparsify import planted_games  # same planted games as the solver comparison there
 from sklearn.datasets import load_digits
 
 from harsanyi import sparsifier as sp
 from harsanyi.games import TabularMasker, game_values
-from harsanyi.masks import coalition_matrix
 
 PIXELS = [18, 19, 20, 21, 26, 27, 28, 29, 34, 35, 42, 43]
-
-
-def planted_games(n: int, samples: int, terms: int, rng: np.random.Generator) -> np.ndarray:
-    members = coalition_matrix(n).numpy()
-    games = np.zeros((samples, 2**n))
-    for game in games:
-        for k, t in enumerate(rng.choice(np.arange(1, 2**n), size=2 * terms, replace=False)):
-            inside = members[:, members[t]]
-            game += rng.normal() * (inside.all(1) if k < terms else inside.any(1))
-    return games
 
 
 def network_games(n: int, samples: int) -> tuple[np.ndarray, np.ndarray]:
