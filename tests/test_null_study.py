@@ -20,7 +20,7 @@ NULL_STUDY = REPO / "tests" / "data" / "null_study.yaml"
 def test_networks_that_never_learn_score_no_yes_about_training(tmp_path):
     # About 5 CPU-minutes (76 jobs): 3 min alone on 2 cores, much longer on a shared machine.
     snakemake(tmp_path, "--cores", "2", "scorecard", config=NULL_STUDY, timeout=2400)
-    study_dir = next((tmp_path / "results" / "studies").glob("never_learns-*"))
+    study_dir = next((tmp_path / "results" / "studies").glob("never_learns-*/a-*"))
     card = read_tsv(study_dir / "scorecard.tsv")
     runs = card.run.unique()
     assert len(runs) == 12 and len(card) == 12 * len(CLAIMS)

@@ -128,19 +128,25 @@ def test_two_users_writing_one_store_at_once(finished: Path, tmp_path: Path) -> 
 
 @pytest.mark.slow
 def test_store_ls_lists_every_run_with_its_settings(finished: Path) -> None:
-    listed = harsanyi_cli("store", "ls", str(finished / "results"), "--settings")
+    listed = harsanyi_cli(
+        "store", "ls", str(finished / "results"), "--settings", "--format", "json"
+    )
     assert listed.returncode == 0, listed.stderr
-    rows = {line.split()[0]: line for line in listed.stdout.splitlines()[1:]}
+    rows = {row["run"]: row for row in json.loads(listed.stdout)}
     study = load_study(TINY)
     assert set(rows) == {run.name for run in study.runs}
     for run in study.runs:
-        fields = rows[run.name].split()
+        row = rows[run.name]
         label, digest = run.name.rsplit("-", 1)
-        assert fields[1:6] == [label, digest, run.dataset, run.arch, str(run.seed)]
-        assert float(fields[6]) == run.label_noise
-        assert fields[7:9] == [str(len(run.epochs))] * 2  # checkpoints, interaction files
-        settings = rows[run.name][rows[run.name].index("{") :].strip()
-        assert json.loads(settings) == json.loads(canonical_json(run.settings))
+        assert [row[k] for k in ("label", "hash", "dataset", "arch")] == [
+            label,
+            digest,
+            run.dataset,
+            run.arch,
+        ]
+        assert int(row["seed"]) == run.seed and float(row["label_noise"]) == run.label_noise
+        assert row["n_checkpoints"] == row["n_interaction_files"] == len(run.epochs)
+        assert row["settings"] == json.loads(canonical_json(run.settings))
 
 
 @pytest.mark.slow

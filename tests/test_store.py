@@ -483,3 +483,12 @@ def test_certificate_round_trips_and_is_all_or_nothing(tmp_path):
     old = make_results(samples=2)
     write_results(tmp_path / "old.h5", old)
     assert read_results(tmp_path / "old.h5").certified is None
+
+
+def test_atomic_write_of_a_second_hard_link_leaves_no_temporary_file(tmp_path):
+    source = tmp_path / "state.pt"
+    source.write_bytes(b"weights")
+    target = tmp_path / "epoch_0000.pt"
+    os.link(source, target)  # the checkpoint already links the resume state
+    atomic_write(target, lambda temp: os.link(source, temp))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch_0000.pt", "state.pt"]

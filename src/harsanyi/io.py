@@ -90,6 +90,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             raise FileNotFoundError(f"writer for {target} produced no file at {temp}")
         _fsync(temp)
         os.replace(temp, target)
+        # rename() of two hard links to one file does nothing and succeeds (POSIX), leaving
+        # the temporary name behind: the case of a checkpoint linked again from resume state.
+        temp.unlink(missing_ok=True)
         _fsync_directory(target.parent)
     except Exception as error:
         full = _disk_full(error, target.parent)
