@@ -30,6 +30,19 @@ def load(item: ResultsLike) -> InteractionResults:
     return results
 
 
+def uncertified(results: InteractionResults) -> float:
+    """How many samples carry no certificate within the solver's gap tolerance.
+
+    Analyses keep such samples (their decomposition is exact, v_and + v_or = v + q with
+    |q| ≤ ε, only not proven within 0.5 % of the sparsest) and count them in the column
+    `uncertified` of every per-checkpoint table.  NaN for files written before certificates
+    existed.
+    """
+    if results.certified is None:
+        return float("nan")
+    return float(np.sum(~np.asarray(results.certified, dtype=bool)))
+
+
 def identity(results: InteractionResults) -> dict:
     """run, arch, dataset and epoch of the checkpoint behind `results`."""
     model = results.meta["model"]

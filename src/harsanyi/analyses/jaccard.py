@@ -21,6 +21,7 @@ from harsanyi.analyses.common import (
     read_points,
     read_tsvs,
     results_split,
+    uncertified,
 )
 from harsanyi.io import write_tsv
 from harsanyi.masks import orders
@@ -36,7 +37,7 @@ def jaccard_table(
 
     `metrics.jaccard_per_order` (classes present in both splits, averaged over classes) for
     every variant.  Columns: run, arch, dataset, epoch, variant, order, similarity,
-    n_classes, n_train, n_test.
+    n_classes, n_train, n_test, uncertified (samples without a certificate, kept).
     """
     unknown = [v for v in variants if v not in JACCARD_VARIANTS]
     if unknown:
@@ -62,11 +63,21 @@ def jaccard_table(
                     variant=variant,
                     n_train=train.n_samples,
                     n_test=test.n_samples,
+                    uncertified=uncertified(train) + uncertified(test),
                 )
             )
     if not frames:
         raise ValueError("no results files given")
-    columns = [*IDENTITY, "variant", "order", "similarity", "n_classes", "n_train", "n_test"]
+    columns = [
+        *IDENTITY,
+        "variant",
+        "order",
+        "similarity",
+        "n_classes",
+        "n_train",
+        "n_test",
+        "uncertified",
+    ]
     table = pd.concat(frames, ignore_index=True)[columns]
     return table.sort_values(["run", "epoch", "variant", "order"], ignore_index=True)
 

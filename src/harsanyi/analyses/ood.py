@@ -19,6 +19,7 @@ from harsanyi.analyses.common import (
     plain,
     read_tsvs,
     results_split,
+    uncertified,
 )
 from harsanyi.io import write_json, write_tsv
 from harsanyi.metrics import bootstrap_ci
@@ -123,6 +124,7 @@ def ood_tables(
                         "share_high": p_high,
                         "distribution": distribution[k - 1],
                         "samples": part.n_samples,
+                        "uncertified": uncertified(part),
                     }
                 )
         summary_rows.append(_ood_summary(info, n, per_group, n_boot, level, seed))

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harsanyi.analyses.common import shown_epochs
+from harsanyi.analyses.common import shown_epochs, uncertified
 from harsanyi.dynamics import loss_gap_onset, two_phase_summary
 from harsanyi.io import write_json, write_tsv
 from harsanyi.stats import (
@@ -48,6 +48,7 @@ ORDER_COLUMNS = [
     "distribution",
     "mean_order",
     "samples",
+    "uncertified",
 ]
 
 
@@ -76,6 +77,7 @@ def order_strength_table(files: Iterable[str | Path], *, ratio: float = 0.05) ->
                         "distribution": float(distribution[k - 1]),
                         "mean_order": m,
                         "samples": len(part.sample_ids),
+                        "uncertified": uncertified(part),
                     }
                 )
     return pd.DataFrame(rows, columns=ORDER_COLUMNS).sort_values(["run", "epoch", "split", "order"])
