@@ -2,7 +2,7 @@
 
 As the script of rule `readme` (snakemake --cores 2 readme): the study's scorecard tables
 → a markdown section (readme_results.md) and a copy of its two-phase figure.
-As a command: python3 scripts/readme_results.py <results>/studies/<study>-<hash>/readme
+As a command: python3 scripts/readme_results.py <results>/studies/<study>-<hash>/a-<hash>/readme
 [README] splices that section into README.md between its study-results markers and copies
 the figure to docs/.
 """
@@ -17,7 +17,7 @@ from harsanyi.io import write_text
 
 COMMAND = (
     "python3 -m snakemake --cores 2 readme && "
-    "python3 scripts/readme_results.py results/studies/<study>-<hash>/readme"
+    "python3 scripts/readme_results.py results/studies/<study>-<hash>/a-<hash>/readme"
 )
 README_FIGURE = "docs/default_two_phase.png"
 
