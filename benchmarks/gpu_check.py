@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from bench_extraction import BatchSizes  # the same call-size recorder
 from torch import nn
 
 from harsanyi.config import ANALYSIS_DEFAULTS
@@ -160,19 +161,6 @@ def train_throughput(
         ],
     )
     return len(split) * sizes.train_epochs / seconds, model.eval(), peak_memory(device)
-
-
-class BatchSizes(nn.Module):
-    """Wraps a model and records the batch size of every call."""
-
-    def __init__(self, inner: nn.Module) -> None:
-        super().__init__()
-        self.inner = inner
-        self.sizes: list[int] = []
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.sizes.append(x.shape[0])
-        return self.inner(x)
 
 
 def extraction_throughput(

@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 
 from harsanyi.masks import n_players_of
+from harsanyi.transforms import and_inverse, and_transform, or_inverse
 
 
 def _subset_sum_(x: torch.Tensor, n: int) -> torch.Tensor:
@@ -38,18 +39,9 @@ def _superset_sum_(x: torch.Tensor, n: int) -> torch.Tensor:
     return x
 
 
-def and_part(a: torch.Tensor) -> torch.Tensor:
-    """v_and = Z_and a, batched over rows."""
-    return _subset_sum_(a.clone(), n_players_of(a.shape[-1]))
-
-
-def or_part(o: torch.Tensor) -> torch.Tensor:
-    """v_or = Z_or o: v_or(S) = o(∅) + Σ_{T≠∅, T∩S≠∅} o(T)."""
-    n = n_players_of(o.shape[-1])
-    inner = o.clone()
-    inner[:, 0] = 0
-    below = _subset_sum_(inner, n)  # Σ_{∅≠T⊆U} o(T)
-    return o[:, :1] + below[:, -1:] - torch.flip(below, dims=(-1,))
+# Z_and a and Z_or o are the inverse AND and OR transforms.
+and_part = and_inverse
+or_part = or_inverse
 
 
 def rebuild(a: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
@@ -94,14 +86,9 @@ def feasible_split(
 
     q is the residual K(a, o) − v clipped to the bound; a' = Möbius(v + q − Z_or o).
     """
-    n = n_players_of(v.shape[-1])
     v_or = or_part(o)
     q = torch.maximum(torch.minimum(and_part(a) + v_or - v, eps[:, None]), -eps[:, None])
-    v_and = v + q - v_or
-    for j in range(n):
-        y = v_and.view(v_and.shape[0], 2**j, 2, 2 ** (n - 1 - j))
-        y[:, :, 1] -= y[:, :, 0]
-    return v_and, o, q
+    return and_transform(v + q - v_or), o, q
 
 
 def l1_of(a: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
