@@ -13,6 +13,8 @@ from harsanyi.config import (
     ANALYSIS_DEFAULTS,
     DEFAULT_STUDY,
     EXTRACTION_DEFAULTS,
+    JOINT_DEFAULTS,
+    SENSITIVITY_DEFAULTS,
     ConfigError,
     check_extraction_memory,
     load_study,
@@ -176,7 +178,13 @@ def test_schema_defaults_are_the_library_defaults():
     schema = _schema()["properties"]
     top = {key: schema[key]["default"] for key in DEFAULT_STUDY}
     assert top == DEFAULT_STUDY
-    for section, defaults in (("extraction", EXTRACTION_DEFAULTS), ("analysis", ANALYSIS_DEFAULTS)):
+    sections = (
+        ("extraction", EXTRACTION_DEFAULTS),
+        ("analysis", ANALYSIS_DEFAULTS),
+        ("sensitivity", SENSITIVITY_DEFAULTS),
+        ("joint", JOINT_DEFAULTS),
+    )
+    for section, defaults in sections:
         properties = schema[section]["properties"]
         assert {key: sub["default"] for key, sub in properties.items()} == defaults, section
 
@@ -187,6 +195,7 @@ def test_resolve_fills_the_defaults_without_the_schema():
     )
     assert study.extraction == EXTRACTION_DEFAULTS
     assert study.analysis == ANALYSIS_DEFAULTS
+    assert study.sensitivity == SENSITIVITY_DEFAULTS and study.joint == JOINT_DEFAULTS
     assert study.name == "default" and study.device == "auto"
 
 
@@ -242,7 +251,15 @@ def test_a_configfile_runs_exactly_its_study(configfile):
 
 def test_without_a_configfile_the_embedded_default_runs():
     study = load_study(REPO / "config" / "config.yaml")
-    assert _planned_jobs()["train"] == len(study.runs)
+    jobs = _planned_jobs()
+    assert jobs["train"] == len(study.runs)
+    # sensitivity per measured checkpoint, joint extraction per group and shared checkpoint
+    assert study.sensitivity["enabled"] and study.joint["enabled"]
+    assert jobs["sensitivity"] == sum(len(study.sensitivity_epochs(r)) for r in study.runs)
+    groups = study.joint_groups()
+    assert len(groups) == 2  # digits lenet + mlp, without and with label noise
+    assert jobs["joint_extract"] == sum(len(study.joint_epochs(r)) for r in groups.values())
+    assert jobs["sensitivity_study"] == jobs["joint_study"] == 1
 
 
 def test_analysis_settings_name_the_paths_of_what_they_determine(tmp_path):

@@ -319,6 +319,61 @@ def attributions_inputs(rng):
     return pd.DataFrame(rows)
 
 
+def sensitivity_inputs(rng):
+    summary, trend = [], []
+    for run in RUNS:
+        for name in ("gauss:0.05", "pgd:0.01"):
+            for epoch in (0, 4, 9, 40):
+                for order in range(1, 9):
+                    mean = 0.1 * 2 ** (order / 2) * rng.uniform(0.7, 1.3)
+                    summary.append(
+                        {
+                            "run": run,
+                            "epoch": epoch,
+                            "perturbation": name,
+                            "order": order,
+                            "mean": mean,
+                            "low": 0.7 * mean,
+                            "high": 1.4 * mean,
+                            "n_samples": 20,
+                        }
+                    )
+                trend.append(
+                    {
+                        "run": run,
+                        "epoch": epoch,
+                        "perturbation": name,
+                        "rho": rng.uniform(0.5, 0.9),
+                        "p_value": 0.001,
+                    }
+                )
+    return pd.DataFrame(summary), pd.DataFrame(trend)
+
+
+def joint_inputs(rng):
+    rows = []
+    for label in ("digits s0: lenet + mlp", "digits s0 noise 0.15: lenet + mlp"):
+        for method in ("joint", "separate"):
+            for epoch in (0, 4, 9, 40):
+                for model in ("lenet", "mlp"):
+                    for order in range(1, 9):
+                        shared, specific = rng.uniform(0, 1, 2)
+                        rows.append(
+                            {
+                                "group_label": label,
+                                "group": "j-0123456789ab",
+                                "epoch": epoch,
+                                "method": method,
+                                "model": model,
+                                "order": order,
+                                "shared": shared,
+                                "specific": specific,
+                                "shared_fraction": shared / (shared + specific),
+                            }
+                        )
+    return pd.DataFrame(rows)
+
+
 def render_all(tmp_path: Path, rng) -> dict[str, tuple]:
     """name → (function, args) of every figure, from synthetic tables."""
     strength, metrics, shown, points = two_phase_inputs(rng)
@@ -337,6 +392,8 @@ def render_all(tmp_path: Path, rng) -> dict[str, tuple]:
         "shapley": (plots.shapley_figure, shapley_inputs(rng)),
         "scorecard": (plots.scorecard_figure, (scorecard_inputs(),)),
         "attributions": (plots.attributions_figure, (attributions_inputs(rng),)),
+        "sensitivity": (plots.sensitivity_figure, sensitivity_inputs(rng)),
+        "joint": (plots.joint_figure, (joint_inputs(rng),)),
     }
 
 
@@ -485,6 +542,8 @@ NAMES = [
     "shapley",
     "scorecard",
     "attributions",
+    "sensitivity",
+    "joint",
 ]
 
 

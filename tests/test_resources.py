@@ -45,10 +45,12 @@ def test_a_command_line_override_keeps_the_gpu_request():
     assert f"mem_mb={RESOURCES['train']['mem_mb']}" in train
     (extract,) = resources["extract"]
     assert "gpu=1" in extract
+    (sensitivity,) = resources["sensitivity"]  # runs the model, like extract
+    assert "gpu=1" in sensitivity
     assert all(
         "gpu" not in line
         for rule in resources
-        if rule not in ("train", "extract")
+        if rule not in ("train", "extract", "sensitivity")
         for line in resources[rule]
     )
 

@@ -6,9 +6,11 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from test_reruns import TINY, finished_tiny_study, snakemake
 
+from harsanyi.analyses.scorecard import CLAIMS
 from harsanyi.config import load_study
 from harsanyi.store import read_results, verify_results
 
@@ -67,13 +69,23 @@ def test_tiny_study_end_to_end(tiny_study):
         "theory_ratio",
         "shapley",
         "attributions",
+        "sensitivity",
         "scorecard",
     ]:
         assert (study_dir / f"{name}.png").exists() and (study_dir / f"{name}.pdf").exists(), name
     table = (study_dir / "two_phase.tsv").read_text().splitlines()
     assert table[0].split("\t")[:6] == ["run", "arch", "dataset", "epoch", "split", "order"]
-    scorecard = (study_dir / "scorecard.tsv").read_text().splitlines()
-    assert len(scorecard) == 1 + 7 * len(study.runs)
+    card = pd.read_csv(study_dir / "scorecard.tsv", sep="\t")
+    assert len(card) == len(CLAIMS) * len(study.runs)
+    sensitive = card[card.key == "higher_orders_sensitive"]
+    assert len(sensitive) == len(study.runs) and (sensitive.verdict != "n/a").all()
+    for run in study.runs:
+        files = sorted(
+            (results / run.dataset / "runs" / run.name / "sensitivity").glob("*/*/*.json")
+        )
+        assert [int(f.stem.split("_")[1]) for f in files] == study.sensitivity_epochs(run)
+    trend = pd.read_csv(study_dir / "sensitivity_trend.tsv", sep="\t")
+    assert set(trend.perturbation) == {"gauss:0.05", "pgd:0.01"}
 
 
 @pytest.mark.slow

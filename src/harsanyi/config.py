@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from harsanyi.data import DATASETS
 from harsanyi.io import settings_hash
 from harsanyi.models import architectures_for
@@ -28,6 +30,8 @@ from harsanyi.train import checkpoint_schedule
 TRAIN_VERSION = 1
 SELECT_VERSION = 2
 EXTRACT_VERSION = 1
+SENSITIVITY_VERSION = 1
+JOINT_VERSION = 1
 
 DEFAULT_TRAINING: dict[str, Any] = {
     "epochs": 30,
@@ -72,6 +76,23 @@ ANALYSIS_DEFAULTS: dict[str, Any] = {
     "gap_fraction": 0.1,
     "bootstrap": 1000,
 }
+# Sensitivity of interactions to input perturbations, per checkpoint (harsanyi.sensitivity):
+# `checkpoints` of each run spread over training, the first `samples_per_split` train and
+# test samples of the manifest.  Off unless the config turns it on.
+SENSITIVITY_DEFAULTS: dict[str, Any] = {
+    "enabled": False,
+    "sigmas": [0.05],
+    "pgd_eps": [0.01],
+    "pgd_steps": 5,
+    "draws": 1,
+    "checkpoints": 4,
+    "samples_per_split": 10,
+    "permutations": 1000,
+    "seed": 0,
+}
+# Joint extraction (harsanyi.joint) of the runs of one dataset, seed and label noise that differ
+# only in their architecture, at `checkpoints` checkpoints spread over training.
+JOINT_DEFAULTS: dict[str, Any] = {"enabled": False, "alpha": 0.1, "checkpoints": 4}
 
 
 class ConfigError(ValueError):
@@ -151,6 +172,8 @@ class Study:
     extraction: dict
     analysis: dict
     device: str
+    sensitivity: dict = field(default_factory=lambda: dict(SENSITIVITY_DEFAULTS))
+    joint: dict = field(default_factory=lambda: dict(JOINT_DEFAULTS))
 
     def extraction_settings(self, dataset: str, arch: str) -> dict:
         plan = self.datasets[dataset]
@@ -177,14 +200,62 @@ class Study:
     @property
     def analysis_id(self) -> str:
         """`a-<hash>` of the analysis settings: the directory of the study's tables and
-        figures inside its study directory, so other settings never overwrite them."""
-        return f"a-{settings_hash(self.analysis)}"
+        figures inside its study directory, so other settings never overwrite them.  The
+        sensitivity and joint settings count once enabled (a study without them keeps its id)."""
+        settings = dict(self.analysis)
+        for name in ("sensitivity", "joint"):
+            if getattr(self, name)["enabled"]:
+                settings[name] = getattr(self, name)
+        return f"a-{settings_hash(settings)}"
+
+    @property
+    def sensitivity_id(self) -> str:
+        """`s-<hash>` of what the sensitivity files depend on beside the run and extraction."""
+        settings = {k: v for k, v in self.sensitivity.items() if k != "enabled"}
+        return f"s-{settings_hash({'version': SENSITIVITY_VERSION, **settings})}"
+
+    def sensitivity_epochs(self, run: Run) -> list[int]:
+        """The checkpoints whose sensitivity is measured: first, last and evenly between."""
+        return spread_epochs(run.epochs, self.sensitivity["checkpoints"])
+
+    def joint_groups(self) -> dict[str, list[Run]]:
+        """Runs that differ only in their architecture (≥ 2), by `j-<hash>` of their names,
+        extraction ids and the joint settings."""
+        groups: dict[tuple, list[Run]] = {}
+        for run in self.runs:
+            groups.setdefault((run.dataset, run.seed, run.label_noise), []).append(run)
+        out = {}
+        for runs in groups.values():
+            if len(runs) < 2:
+                continue
+            runs = sorted(runs, key=lambda r: r.arch)
+            key = {
+                "version": JOINT_VERSION,
+                "runs": [(r.name, self.extraction_id(r)) for r in runs],
+                "alpha": self.joint["alpha"],
+            }
+            out[f"j-{settings_hash(key)}"] = runs
+        return out
+
+    def joint_epochs(self, runs: list[Run]) -> list[int]:
+        """Checkpoints all `runs` share, `joint.checkpoints` of them spread over training."""
+        common = sorted(set.intersection(*(set(r.epochs) for r in runs)))
+        return spread_epochs(common, self.joint["checkpoints"])
 
     def run_by_name(self, name: str) -> Run:
         for run in self.runs:
             if run.name == name:
                 return run
         raise KeyError(f"no run named {name!r} in study {self.name!r}")
+
+
+def spread_epochs(epochs: list[int], count: int) -> list[int]:
+    """`count` of `epochs` (all if fewer): the first, the last and evenly spaced between."""
+    epochs = sorted(set(epochs))
+    if count >= len(epochs):
+        return epochs
+    positions = np.linspace(0, len(epochs) - 1, count).round().astype(int)
+    return sorted({epochs[i] for i in positions})
 
 
 def resolve(config: dict, *, check_data: bool = True) -> Study:
@@ -281,8 +352,11 @@ def resolve(config: dict, *, check_data: bool = True) -> Study:
         extraction={**EXTRACTION_DEFAULTS, **(config.get("extraction") or {})},
         analysis={**ANALYSIS_DEFAULTS, **(config.get("analysis") or {})},
         device=config["device"],
+        sensitivity={**SENSITIVITY_DEFAULTS, **(config.get("sensitivity") or {})},
+        joint={**JOINT_DEFAULTS, **(config.get("joint") or {})},
     )
     _check_extraction(study)
+    _check_sensitivity(study)
     return study
 
 
@@ -368,6 +442,20 @@ def _check_extraction(study: Study) -> None:
             raise ConfigError(
                 f"extraction.memory_budget_mb = {budget} cannot hold one masked input of "
                 f"{plan.name!r} ({estimate.input_bytes:,} bytes)"
+            )
+
+
+def _check_sensitivity(study: Study) -> None:
+    sensitivity = study.sensitivity
+    if not sensitivity["enabled"]:
+        return
+    if not sensitivity["sigmas"] and not sensitivity["pgd_eps"]:
+        raise ConfigError("sensitivity: give at least one of sigmas and pgd_eps")
+    for plan in study.datasets.values():
+        if plan.kind == "text":
+            raise ConfigError(
+                f"sensitivity.enabled: dataset {plan.name!r} has token inputs; Gaussian noise and "
+                "PGD perturb continuous inputs (images, tabular) only"
             )
 
 

@@ -3,7 +3,8 @@ checkpoint, its AND-OR decomposition, and the results file.
 
 `select_samples` writes a dataset's sample manifest (shared by every model of a study);
 `extract` explains one checkpoint with it; `extract_checkpoint` does both for one checkpoint
-outside a study (the `harsanyi extract` command).
+outside a study (the `harsanyi extract` command); `extract_sensitivity` measures how the
+interactions of a checkpoint change under input perturbations (`harsanyi.sensitivity`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from harsanyi import __version__
@@ -27,7 +29,7 @@ from harsanyi.games import (
     TextMasker,
     game_values,
 )
-from harsanyi.io import write_text
+from harsanyi.io import write_json, write_text
 from harsanyi.jobs import pick_device
 from harsanyi.models import load_checkpoint, read_checkpoint
 from harsanyi.players import (
@@ -294,6 +296,114 @@ def extract(
             decomposition.solver,
         )
     return write_results(out, results)
+
+
+def extract_sensitivity(
+    checkpoint: str | Path,
+    manifest_path: str | Path,
+    settings: dict,
+    extraction: dict,
+    sensitivity: dict,
+    root: str | None,
+    out: str | Path,
+    *,
+    run: str,
+    epoch: int,
+    device: str = "auto",
+) -> Path:
+    """Relative change per order of a checkpoint's interactions under the perturbations of
+    `sensitivity` (study config), on the first `samples_per_split` train and test samples of
+    the manifest, as a JSON file: one row per sample × perturbation × order (`table`), with
+    the settings, the model's identity and provenance.  Decompositions are exact
+    (`sparsify(solver="exact")`) whatever the extraction's solver."""
+    from harsanyi.sensitivity import sensitivity_by_order
+
+    start = utc_now()
+    manifest = json.loads(Path(manifest_path).read_text())
+    dataset = load_data(settings, root)
+    model = load_checkpoint(checkpoint, settings["arch"], dataset.input_shape, len(dataset.classes))
+    model.to(pick_device(device))
+    players = Players.from_dict(manifest["players"])
+    if isinstance(players, TokenPositions):
+        raise ValueError(f"{manifest_path}: sensitivity needs continuous inputs, not token players")
+    masker = build_masker(players, extraction["baseline"], dataset)
+    count = sensitivity["samples_per_split"]
+    columns: dict[str, list] = {
+        key: [] for key in ("sample_id", "split", "label", "perturbation", "order", "relative")
+    }
+    uncertified = 0
+    for group in explained_samples(manifest, dataset, 0.0):
+        rows = torch.as_tensor(group["positions"][:count], dtype=torch.long)
+        x = group["source"].x[rows]
+        y = torch.as_tensor(group["labels"][:count], dtype=torch.long)
+        log.info(
+            "%s epoch %d: sensitivity of %d %s samples on 2^%d masks",
+            run,
+            epoch,
+            len(rows),
+            group["split"],
+            masker.n,
+        )
+        result = sensitivity_by_order(
+            model,
+            masker,
+            x,
+            y,
+            sigmas=sensitivity["sigmas"],
+            pgd_eps=sensitivity["pgd_eps"],
+            pgd_steps=sensitivity["pgd_steps"],
+            draws=sensitivity["draws"],
+            qthres=extraction["qthres"],
+            output=extraction["output"],
+            memory_budget=extraction["memory_budget_mb"] * 2**20,
+            n_perm=sensitivity["permutations"],
+            seed=sensitivity["seed"],
+        )
+        uncertified += int((~result.clean.certified).sum())
+        uncertified += sum(int((~r.certified).sum()) for r in result.perturbed.values())
+        # rows perturbation-major, then sample, then order
+        shape = result.relative.shape
+        columns["sample_id"] += np.tile(
+            np.repeat(group["sample_ids"][:count], shape[2]), shape[0]
+        ).tolist()
+        columns["split"] += [group["split"]] * result.relative.size
+        columns["label"] += np.tile(np.repeat(y.numpy(), shape[2]), shape[0]).tolist()
+        columns["perturbation"] += np.repeat(result.perturbations, shape[1] * shape[2]).tolist()
+        columns["order"] += np.tile(np.arange(1, shape[2] + 1), shape[0] * shape[1]).tolist()
+        columns["relative"] += [
+            float(r) if np.isfinite(r) else None for r in result.relative.ravel()
+        ]
+    if uncertified:
+        log.warning("%s epoch %d: %d decompositions without certificate", run, epoch, uncertified)
+    identity = checkpoint_identity(
+        checkpoint, arch=settings["arch"], run=run, epoch=epoch, dataset=settings["dataset"]
+    )
+    record = {
+        "layout": "harsanyi-sensitivity",
+        "version": 1,
+        "run": run,
+        "epoch": int(epoch),
+        "model": identity,
+        "players": players.stored().to_dict(),
+        "baseline": extraction["baseline"],
+        "output": extraction["output"],
+        "settings": {**sensitivity, "solver": "exact", "qthres": extraction["qthres"]},
+        "uncertified": uncertified,
+        "provenance": provenance(pick_device(device), start=start),
+        "table": columns,
+    }
+    return write_json(record, out)
+
+
+def read_sensitivity(path: str | Path) -> tuple[dict, pd.DataFrame]:
+    """(record without its table, table) of an `extract_sensitivity` file; ValueError naming
+    the file if it is not one."""
+    record = json.loads(Path(path).read_text())
+    if not isinstance(record, dict) or record.get("layout") != "harsanyi-sensitivity":
+        raise ValueError(f"{path}: not a sensitivity file (layout harsanyi-sensitivity)")
+    table = pd.DataFrame(record.pop("table"))
+    table["relative"] = table["relative"].astype(float)
+    return record, table
 
 
 def extract_checkpoint(

@@ -867,3 +867,139 @@ def attributions_figure(table: pd.DataFrame, out: str | Path) -> list[Path]:
     )
     sns.despine(fig)
     return save(fig, out)
+
+
+# --------------------------------------------------------------------------- sensitivity
+
+
+def _perturbation_label(name: str) -> str:
+    kind, _, size = str(name).partition(":")
+    if kind == "gauss":
+        return f"Gaussian noise σ = {size}"
+    if kind == "pgd":
+        return f"PGD, L∞ ε = {size}"
+    return str(name)
+
+
+def _checkpoint_colours(count: int) -> list:
+    """Light (early) to dark (late), one colour per measured checkpoint."""
+    return sns.color_palette("crest", max(count, 2))[: max(count, 1)] if count > 1 else ["0.1"]
+
+
+def sensitivity_figure(summary: pd.DataFrame, trend: pd.DataFrame, out: str | Path) -> list[Path]:
+    """Relative change of the interactions per order under each perturbation; one panel per
+    run (`run_order`) and perturbation, one line per measured checkpoint (light: early, dark:
+    late) with its 95 % bootstrap band; log scale.  Titles: the trend (mean Spearman ρ between
+    order and change) at the last checkpoint and its permutation p-value."""
+    _theme()
+    runs = run_order(summary.run.unique())
+    perturbations = list(dict.fromkeys(summary.perturbation))
+    if not runs:
+        fig, ax = plt.subplots(figsize=(SINGLE, 0.9), layout="constrained")
+        _off(ax, "no sensitivity measured in this study")
+        return save(fig, out)
+    keys = [(run, name) for run in runs for name in perturbations]
+    fig, axes = _panels(
+        len(keys), 3 if len(perturbations) != 2 else 2, 1.7, sharex=True, sharey="row"
+    )
+    positions = max(summary.groupby("run").epoch.nunique())
+    colours = _checkpoint_colours(positions)
+    for ax, (run, name) in zip(axes.ravel(), keys, strict=False):
+        data = summary[(summary.run == run) & (summary.perturbation == name)]
+        epochs = sorted(data.epoch.unique())
+        for position, epoch in enumerate(epochs):
+            at = data[data.epoch == epoch].sort_values("order")
+            at = at[np.isfinite(at["mean"]) & (at["mean"] > 0)]
+            colour = colours[min(position, len(colours) - 1)]
+            ax.plot(at.order, at["mean"], color=colour, marker="o", markersize=2.5)
+            ax.fill_between(
+                at.order, at.low.clip(lower=1e-12), at.high, color=colour, alpha=0.15, linewidth=0
+            )
+        ax.set_yscale("log")
+        _order_ticks(ax, data.order)
+        last = trend[(trend.run == run) & (trend.perturbation == name)]
+        last = last[last.epoch == last.epoch.max()]
+        result = ""
+        if len(last) and np.isfinite(last.rho.iloc[0]):
+            result = f"\nρ = {last.rho.iloc[0]:.2f}, p = {last.p_value.iloc[0]:.3f}"
+        ax.set_title(f"{_run_label(run)}\n{_perturbation_label(name)}{result}")
+    for ax in axes[-1, :]:
+        ax.set_xlabel("order k")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("relative change\nΣ|ΔI| / Σ|I| at order k")
+    shared = summary.groupby("run").epoch.apply(lambda e: tuple(sorted(e.unique())))
+    if shared.nunique() == 1:
+        labels = [f"epoch {e}" for e in shared.iloc[0]]
+    else:
+        labels = [f"checkpoint {i + 1}" for i in range(positions)]
+    handles = [
+        Line2D([], [], color=colours[min(i, len(colours) - 1)], marker="o", markersize=2.5, label=t)
+        for i, t in enumerate(labels)
+    ]
+    _legend(fig, handles, ncol=min(len(handles), 6))
+    sns.despine(fig)
+    return save(fig, out)
+
+
+# --------------------------------------------------------------------------- joint extraction
+
+JOINT_STYLES = {
+    "joint": {"color": "#17202a", "linestyle": "-", "marker": "o"},
+    "separate": {"color": "#7fb3d5", "linestyle": "--", "marker": "s"},
+}
+
+
+def joint_figure(table: pd.DataFrame, out: str | Path) -> list[Path]:
+    """Shared salient strength of models that differ only in their architecture: per group
+    (columns), the shared fraction of the salient strength over training (top) and per order
+    at the last checkpoint (bottom), joint extraction (solid) against separately extracted
+    decompositions (dashed), averaged over the group's models."""
+    _theme()
+    groups = list(dict.fromkeys(table.sort_values("group_label").group_label))
+    if not groups:
+        fig, ax = plt.subplots(figsize=(SINGLE, 0.9), layout="constrained")
+        _off(ax, "No two runs differ only in their architecture:\nno group to extract jointly.")
+        return save(fig, out)
+    columns = min(3, len(groups))
+    blocks = -(-len(groups) // columns)
+    fig, axes = plt.subplots(
+        2 * blocks,
+        columns,
+        figsize=(DOUBLE, _rows_height(2 * blocks, 1.6, 0.45)),
+        squeeze=False,
+        layout="constrained",
+        sharey="row",
+    )
+    for index in range(len(groups), blocks * columns):
+        axes[2 * (index // columns), index % columns].set_visible(False)
+        axes[2 * (index // columns) + 1, index % columns].set_visible(False)
+    for index, group in enumerate(groups):
+        top = axes[2 * (index // columns), index % columns]
+        bottom = axes[2 * (index // columns) + 1, index % columns]
+        data = table[table.group_label == group]
+        for method, style in JOINT_STYLES.items():
+            part = data[data.method == method]
+            if part.empty:
+                continue
+            totals = part.groupby(["epoch", "model"])[["shared", "specific"]].sum()
+            fraction = (totals.shared / (totals.shared + totals.specific)).groupby("epoch").mean()
+            top.plot(fraction.index, fraction.values, markersize=3, **style)
+            last = part[part.epoch == part.epoch.max()]
+            per_order = last.groupby("order").shared_fraction.mean()
+            bottom.plot(per_order.index, per_order.values, markersize=3, **style)
+        top.set_ylim(-0.02, 1.02)
+        bottom.set_ylim(-0.02, 1.02)
+        top.set_title(group)
+        top.set_xlabel("epoch")
+        bottom.set_xlabel(f"order k (epoch {int(data.epoch.max())})")
+        _order_ticks(bottom, data.order)
+        if index % columns == 0:
+            top.set_ylabel("shared fraction of\nsalient strength")
+            bottom.set_ylabel("shared fraction\nat order k")
+    handles = [
+        Line2D([], [], markersize=3, label=f"{method} extraction", **style)
+        for method, style in JOINT_STYLES.items()
+    ]
+    _legend(fig, handles)
+    sns.despine(fig)
+    return save(fig, out)

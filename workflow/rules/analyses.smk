@@ -20,7 +20,12 @@ STUDY_TARGETS = [
         "attributions",
         "scorecard",
     ]
-] + ([f"{STUDY_DIR}/ood.png"] if NOISY_RUNS else [])
+]
+STUDY_TARGETS += [f"{STUDY_DIR}/ood.png"] if NOISY_RUNS else []
+STUDY_TARGETS += (
+    [f"{STUDY_DIR}/sensitivity.png"] if STUDY.sensitivity["enabled"] else []
+)
+STUDY_TARGETS += [f"{STUDY_DIR}/joint.png"] if JOINT_GROUPS else []
 # The first and the last checkpoint of every run: the stages SIMILARITY_STAGES names.
 STAGE_FILES = sorted(
     {
@@ -375,6 +380,7 @@ rule shapley_study:
 rule scorecard_run:
     input:
         interactions=lambda wildcards: interaction_files(run_of(wildcards)),
+        sensitivity=lambda wildcards: sensitivity_files(run_of(wildcards)),
         points=lambda wildcards: run_analysis(
             run_of(wildcards), "two_phase_run", "two_phase.json"
         ),
@@ -478,6 +484,60 @@ rule attributions_study:
         "../../envs/harsanyi.yaml"
     resources:
         **RESOURCES["attributions_study"],
+    script:
+        "../../scripts/analysis_step.py"
+
+
+rule sensitivity_study:
+    input:
+        sensitivity=[path for run in STUDY.runs for path in sensitivity_files(run)],
+    output:
+        table=f"{STUDY_DIR}/sensitivity.tsv",
+        trend=f"{STUDY_DIR}/sensitivity_trend.tsv",
+        figure=report(
+            f"{STUDY_DIR}/sensitivity.png",
+            caption="../report/sensitivity_study.rst",
+            category="Sensitivity",
+        ),
+    log:
+        f"{STUDY_DIR}/logs/sensitivity_study.log",
+    benchmark:
+        f"{STUDY_DIR}/benchmarks/sensitivity_study.tsv"
+    group:
+        "study_analyses"
+    conda:
+        "../../envs/harsanyi.yaml"
+    resources:
+        **RESOURCES["sensitivity_study"],
+    params:
+        n_boot=STUDY.analysis["bootstrap"],
+    script:
+        "../../scripts/analysis_step.py"
+
+
+rule joint_study:
+    input:
+        joint=joint_files()[0],
+        separate=sorted(set(joint_files()[1])),
+    output:
+        table=f"{STUDY_DIR}/joint_shared.tsv",
+        figure=report(
+            f"{STUDY_DIR}/joint.png",
+            caption="../report/joint_study.rst",
+            category="Cross-model similarity",
+        ),
+    log:
+        f"{STUDY_DIR}/logs/joint_study.log",
+    benchmark:
+        f"{STUDY_DIR}/benchmarks/joint_study.tsv"
+    group:
+        "study_analyses"
+    conda:
+        "../../envs/harsanyi.yaml"
+    resources:
+        **RESOURCES["joint_study"],
+    params:
+        ratio=STUDY.analysis["salient_ratio"],
     script:
         "../../scripts/analysis_step.py"
 

@@ -49,6 +49,8 @@ wildcard_constraints:
     epoch="[0-9]{4}",
     xid="x-[0-9a-f]{12}",
     sel="sel-[0-9a-f]{12}",
+    sid="s-[0-9a-f]{12}",
+    group="j-[0-9a-f]{12}",
 
 
 def sorted_keys(value):
@@ -84,6 +86,46 @@ def run_of(wildcards):
     return RUNS[wildcards.run]
 
 
+SENSITIVITY_ID = STUDY.sensitivity_id
+
+
+def sensitivity_files(run):
+    """The run's sensitivity files (none unless the config enables sensitivity)."""
+    if not STUDY.sensitivity["enabled"]:
+        return []
+    base = f"{run_dir(run)}/sensitivity/{EXTRACTION_IDS[run]}/{SENSITIVITY_ID}"
+    return [f"{base}/epoch_{epoch:04d}.json" for epoch in STUDY.sensitivity_epochs(run)]
+
+
+# Groups of runs that differ only in their architecture, by j-<hash> (config `joint`).
+JOINT_GROUPS = STUDY.joint_groups() if STUDY.joint["enabled"] else {}
+
+
+def joint_inputs(group, epoch):
+    """The interaction files of one checkpoint of every run of a joint group."""
+    files = []
+    for run in JOINT_GROUPS[group]:
+        if epoch not in run.epochs:
+            raise WorkflowError(
+                f"joint group {group}: run {run.name} has no epoch {epoch}"
+            )
+        xid = EXTRACTION_IDS[run]
+        files.append(f"{run_dir(run)}/interactions/{xid}/epoch_{epoch:04d}.h5")
+    return files
+
+
+def joint_files():
+    """Every joint extraction of the study, with the separate files it joins."""
+    joint, separate = [], []
+    for group, runs in JOINT_GROUPS.items():
+        for epoch in STUDY.joint_epochs(runs):
+            joint.append(
+                f"{RESULTS}/{runs[0].dataset}/joint/{group}/epoch_{epoch:04d}.h5"
+            )
+            separate += joint_inputs(group, epoch)
+    return joint, separate
+
+
 def all_targets():
     targets = [f"{STUDY_DIR}/study.json"] + [run_index(run) for run in STUDY.runs]
     targets += [f"{STUDY_DIR}/two_phase.tsv", f"{STUDY_DIR}/two_phase.png"]
@@ -112,6 +154,9 @@ SETTINGS_OF = {
     name: {key: STUDY.analysis[key] for key in keys}
     for name, keys in RUN_RULE_SETTINGS.items()
 }
+# scorecard_run reads the sensitivity files when there are any: their settings name its path.
+if STUDY.sensitivity["enabled"]:
+    SETTINGS_OF["scorecard_run"]["sensitivity"] = STUDY.sensitivity
 RUN_ANALYSIS_IDS = {
     name: f"a-{settings_hash(settings)}" for name, settings in SETTINGS_OF.items()
 }

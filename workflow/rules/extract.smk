@@ -23,3 +23,56 @@ rule extract:
         epoch=lambda wildcards: int(wildcards.epoch),
     script:
         "../../scripts/extract.py"
+
+
+# Sensitivity of the interactions to input perturbations, per checkpoint (config
+# `sensitivity`; harsanyi.extraction.extract_sensitivity), beside the interactions.
+rule sensitivity:
+    input:
+        checkpoints=f"{RESULTS}/{{dataset}}/runs/{{run}}/checkpoints",
+        samples=lambda wildcards: manifest_path(wildcards.dataset),
+    output:
+        f"{RESULTS}/{{dataset}}/runs/{{run}}/sensitivity/{{xid}}/{{sid}}/epoch_{{epoch}}.json",
+    log:
+        f"{RESULTS}/logs/sensitivity/{{dataset}}/{{run}}/{{xid}}/{{sid}}/{{epoch}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/sensitivity/{{dataset}}/{{run}}/{{xid}}/{{sid}}/{{epoch}}.tsv"
+    conda:
+        "../../envs/harsanyi.yaml"
+    resources:
+        **RESOURCES["sensitivity"],
+    params:
+        run=lambda wildcards: sorted_keys(run_of(wildcards).settings),
+        name=lambda wildcards: wildcards.run,
+        root=lambda wildcards: STUDY.datasets[wildcards.dataset].root,
+        extraction=lambda wildcards: sorted_keys(
+            STUDY.extraction_settings(wildcards.dataset, run_of(wildcards).arch)
+        ),
+        sensitivity=sorted_keys(STUDY.sensitivity),
+        epoch=lambda wildcards: int(wildcards.epoch),
+    script:
+        "../../scripts/sensitivity.py"
+
+
+# Joint extraction of the runs that differ only in their architecture (config `joint`;
+# harsanyi.analyses.joint.extract_step), from the games their interaction files store.
+rule joint_extract:
+    input:
+        interactions=lambda wildcards: joint_inputs(
+            wildcards.group, int(wildcards.epoch)
+        ),
+    output:
+        f"{RESULTS}/{{dataset}}/joint/{{group}}/epoch_{{epoch}}.h5",
+    log:
+        f"{RESULTS}/logs/joint_extract/{{dataset}}/{{group}}/{{epoch}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/joint_extract/{{dataset}}/{{group}}/{{epoch}}.tsv"
+    conda:
+        "../../envs/harsanyi.yaml"
+    resources:
+        **RESOURCES["joint_extract"],
+    params:
+        alpha=STUDY.joint["alpha"],
+        qthres=STUDY.extraction["qthres"],
+    script:
+        "../../scripts/joint_extract.py"

@@ -29,6 +29,8 @@ ANALYSES = (
     "theory",
     "shapley",
     "attributions",
+    "sensitivity",
+    "joint",
     "scorecard",
 )
 

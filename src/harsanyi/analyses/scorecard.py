@@ -22,6 +22,7 @@ from harsanyi.analyses import jaccard, ood, similarity, theory, two_phase
 from harsanyi.analyses.common import by_run, check_files, read_tsv
 from harsanyi.analyses.jaccard import jaccard_claim
 from harsanyi.analyses.ood import OOD_GROUPS, ood_claim
+from harsanyi.analyses.sensitivity import SMALLEST_RHO, read_tables, sensitivity_claim
 from harsanyi.analyses.similarity import shared_claims
 from harsanyi.analyses.theory import spindle_claim
 from harsanyi.analyses.two_phase import gap_claim, phase_claims, strength_cube
@@ -44,10 +45,14 @@ CLAIMS = {
     "jaccard_falls": "Jaccard similarity falls with order",
     "ood_high_order": "OOD samples carry more high-order strength",
     "shared_interactions": "models share salient interactions",
+    "higher_orders_sensitive": "higher orders are more sensitive to perturbations",
 }
 # Claims about what training does: a study of networks that never learn must score none of
-# them "yes" (the spindle is a claim about initialisation).
-TRAINING_CLAIMS = tuple(key for key in CLAIMS if key != "spindle_at_init")
+# them "yes" (the spindle is a claim about initialisation; sensitivity is a property of the
+# decomposition that untrained networks may share).
+TRAINING_CLAIMS = tuple(
+    key for key in CLAIMS if key not in ("spindle_at_init", "higher_orders_sensitive")
+)
 
 # One line per claim: the effect, its null and when it counts as "yes" (docs/interactions.md,
 # "Verdicts", says the same at length).
@@ -80,6 +85,11 @@ RULES = {
         "coverage − order-matched random coverage at the end, mean over partners; yes if its "
         "95 % interval lies above 0 and above that of the same untrained pairs, by ≥ 0.02"
     ),
+    "higher_orders_sensitive": (
+        "mean per-sample Spearman ρ(order, relative change) at the last measured checkpoint, "
+        "averaged over perturbations; yes if its 95 % interval lies above the 95th percentile "
+        "of the same statistic with each sample's changes shuffled over orders, by ≥ 0.1"
+    ),
 }
 
 # The smallest effect each claim must show beyond its null bound to count as "yes".
@@ -91,6 +101,7 @@ SMALLEST_EFFECTS = {
     "jaccard_falls": jaccard.SMALLEST_SLOPE,
     "ood_high_order": ood.SMALLEST_ORDER_DIFFERENCE,
     "shared_interactions": similarity.SMALLEST_EXCESS,
+    "higher_orders_sensitive": SMALLEST_RHO,
 }
 
 COLUMNS = [
@@ -145,10 +156,13 @@ def run_claims(
     variant: str = "average_then_split",
     n_boot: int = N_BOOT,
     seed: int = 0,
+    sensitivity_rows: pd.DataFrame | None = None,
 ) -> list[dict]:
     """The claims one run answers: {key, Claim fields, measured, replicates, …} per claim.
 
-    `epochs`: {epoch: InteractionResults} of the run; `onset`: its loss-gap onset epoch.
+    `epochs`: {epoch: InteractionResults} of the run; `onset`: its loss-gap onset epoch;
+    `sensitivity_rows`: the run's sensitivity rows (`analyses.sensitivity.read_tables`), or
+    None when the study measured none.
     """
     epochs = dict(sorted(epochs.items()))
     first, last = epochs[min(epochs)], epochs[max(epochs)]
@@ -171,6 +185,17 @@ def run_claims(
         result, extra = not_applicable("no flipped samples (clean run)"), {}
         text, details = result.reason, ""
     entries.append(_entry("ood_high_order", result, extra, text, details))
+    if sensitivity_rows is None or sensitivity_rows.empty:
+        result, extra = not_applicable("sensitivity not measured (config sensitivity.enabled)"), {}
+        text, details = result.reason, ""
+    else:
+        at = int(sensitivity_rows.epoch.max())
+        last = sensitivity_rows[sensitivity_rows.epoch == at]
+        result, extra = sensitivity_claim(last, n_boot=n_boot, seed=seed)
+        text = _interval_text(result)
+        names = ", ".join(extra.get("perturbations", []))
+        details = f"epoch {at}; perturbations {names}" if names else f"epoch {at}"
+    entries.append(_entry("higher_orders_sensitive", result, extra, text, details))
     return entries
 
 
@@ -184,16 +209,27 @@ def run_step(
     n_boot: int = N_BOOT,
     label_noise: float = 0.0,
     seed: int = 0,
+    sensitivity: Sequence[str | Path] = (),
 ) -> None:
-    """One run's claims (all but shared interactions) with their replicates → JSON."""
+    """One run's claims (all but shared interactions) with their replicates → JSON.
+
+    `sensitivity`: the run's sensitivity files (none: that claim is "n/a")."""
     runs = by_run(check_files(interactions, "interaction files"))
     if len(runs) != 1:
         raise ValueError(f"scorecard_run needs one run's files, got runs {sorted(runs)}")
     ((run, epochs),) = runs.items()
     point = json.loads(Path(points).read_text())
     info = next(iter(epochs.values())).meta["model"]
+    rows = read_tables(sensitivity) if len(sensitivity) else None
+    if rows is not None and set(rows.run) != {run}:
+        raise ValueError(f"sensitivity files of runs {sorted(set(rows.run))}, not of run {run}")
     entries = run_claims(
-        epochs, point.get("gap_onset"), ratio=ratio, variant=variant, n_boot=n_boot
+        epochs,
+        point.get("gap_onset"),
+        ratio=ratio,
+        variant=variant,
+        n_boot=n_boot,
+        sensitivity_rows=rows,
     )
     write_json(
         {
@@ -295,7 +331,12 @@ def _pooled_entry(key: str, entries: list, n_boot: int, seed: int) -> dict:
     # of seeds: they are the ones measured).
     rng = np.random.default_rng(seed + 1)
     null = np.mean([r[rng.integers(0, r.size, n_boot)] for r in nulls], axis=0)
-    distribution = key in ("phase1_drop", "phase2_rise", "phase2_near_gap")
+    distribution = key in (
+        "phase1_drop",
+        "phase2_rise",
+        "phase2_near_gap",
+        "higher_orders_sensitive",
+    )
     floor = None if distribution or key == "spindle_at_init" else 0.0
     smallest = SMALLEST_EFFECTS[key]
     result = claim(

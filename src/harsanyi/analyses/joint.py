@@ -1,0 +1,138 @@
+"""Interactions shared by models that differ only in their architecture: joint extraction
+(`harsanyi.joint`) next to the separately extracted decompositions.
+
+A group is the runs of one dataset, seed and label noise with different architectures; they
+explain the same samples with the same players, so their games can be decomposed jointly.
+
+- `extract_step` (rule joint_extract): the group's interaction files of one checkpoint in
+  (their stored games v), the certified joint decomposition out (HDF5, `write_joint`).
+- `shared_table`: per group, checkpoint, model and order the shared and model-specific
+  salient strength (`harsanyi.joint.shared_specific`), for the joint extraction and, on the
+  same samples, for the separate decompositions (column `method`).
+- `study_step` (rule joint_study): the table and the figure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harsanyi.analyses.common import check_files, load, uncertified
+from harsanyi.io import write_tsv
+from harsanyi.joint import DEFAULT_ALPHA, extract_joint, read_joint, shared_specific, write_joint
+from harsanyi.stats import DEFAULT_RATIO
+
+
+def _same(values: list, what: str, paths: Sequence) -> None:
+    if any(not np.array_equal(values[0], other) for other in values[1:]):
+        raise ValueError(f"the files {list(map(str, paths))} differ in their {what}")
+
+
+def extract_step(
+    *,
+    interactions: Sequence[str | Path],
+    out: str | Path,
+    alpha: float = DEFAULT_ALPHA,
+    qthres: float = 0.02,
+) -> None:
+    """Joint decomposition of the games stored in `interactions` (one file per model, same
+    samples, players, baseline and output) → `out`."""
+    paths = check_files(interactions, "interaction files")
+    if len(paths) < 2:
+        raise ValueError(f"a joint extraction needs two or more models, got {paths}")
+    results = [load(path) for path in paths]
+    _same([r.sample_ids for r in results], "samples", paths)
+    _same([r.split.astype(str) for r in results], "splits", paths)
+    for key in ("players", "baseline", "output"):
+        _same([repr(r.meta[key]) for r in results], key, paths)
+    first = results[0]
+    joint = extract_joint(
+        np.stack([r.v for r in results]),
+        alpha=alpha,
+        qthres=qthres,
+        models=[r.meta["model"] for r in results],
+        sample_ids=first.sample_ids,
+        labels=first.labels,
+        meta={
+            "players": first.meta["players"],
+            "baseline": first.meta["baseline"],
+            "output": first.meta["output"],
+            "extra": {
+                "split": first.split.astype(str).tolist(),
+                "separate_files": [str(p) for p in paths],
+            },
+        },
+    )
+    write_joint(out, joint)
+
+
+def _group_label(models: list[dict]) -> str:
+    first = models[0]
+    archs = " + ".join(str(m.get("arch")) for m in models)
+    run = str(first.get("run", ""))
+    noise = next((p[5:] for p in run.split("-") if p.startswith("noise")), "")
+    seed = next((p for p in run.split("-") if p[:1] == "s" and p[1:].isdigit()), "")
+    parts = [str(first.get("dataset", "")), seed, f"noise {noise}" if noise else ""]
+    return f"{' '.join(p for p in parts if p)}: {archs}"
+
+
+def shared_table(
+    joint: Sequence[str | Path],
+    separate: Sequence[str | Path],
+    *,
+    ratio: float = DEFAULT_RATIO,
+) -> pd.DataFrame:
+    """Shared vs specific salient strength per group, checkpoint, model and order, for the
+    joint extraction and the separate decompositions of the same models and samples.
+
+    `separate`: interaction files that include every (run, epoch) a joint file joined (more
+    are ignored)."""
+    by_key = {}
+    for path in check_files(separate, "interaction files"):
+        results = load(path)
+        model = results.meta["model"]
+        by_key[(model["run"], int(model["epoch"]))] = results
+    frames = []
+    for path in check_files(joint, "joint extractions"):
+        results = read_joint(path)
+        keys = [(m["run"], int(m["epoch"])) for m in results.models]
+        missing = [key for key in keys if key not in by_key]
+        if missing:
+            raise ValueError(f"{path}: no separate interaction file of (run, epoch) {missing}")
+        parts = [by_key[key] for key in keys]
+        _same([results.sample_ids] + [p.sample_ids for p in parts], "samples", [path])
+        separate_pair = (np.stack([p.I_and for p in parts]), np.stack([p.I_or for p in parts]))
+        label = _group_label(results.models)
+        for method, source in (("joint", results), ("separate", separate_pair)):
+            table = shared_specific(source, ratio=ratio)
+            table["model"] = [results.models[m]["arch"] for m in table.model]
+            table.insert(0, "group_label", label)
+            table.insert(1, "group", Path(path).parent.name)
+            table.insert(2, "epoch", keys[0][1])
+            table.insert(3, "method", method)
+            table["uncertified"] = (
+                float((~results.certified).sum())
+                if method == "joint"
+                else sum(uncertified(p) for p in parts)
+            )
+            frames.append(table)
+    return pd.concat(frames, ignore_index=True)
+
+
+def study_step(
+    *,
+    joint: Sequence[str | Path],
+    separate: Sequence[str | Path],
+    table: str | Path,
+    figure: str | Path,
+    ratio: float = DEFAULT_RATIO,
+) -> None:
+    """Every group's joint files (and the separate files they joined) → table and figure."""
+    from harsanyi.plots import joint_figure
+
+    frame = shared_table(joint, separate, ratio=ratio)
+    write_tsv(frame, table)
+    joint_figure(frame, figure)

@@ -1,0 +1,147 @@
+"""Sensitivity of interactions to input perturbations, by order, over training.
+
+Inputs are the files of rule `sensitivity` (`harsanyi.extraction.extract_sensitivity`: per
+checkpoint, the relative change r_k of each sample's interactions of order k under each
+perturbation; `harsanyi.sensitivity` defines r_k and the trend statistic).
+
+- `sensitivity_tables`: per run, checkpoint, perturbation and order the mean r_k with a
+  bootstrap interval, and per run, checkpoint and perturbation the trend (mean per-sample
+  Spearman ρ between order and r_k) with its permutation p-value.
+- `sensitivity_claim`: the scorecard's "higher orders are more sensitive" at a run's last
+  measured checkpoint: the mean over samples of ρ (averaged over the perturbations), with a
+  bootstrap interval over samples, against the permutation null (each sample's r_k shuffled
+  over its orders, the same statistic recomputed): yes if the interval lies above the null's
+  95th percentile and the effect beats it by at least `SMALLEST_RHO`.
+- `study_step` (rule sensitivity_study): the tables and the figure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harsanyi.analyses.common import check_files
+from harsanyi.extraction import read_sensitivity
+from harsanyi.io import write_tsv
+from harsanyi.sensitivity import _spearman, _tie_ranks, order_trend, summarise
+from harsanyi.verdicts import GREATER, N_BOOT, bootstrap_weights, claim, not_applicable
+
+SMALLEST_RHO = 0.1
+MIN_SAMPLES = 5
+
+
+def read_tables(paths: Sequence[str | Path]) -> pd.DataFrame:
+    """The rows of every sensitivity file, with columns run and epoch added."""
+    frames = []
+    for path in check_files(paths, "sensitivity files"):
+        record, table = read_sensitivity(path)
+        table.insert(0, "run", record["run"])
+        table.insert(1, "epoch", int(record["epoch"]))
+        frames.append(table)
+    return pd.concat(frames, ignore_index=True)
+
+
+def relative_array(table: pd.DataFrame) -> tuple[list[str], np.ndarray]:
+    """(perturbations, r of shape (perturbations, samples, n)) of one run's checkpoint."""
+    keys = ["perturbation", "split", "sample_id"]
+    wide = table.set_index([*keys, "order"]).relative.unstack()
+    wide = wide.reindex(pd.MultiIndex.from_frame(table[keys].drop_duplicates()))  # file order
+    perturbations = list(dict.fromkeys(table.perturbation))
+    blocks = [wide.loc[name].to_numpy(dtype=np.float64) for name in perturbations]
+    return perturbations, np.stack(blocks)
+
+
+def sensitivity_tables(
+    table: pd.DataFrame, *, n_boot: int = N_BOOT, n_perm: int = 1000, seed: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(summary, trend) of every run and checkpoint in `table` (`read_tables`)."""
+    summaries, trends = [], []
+    for (run, epoch), part in table.groupby(["run", "epoch"], sort=True):
+        names, rel = relative_array(part)
+        summary, trend = summarise(rel, names, n_boot=n_boot, seed=seed, n_perm=n_perm)
+        for frame, out in ((summary, summaries), (trend, trends)):
+            frame.insert(0, "run", run)
+            frame.insert(1, "epoch", int(epoch))
+            out.append(frame)
+    return pd.concat(summaries, ignore_index=True), pd.concat(trends, ignore_index=True)
+
+
+def _sample_rho(rel: np.ndarray) -> np.ndarray:
+    """(samples,) Spearman ρ of order vs r_k, averaged over the perturbations."""
+    with np.errstate(invalid="ignore"):
+        rhos = np.stack([order_trend(r) for r in rel])
+        counts = np.isfinite(rhos).sum(axis=0)
+        return np.where(counts > 0, np.nansum(rhos, axis=0) / np.maximum(counts, 1), np.nan)
+
+
+def _null_rho(rel: np.ndarray, keep: np.ndarray, draws: int, seed: int) -> np.ndarray:
+    """(draws,) the statistic of `sensitivity_claim` with each sample's r_k shuffled over its
+    defined orders, independently per perturbation and draw."""
+    rng = np.random.default_rng(seed)
+    n = rel.shape[2]
+    total = np.zeros((draws, rel.shape[1]))
+    count = np.zeros((1, rel.shape[1]))
+    for p in range(rel.shape[0]):
+        rho_p = order_trend(rel[p])
+        for s in np.flatnonzero(keep & np.isfinite(rho_p)):
+            row = rel[p, s]
+            defined = np.isfinite(row)
+            ranks = _tie_ranks(row[defined], 1e-6)
+            shuffled = rng.permuted(np.tile(ranks, (draws, 1)), axis=1)
+            total[:, s] += _spearman(shuffled, np.arange(1, n + 1, dtype=np.float64)[defined])
+            count[0, s] += 1
+    usable = count[0] > 0
+    return (total[:, usable] / count[:, usable]).mean(axis=1)
+
+
+def sensitivity_claim(table: pd.DataFrame, *, n_boot: int = N_BOOT, seed: int = 0) -> tuple:
+    """(Claim, extra) of "higher orders are more sensitive" on one checkpoint's rows."""
+    names, rel = relative_array(table)
+    rho = _sample_rho(rel)
+    keep = np.isfinite(rho)
+    n = int(keep.sum())
+    if n == 0:
+        return not_applicable("no sample with three orders of defined change"), {}
+    values = rho[keep]
+    effect = float(values.mean())
+    weights = bootstrap_weights(n, n_boot, seed)
+    replicates = weights @ values / n
+    null = _null_rho(rel, keep, n_boot, seed + 1)
+    result = claim(
+        effect,
+        replicates,
+        null=float(null.mean()),
+        null_replicates=null,
+        direction=GREATER,
+        n=n,
+        min_n=MIN_SAMPLES,
+        smallest_effect=SMALLEST_RHO,
+        null_kind="distribution",
+    )
+    extra = {
+        "replicates": replicates,
+        "null_replicates": null,
+        "perturbations": names,
+    }
+    return result, extra
+
+
+def study_step(
+    *,
+    sensitivity: Sequence[str | Path],
+    table: str | Path,
+    trend: str | Path,
+    figure: str | Path,
+    n_boot: int = N_BOOT,
+) -> None:
+    """Every run's sensitivity files → summary and trend tables and the figure."""
+    from harsanyi.plots import sensitivity_figure
+
+    rows = read_tables(sensitivity)
+    summary, trends = sensitivity_tables(rows, n_boot=n_boot)
+    write_tsv(summary, table)
+    write_tsv(trends, trend)
+    sensitivity_figure(summary, trends, figure)

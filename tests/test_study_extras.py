@@ -1,0 +1,246 @@
+"""Sensitivity by order and joint extraction as study steps: per-checkpoint files, the
+tables, the scorecard claim against its permutation null, and the config that turns them on."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from test_studies import make_results, random_interactions, write
+
+from harsanyi.analyses import joint as joint_analysis
+from harsanyi.analyses import sensitivity as sens
+from harsanyi.analyses.scorecard import CLAIMS, run_claims
+from harsanyi.config import ConfigError, resolve, spread_epochs
+from harsanyi.extraction import (
+    build_masker,
+    explained_samples,
+    extract_sensitivity,
+    load_data,
+    read_sensitivity,
+    select_samples,
+)
+from harsanyi.joint import read_joint
+from harsanyi.models import build_model, load_checkpoint
+from harsanyi.players import Players
+from harsanyi.sensitivity import sensitivity_by_order
+
+
+def rows_from(relative: np.ndarray, names=("gauss:0.05", "pgd:0.01"), run="r", epoch=0):
+    """Long sensitivity rows (read_tables' shape) from r of shape (perturbations, samples, n)."""
+    p, s, n = relative.shape
+    return pd.DataFrame(
+        {
+            "run": run,
+            "epoch": epoch,
+            "sample_id": np.tile(np.repeat(np.arange(s), n), p),
+            "split": "train",
+            "label": 0,
+            "perturbation": np.repeat(list(names)[:p], s * n),
+            "order": np.tile(np.arange(1, n + 1), p * s),
+            "relative": relative.ravel(),
+        }
+    )
+
+
+def test_rising_change_with_order_scores_yes_and_its_null_is_centred():
+    rng = np.random.default_rng(0)
+    rising = np.exp(np.arange(6))[None, None, :] * rng.uniform(0.5, 1.5, (2, 30, 6))
+    result, extra = sens.sensitivity_claim(rows_from(rising), n_boot=300)
+    assert result.verdict == "yes" and result.effect > 0.8
+    assert abs(np.mean(extra["null_replicates"])) < 0.1
+
+
+def test_change_without_order_trend_is_not_yes():
+    rng = np.random.default_rng(1)
+    flat = rng.uniform(0.5, 1.5, (2, 30, 6))
+    result, _ = sens.sensitivity_claim(rows_from(flat), n_boot=300)
+    assert result.verdict != "yes" and abs(result.effect) < 0.2
+
+
+def test_falling_change_is_no():
+    rng = np.random.default_rng(2)
+    falling = np.exp(-np.arange(6))[None, None, :] * rng.uniform(0.5, 1.5, (1, 30, 6))
+    result, _ = sens.sensitivity_claim(rows_from(falling, names=("gauss:0.05",)), n_boot=300)
+    assert result.verdict == "no" and result.effect < -0.8
+
+
+def test_tables_match_the_library_summary():
+    rng = np.random.default_rng(3)
+    rel = rng.uniform(0.1, 2.0, (2, 12, 5))
+    rel[0, 3, 4] = np.nan
+    summary, trend = sens.sensitivity_tables(rows_from(rel), n_boot=200, n_perm=200)
+    names, back = sens.relative_array(rows_from(rel))
+    np.testing.assert_array_equal(back, rel)
+    means = summary.set_index(["perturbation", "order"])["mean"]
+    assert means[("gauss:0.05", 5)] == pytest.approx(np.nanmean(rel[0, :, 4]))
+    assert set(trend.perturbation) == set(names) and (trend.n_samples == 12).all()
+
+
+def test_spread_epochs_keeps_first_and_last():
+    assert spread_epochs([0, 1, 2, 3, 4, 5, 10, 20], 4) == [
+        0,
+        2,
+        5,
+        20,
+    ]  # positions 0, 7/3, 14/3, 7 rounded
+    assert spread_epochs([0, 1], 4) == [0, 1]
+
+
+def test_config_turns_sensitivity_on_and_refuses_token_inputs(tmp_path):
+    base = {"datasets": {"digits": {"architectures": ["mlp"], "players": {"grid": [4, 4]}}}}
+    off = resolve(base)
+    on = resolve({**base, "sensitivity": {"enabled": True}})
+    assert not off.sensitivity["enabled"] and on.sensitivity["enabled"]
+    assert on.analysis_id != off.analysis_id  # its tables live apart
+    root = tmp_path / "sst2"
+    root.mkdir()
+    text = {
+        "datasets": {
+            "sst2": {"architectures": ["bert_small"], "players": {"n": 4}, "root": str(root)}
+        }
+    }
+    with pytest.raises(ConfigError, match="sensitivity.enabled"):
+        resolve({**text, "sensitivity": {"enabled": True}}, check_data=False)
+
+
+def test_joint_groups_pair_architectures_of_the_same_seed_and_noise():
+    study = resolve(
+        {
+            "datasets": {
+                "digits": {"architectures": ["lenet", "mlp"], "players": {"grid": [4, 4]}},
+                "breast_cancer": {"architectures": ["mlp"], "players": {"n": 4}},
+            },
+            "label_noise": [0.0, 0.1],
+            "seeds": [0, 1],
+            "joint": {"enabled": True, "checkpoints": 3},
+        }
+    )
+    groups = study.joint_groups()
+    assert len(groups) == 4  # digits × 2 seeds × 2 noise levels; breast_cancer has one arch
+    for runs in groups.values():
+        assert {r.arch for r in runs} == {"lenet", "mlp"}
+        assert len({(r.seed, r.label_noise, r.dataset) for r in runs}) == 1
+        assert len(study.joint_epochs(runs)) == 3
+
+
+def test_extract_sensitivity_file_matches_the_library(tmp_path):
+    study = resolve(
+        {
+            "datasets": {
+                "breast_cancer": {
+                    "architectures": ["mlp"],
+                    "players": {"n": 4},
+                    "samples": {"train_per_class": 2, "test_per_class": 2},
+                }
+            },
+            "sensitivity": {"enabled": True, "samples_per_split": 3, "permutations": 200},
+        }
+    )
+    run = study.runs[0]
+    plan = study.datasets["breast_cancer"]
+    manifest = tmp_path / "manifest.json"
+    select_samples(plan, None, manifest)
+    model = build_model("mlp", plan.input_shape, plan.num_classes, seed=0)
+    checkpoint = tmp_path / "epoch_0002.pt"
+    torch.save({"state_dict": model.state_dict(), "epoch": 2, "meta": {"arch": "mlp"}}, checkpoint)
+    extraction = study.extraction_settings("breast_cancer", "mlp")
+    out = tmp_path / "sens.json"
+    extract_sensitivity(
+        checkpoint,
+        manifest,
+        run.settings,
+        extraction,
+        study.sensitivity,
+        None,
+        out,
+        run=run.name,
+        epoch=2,
+        device="cpu",
+    )
+    record, table = read_sensitivity(out)
+    assert record["epoch"] == 2 and record["model"]["arch"] == "mlp"
+    assert record["provenance"]["device"].startswith("cpu") and record["uncertified"] == 0
+    assert set(table.split) == {"train", "test"} and table.sample_id.nunique() <= 6
+    # the same numbers from the library on the same model, masker and samples
+    data = load_data(run.settings, None)
+    loaded = load_checkpoint(checkpoint, "mlp", data.input_shape, len(data.classes))
+    document = json.loads(manifest.read_text())
+    masker = build_masker(Players.from_dict(document["players"]), extraction["baseline"], data)
+    train = explained_samples(document, data, 0.0)[0]
+    rows = torch.as_tensor(train["positions"][:3])
+    direct = sensitivity_by_order(
+        loaded,
+        masker,
+        train["source"].x[rows],
+        torch.as_tensor(train["labels"][:3]),
+        sigmas=[0.05],
+        pgd_eps=[0.01],
+        n_perm=200,
+    )
+    mine = table[table.split == "train"]
+    _, got = sens.relative_array(mine)
+    np.testing.assert_allclose(got, direct.relative, rtol=1e-9, equal_nan=True)
+
+
+def test_scorecard_run_claims_carry_the_sensitivity_claim():
+    rng = np.random.default_rng(4)
+    epochs = {}
+    for epoch in (0, 5):
+        i_and, i_or = random_interactions(12, seed=epoch)
+        epochs[epoch] = make_results(i_and, i_or, ["train"] * 6 + ["test"] * 6, epoch=epoch)
+    rising = np.exp(np.arange(4))[None, None, :] * rng.uniform(0.5, 1.5, (1, 12, 4))
+    entries = run_claims(epochs, None, n_boot=200, sensitivity_rows=rows_from(rising, epoch=5))
+    by_key = {e["key"]: e for e in entries}
+    assert set(by_key) == set(CLAIMS) - {"shared_interactions"}
+    assert by_key["higher_orders_sensitive"]["verdict"] == "yes"
+    assert len(by_key["higher_orders_sensitive"]["null_replicates"]) == 200
+    missing = {e["key"]: e for e in run_claims(epochs, None, n_boot=200)}
+    assert missing["higher_orders_sensitive"]["verdict"] == "n/a"
+
+
+def test_joint_steps_from_stored_games(tmp_path):
+    files = {}
+    for arch in ("lenet", "mlp"):
+        for epoch in (0, 3):
+            i_and, i_or = random_interactions(5, seed=epoch + (arch == "mlp"))
+            results = make_results(i_and, i_or, ["train"] * 3 + ["test"] * 2, epoch=epoch)
+            results.meta["model"].update(
+                arch=arch, run=f"digits-{arch}-s0-0123456789ab", dataset="digits"
+            )
+            results.meta.update(players={"type": "features", "columns": [0, 1, 2, 3]})
+            results.meta.update(baseline={"type": "zero"}, output="log_odds")
+            files[(arch, epoch)] = write(tmp_path, f"{arch}-{epoch}.h5", results)
+    joint = []
+    for epoch in (0, 3):
+        out = tmp_path / "j-0123456789ab" / f"epoch_{epoch:04d}.h5"
+        joint_analysis.extract_step(
+            interactions=[files[("lenet", epoch)], files[("mlp", epoch)]], out=out
+        )
+        joint.append(out)
+        stored = read_joint(out)
+        assert stored.certified.all() and [m["arch"] for m in stored.models] == ["lenet", "mlp"]
+        assert stored.meta["extra"]["split"] == ["train"] * 3 + ["test"] * 2
+    table = joint_analysis.shared_table(joint, list(files.values()))
+    assert set(table.method) == {"joint", "separate"} and set(table.epoch) == {0, 3}
+    assert set(table.model) == {"lenet", "mlp"}
+    assert table.group_label.iloc[0] == "digits s0: lenet + mlp"
+    joint_analysis.study_step(
+        joint=joint,
+        separate=list(files.values()),
+        table=tmp_path / "joint.tsv",
+        figure=tmp_path / "joint.png",
+    )
+    assert (tmp_path / "joint.png").exists() and (tmp_path / "joint.pdf").exists()
+
+
+def test_joint_step_refuses_files_of_other_samples(tmp_path):
+    paths = []
+    for k, count in enumerate((4, 5)):
+        i_and, i_or = random_interactions(count, seed=k)
+        results = make_results(i_and, i_or, ["train"] * count)
+        results.meta.update(players={"type": "features"}, baseline={"type": "zero"}, output="x")
+        paths.append(write(tmp_path, f"m{k}.h5", results))
+    with pytest.raises(ValueError, match="differ in their samples"):
+        joint_analysis.extract_step(interactions=paths, out=tmp_path / "j.h5")
