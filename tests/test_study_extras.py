@@ -191,11 +191,17 @@ def test_scorecard_run_claims_carry_the_sensitivity_claim():
         i_and, i_or = random_interactions(12, seed=epoch)
         epochs[epoch] = make_results(i_and, i_or, ["train"] * 6 + ["test"] * 6, epoch=epoch)
     rising = np.exp(np.arange(4))[None, None, :] * rng.uniform(0.5, 1.5, (1, 12, 4))
-    entries = run_claims(epochs, None, n_boot=200, sensitivity_rows=rows_from(rising, epoch=5))
+    flat = rng.uniform(0.5, 1.5, (1, 12, 4))
+    rows = pd.concat([rows_from(flat, epoch=0), rows_from(rising, epoch=5)])
+    entries = run_claims(epochs, None, n_boot=200, sensitivity_rows=rows)
     by_key = {e["key"]: e for e in entries}
     assert set(by_key) == set(CLAIMS) - {"shared_interactions"}
     assert by_key["higher_orders_sensitive"]["verdict"] == "yes"
     assert len(by_key["higher_orders_sensitive"]["null_replicates"]) == 200
+    before = sens.mean_sample_rho(rows_from(flat))
+    assert by_key["higher_orders_sensitive"]["details"].endswith(
+        f"at epoch 0: mean ρ = {before:.2f}"
+    )
     missing = {e["key"]: e for e in run_claims(epochs, None, n_boot=200)}
     assert missing["higher_orders_sensitive"]["verdict"] == "n/a"
 

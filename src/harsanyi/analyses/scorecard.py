@@ -22,7 +22,12 @@ from harsanyi.analyses import jaccard, ood, similarity, theory, two_phase
 from harsanyi.analyses.common import by_run, check_files, read_tsv
 from harsanyi.analyses.jaccard import jaccard_claim
 from harsanyi.analyses.ood import OOD_GROUPS, ood_claim
-from harsanyi.analyses.sensitivity import SMALLEST_RHO, read_tables, sensitivity_claim
+from harsanyi.analyses.sensitivity import (
+    SMALLEST_RHO,
+    mean_sample_rho,
+    read_tables,
+    sensitivity_claim,
+)
 from harsanyi.analyses.similarity import shared_claims
 from harsanyi.analyses.theory import spindle_claim
 from harsanyi.analyses.two_phase import gap_claim, phase_claims, strength_cube
@@ -189,12 +194,17 @@ def run_claims(
         result, extra = not_applicable("sensitivity not measured (config sensitivity.enabled)"), {}
         text, details = result.reason, ""
     else:
-        at = int(sensitivity_rows.epoch.max())
+        at, first = int(sensitivity_rows.epoch.max()), int(sensitivity_rows.epoch.min())
         last = sensitivity_rows[sensitivity_rows.epoch == at]
         result, extra = sensitivity_claim(last, n_boot=n_boot, seed=seed)
         text = _interval_text(result)
         names = ", ".join(extra.get("perturbations", []))
         details = f"epoch {at}; perturbations {names}" if names else f"epoch {at}"
+        if first != at:
+            # The same statistic before training says whether the trend is learned at all.
+            start = sensitivity_rows[sensitivity_rows.epoch == first]
+            before = mean_sample_rho(start)
+            details += f"; at epoch {first}: mean ρ = {before:.2f}"
     entries.append(_entry("higher_orders_sensitive", result, extra, text, details))
     return entries
 

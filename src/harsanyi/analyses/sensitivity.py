@@ -77,6 +77,12 @@ def _sample_rho(rel: np.ndarray) -> np.ndarray:
         return np.where(counts > 0, np.nansum(rhos, axis=0) / np.maximum(counts, 1), np.nan)
 
 
+def mean_sample_rho(table: pd.DataFrame) -> float:
+    """The effect of `sensitivity_claim` on one checkpoint's rows (NaN without samples)."""
+    rho = _sample_rho(relative_array(table)[1])
+    return float(np.nanmean(rho)) if np.isfinite(rho).any() else float("nan")
+
+
 def _null_rho(rel: np.ndarray, keep: np.ndarray, draws: int, seed: int) -> np.ndarray:
     """(draws,) the statistic of `sensitivity_claim` with each sample's r_k shuffled over its
     defined orders, independently per perturbation and draw."""
