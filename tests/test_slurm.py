@@ -85,8 +85,9 @@ def test_gpu_rules_get_a_gpu_and_cpu_rule_none(
 
 # --------------------------------------------------------------------------- the tiny study
 
-GPU_RULES = {"train", "extract"}  # workflow/resources.yaml
-ARRAY_RULES = {"select_samples", "train", "extract"}  # slurm-array-jobs, profiles/slurm
+GPU_RULES = {"train", "extract", "sensitivity"}  # workflow/resources.yaml
+ARRAY_RULES = {"select_samples", "train", "extract", "sensitivity", "joint_extract"}
+# (slurm-array-jobs, profiles/slurm)
 GROUPS = {"run_analyses", "study_analyses"}  # analyses go out as group jobs
 RESOURCES = yaml.safe_load((REPO / "workflow" / "resources.yaml").read_text())
 # The node has exactly the memory of the largest request: an ask the plugin enlarges (its
@@ -248,6 +249,8 @@ def test_tiny_study_on_slurm_as_typed(
     assert jobs_per_rule["train"] == len(study.runs) and calls["train"] == 1
     assert jobs_per_rule["extract"] == n_extract
     assert calls["extract"] <= len(study.runs)  # one array per batch of finished trainings
+    n_sensitivity = sum(len(study.sensitivity_epochs(run)) for run in study.runs)
+    assert jobs_per_rule["sensitivity"] == n_sensitivity and calls["sensitivity"] <= len(study.runs)
     assert calls["run_analyses"] == len(study.runs)
     assert calls["study_analyses"] == 1
 
