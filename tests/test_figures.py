@@ -638,6 +638,10 @@ def test_tiny_study_figures_are_print_ready(tmp_path_factory, tmp_path, captured
         ),
         "scorecard": (plots.scorecard_figure, (read_tsv(study / "scorecard.tsv"),)),
         "attributions": (plots.attributions_figure, (read("attributions.tsv"),)),
+        "sensitivity": (
+            plots.sensitivity_figure,
+            (read("sensitivity.tsv"), read("sensitivity_trend.tsv")),
+        ),
     }
     failures = {}
     for name, (function, args) in calls.items():

@@ -256,3 +256,14 @@ def test_a_solver_that_ends_above_its_start_is_counted_not_replaced():
     above = result.l1_final > result.l1_start
     assert above.sum() == result.settings["above_start"] > 0
     assert np.all(np.any(result.p[above] != 0, axis=1))  # returned as solved, not reset
+
+
+def test_lp_workers_solve_samples_side_by_side_with_identical_answers():
+    rng = np.random.default_rng(11)
+    v = rng.normal(size=(5, 2**5))
+    one = sp.sparsify(v, workers=1)
+    three = sp.sparsify(v, workers=3)
+    for name in ("I_and", "I_or", "p", "q", "lower_bound", "gap"):
+        np.testing.assert_array_equal(getattr(one, name), getattr(three, name), err_msg=name)
+    with pytest.raises(ValueError, match="workers"):
+        sp.sparsify(v, workers=0)

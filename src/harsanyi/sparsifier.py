@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -117,6 +118,7 @@ class _Options:
     progress: bool
     lp_method: str = LP_METHOD
     retries: list[int] = field(default_factory=list)  # samples an LP solved at loose tolerances
+    workers: int = 1  # LP solvers: samples solved side by side in threads (HiGHS frees the GIL)
 
 
 # A solver maps (v, bound, options) in working units to (p, q, loss curve, dual point or None).
@@ -339,7 +341,6 @@ def _solve_lp_with(
     matrix = _lp_matrix(n)
     cost = np.zeros(matrix.shape[1])
     cost[: 4 * size] = 1.0 + (CANONICAL_DELTA * canonical_weights(n) if canonical else 0.0)
-    b_eq = np.zeros(matrix.shape[0])
     bounds = np.empty((matrix.shape[1], 2))
     bounds[:, 0], bounds[:, 1] = -np.inf, np.inf
     bounds[: 4 * size, 0] = 0.0
@@ -348,15 +349,13 @@ def _solve_lp_with(
     p_out = np.empty_like(values)
     q_out = np.empty_like(values)
     dual = np.empty_like(values)
-    samples = range(len(values))
-    if opts.progress:
-        from tqdm.auto import tqdm
 
-        samples = tqdm(samples, desc="sparsify exact" if canonical else "sparsify lp", leave=False)
-    for k in samples:
+    def solve(k: int) -> None:
+        b_eq = np.zeros(matrix.shape[0])
         b_eq[-size:] = values[k]
-        bounds[4 * size : 5 * size] = [-limits[k], limits[k]]
-        res = _linprog(cost, matrix, b_eq, bounds, opts, k, opts.retries)
+        sample_bounds = bounds.copy()
+        sample_bounds[4 * size : 5 * size] = [-limits[k], limits[k]]
+        res = _linprog(cost, matrix, b_eq, sample_bounds, opts, k, opts.retries)
         # Multipliers of the rows v_and + v_or − q = v: the dual point y of the certificate.
         dual[k] = res.eqlin.marginals[-size:]
         x = res.x
@@ -365,6 +364,20 @@ def _solve_lp_with(
         v_or = values[k] + q - v_and
         p_out[k] = 0.5 * (v_and - v_or)
         q_out[k] = q
+
+    progress = None
+    if opts.progress:
+        from tqdm.auto import tqdm
+
+        name = "sparsify exact" if canonical else "sparsify lp"
+        progress = tqdm(total=len(values), desc=name, leave=False)
+    # One LP per sample, each independent of the others: the answer does not depend on workers.
+    with ThreadPoolExecutor(max_workers=max(1, min(opts.workers, len(values)))) as pool:
+        for _ in pool.map(solve, range(len(values))):
+            if progress is not None:
+                progress.update()
+    if progress is not None:
+        progress.close()
     p = torch.from_numpy(p_out).to(v)
     q = torch.from_numpy(q_out).to(v)
     start = l1(v, torch.zeros_like(v), torch.zeros_like(v))
@@ -438,6 +451,7 @@ def sparsify(
     dtype: torch.dtype = torch.float64,
     gap_tol: float = DEFAULT_GAP_TOL,
     lp_method: str = LP_METHOD,
+    workers: int | None = None,
 ) -> SparsifyResult:
     """Sparse AND-OR decomposition of each row of v (shape (samples, 2^n) or (2^n,)).
 
@@ -446,7 +460,9 @@ def sparsify(
     only) default to `default_lr(solver, n)` and `DEFAULT_ITERS[solver]`, in normalised units
     when `normalize` is true (see module docstring).  `lp_method` is the HiGHS method of the
     LP solvers ("highs-ipm" or "highs-ds").  `batch_size` bounds how many samples are solved
-    at once (memory only; results do not depend on it).
+    at once (memory only; results do not depend on it).  `workers`: samples the LP solvers
+    solve side by side in threads (default: torch's thread count, which a workflow job sets
+    to the threads it was given; results do not depend on it).
     """
     if solver not in SOLVERS:
         raise ValueError(f"unknown solver {solver!r}; known solvers: {sorted(SOLVERS)}")
@@ -462,6 +478,10 @@ def sparsify(
         raise ValueError(f"gap_tol must be a number in [0, 1), got {gap_tol!r}")
     if lp_method not in ("highs-ipm", "highs-ds", "highs"):
         raise ValueError(f"lp_method must be highs-ipm, highs-ds or highs, got {lp_method!r}")
+    if workers is None:
+        workers = torch.get_num_threads()
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
     values = _as_batch(v, device, dtype)
     n = n_players_of(values.shape[-1])
     iterative = solver not in CERTIFIED_SOLVERS
@@ -469,7 +489,12 @@ def sparsify(
     iters = (iters if iters is not None else DEFAULT_ITERS[solver]) if iterative else None
     record_every = max(1, (iters or 1) // RECORDED_STEPS)
     opts = _Options(
-        lr=lr, iters=iters, record_every=record_every, progress=progress, lp_method=lp_method
+        lr=lr,
+        iters=iters,
+        record_every=record_every,
+        progress=progress,
+        lp_method=lp_method,
+        workers=workers,
     )
 
     if normalize:
