@@ -42,6 +42,12 @@ def store(tmp_path) -> dict:
     xid = study.extraction_id(study.runs[0])
     paths["stale_a"] = used / "analysis" / xid / "a-999999999999"
     paths["stale_a"].mkdir()
+    # sensitivity files of the recorded settings are kept, of other settings collected
+    (used / "sensitivity" / xid / study.sensitivity_id).mkdir(parents=True)
+    paths["stale_s"] = used / "sensitivity" / xid / "s-999999999999"
+    paths["stale_s"].mkdir()
+    paths["stale_j"] = root / "digits" / "joint" / "j-999999999999"  # no recorded group
+    paths["stale_j"].mkdir(parents=True)
     unused_settings = {**study.runs[0].settings, "seed": 99}
     paths["unused_run"] = root / "digits" / "runs" / run_dirname(unused_settings)
     write_manifest(paths["unused_run"], unused_settings)
@@ -61,7 +67,16 @@ def store(tmp_path) -> dict:
     return paths
 
 
-STALE = ["stale_x", "stale_x_analysis", "stale_a", "unused_run", "unused_sel", "finished_resume"]
+STALE = [
+    "stale_x",
+    "stale_x_analysis",
+    "stale_a",
+    "stale_s",
+    "stale_j",
+    "unused_run",
+    "unused_sel",
+    "finished_resume",
+]
 
 
 def test_gc_finds_exactly_what_no_study_uses(store):

@@ -10,6 +10,7 @@ from collections import namedtuple
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -19,6 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from harsanyi import io as harsanyi_io  # noqa: E402
 from harsanyi.io import save_torch, write_json, write_tsv  # noqa: E402
+from harsanyi.joint import extract_joint, write_joint  # noqa: E402
 from harsanyi.models import build_model, save_checkpoint  # noqa: E402
 from harsanyi.store import run_dirname, verify_store, write_manifest  # noqa: E402
 
@@ -71,6 +73,8 @@ def store(tmp_path) -> Path:
     figure(study / "two_phase.pdf")
     (root / "logs" / "train").mkdir(parents=True)
     (root / "logs" / "train" / "x.log").write_text("partial log line without newline")
+    games = np.random.default_rng(0).normal(size=(2, 2, 8))  # a joint extraction, K = 2, n = 3
+    write_joint(root / "breast_cancer/joint/j-000000000000/epoch_0002.h5", extract_joint(games))
     return root
 
 
@@ -95,6 +99,7 @@ def test_every_truncated_or_leftover_file_is_named(store):
         cut(study / "two_phase.tsv", 40),
         cut(study / "two_phase.png", 100),
         cut(study / "two_phase.pdf", 200),
+        cut(next(store.glob("*/joint/j-*/epoch_0002.h5")), 500),
     ]
     legacy_temp = run_dir / "checkpoints" / ".epoch_0003.pt.4242.tmp"
     legacy_temp.write_bytes(b"half a checkpoint")

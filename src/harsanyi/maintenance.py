@@ -5,8 +5,9 @@ Every study that the workflow runs records itself in
 and so runs before any training): its runs, their extraction and analysis ids and sample
 selections, and who started it.  Each analysis setting of a study has its own record, so
 two users with different settings keep each other's tables.  Those records are what `gc` keeps:
-a run directory, an `x-`/`a-` directory or a sample manifest that no recorded study uses is
-stale.  A store without any record (written before records existed) cannot be collected.
+a run directory, an `x-`/`a-`/`s-` directory, a joint group (`j-`) or a sample manifest that
+no recorded study uses is stale.  A store without any record (written before records existed)
+cannot be collected.
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ def study_record(study: Any, run_analysis_ids: dict[str, str]) -> dict:
             {"run": run.name, "dataset": run.dataset, "extraction": study.extraction_id(run)}
             for run in sorted(study.runs, key=lambda run: run.name)
         ],
+        # s-<hash> of the sensitivity files and j-<hash> of the joint groups, where enabled
+        "sensitivity": study.sensitivity_id if study.sensitivity["enabled"] else None,
+        "joint_groups": sorted(study.joint_groups()) if study.joint["enabled"] else [],
     }
 
 
@@ -103,7 +107,7 @@ def disk_usage(root: str | os.PathLike[str]) -> list[dict]:
             rows.append({"path": str(path), "kind": kind, "bytes": size, "files": files})
 
     for run_dir in run_dirs(root):
-        parts = {"checkpoints", "interactions", "analysis"}
+        parts = {"checkpoints", "interactions", "analysis", "sensitivity"}
         for part in sorted(parts):
             add(run_dir / part, part)
         other = [p for p in run_dir.iterdir() if p.name not in parts]
@@ -112,6 +116,7 @@ def disk_usage(root: str | os.PathLike[str]) -> list[dict]:
     for dataset in sorted(p for p in root.iterdir() if (p / "runs").is_dir()):
         add(dataset / "samples", "sample manifests")
         add(dataset / "resume", "resume states")
+        add(dataset / "joint", "joint extractions")
     add(root / "studies", "studies")
     add(root / "logs", "logs")
     add(root / "benchmarks", "benchmarks")
@@ -142,11 +147,15 @@ def find_garbage(root: str | os.PathLike[str]) -> list[Garbage]:
     extractions: dict[str, set[str]] = {}
     analyses: set[str] = set()
     selections: set[str] = set()
+    sensitivities: set[str] = set()
+    joint_groups: set[str] = set()
     for record in records:
         for run in record["runs"]:
             extractions.setdefault(run["run"], set()).add(run["extraction"])
         analyses |= set((record.get("run_analysis_ids") or {}).values())
         selections |= set((record.get("selections") or {}).values())
+        sensitivities |= {record["sensitivity"]} if record.get("sensitivity") else set()
+        joint_groups |= set(record.get("joint_groups") or [])
 
     found: list[Garbage] = []
 
@@ -158,7 +167,7 @@ def find_garbage(root: str | os.PathLike[str]) -> list[Garbage]:
         if used is None:
             stale(run_dir, "run used by no recorded study")
             continue
-        for kind in ("interactions", "analysis"):
+        for kind in ("interactions", "analysis", "sensitivity"):
             for xdir in sorted((run_dir / kind).glob("x-*")):
                 if xdir.name not in used:
                     stale(xdir, "extraction used by no recorded study")
@@ -166,6 +175,13 @@ def find_garbage(root: str | os.PathLike[str]) -> list[Garbage]:
                     for adir in sorted(xdir.glob("a-*")):
                         if adir.name not in analyses:
                             stale(adir, "analysis settings used by no recorded study")
+                elif kind == "sensitivity":
+                    for sdir in sorted(xdir.glob("s-*")):
+                        if sdir.name not in sensitivities:
+                            stale(sdir, "sensitivity settings used by no recorded study")
+    for group in sorted(root.glob("*/joint/j-*")):
+        if group.name not in joint_groups:
+            stale(group, "joint extraction used by no recorded study")
     for manifest in sorted(root.glob("*/samples/sel-*.json")):
         if manifest.stem not in selections:
             stale(manifest, "sample selection used by no recorded study")

@@ -614,6 +614,16 @@ def _tsv_problem(path: Path) -> str | None:
     return None
 
 
+def _h5_layout(path: Path) -> str | None:
+    """The `layout` attribute of an HDF5 file (None: none, or unreadable here)."""
+    try:
+        with _open_h5(path, "r") as h5:
+            layout = h5.attrs.get("layout")
+    except OSError:
+        return None
+    return layout.decode() if isinstance(layout, bytes) else layout
+
+
 def _file_problem(path: Path) -> str | None:
     """What is wrong with one file of a results root (None: nothing found)."""
     from harsanyi.models import CheckpointError, read_checkpoint  # imports torch: slow
@@ -623,7 +633,15 @@ def _file_problem(path: Path) -> str | None:
     suffix = path.suffix
     try:
         if suffix == ".h5":
-            verify_results(path)
+            if _h5_layout(path) == "joint":
+                from harsanyi.joint import read_joint  # a joint extraction (rule joint_extract)
+
+                try:
+                    read_joint(path)
+                except ValueError as exc:  # names the file
+                    return str(exc)
+            else:
+                verify_results(path)
         elif suffix == ".pt":
             read_checkpoint(path)
         elif suffix == ".json":
