@@ -236,8 +236,16 @@ def test_joint_steps_from_stored_games(tmp_path):
         joint=joint,
         separate=list(files.values()),
         table=tmp_path / "joint.tsv",
+        summary=tmp_path / "summary.tsv",
         figure=tmp_path / "joint.png",
     )
+    summary = pd.read_csv(tmp_path / "summary.tsv", sep="\t")
+    assert list(summary.epoch) == [0, 3]
+    for row in summary.itertuples():  # the mean over models of Σ shared / Σ (shared + specific)
+        part = table[(table.epoch == row.epoch) & (table.method == "joint")]
+        sums = part.groupby("model")[["shared", "specific"]].sum()
+        expected = (sums.shared / (sums.shared + sums.specific)).mean()
+        assert row.shared_fraction_joint == pytest.approx(expected)
     assert (tmp_path / "joint.png").exists() and (tmp_path / "joint.pdf").exists()
 
 

@@ -25,7 +25,9 @@ STUDY_TARGETS += [f"{STUDY_DIR}/ood.png"] if NOISY_RUNS else []
 STUDY_TARGETS += (
     [f"{STUDY_DIR}/sensitivity.png"] if STUDY.sensitivity["enabled"] else []
 )
-STUDY_TARGETS += [f"{STUDY_DIR}/joint.png"] if JOINT_GROUPS else []
+STUDY_TARGETS += (
+    [f"{STUDY_DIR}/joint.png", f"{STUDY_DIR}/joint_summary.tsv"] if JOINT_GROUPS else []
+)
 # The first and the last checkpoint of every run: the stages SIMILARITY_STAGES names.
 STAGE_FILES = sorted(
     {
@@ -521,6 +523,7 @@ rule joint_study:
         separate=sorted(set(joint_files()[1])),
     output:
         table=f"{STUDY_DIR}/joint_shared.tsv",
+        summary=f"{STUDY_DIR}/joint_summary.tsv",
         figure=report(
             f"{STUDY_DIR}/joint.png",
             caption="../report/joint_study.rst",

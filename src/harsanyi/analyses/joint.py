@@ -9,7 +9,9 @@ explain the same samples with the same players, so their games can be decomposed
 - `shared_table`: per group, checkpoint, model and order the shared and model-specific
   salient strength (`harsanyi.joint.shared_specific`), for the joint extraction and, on the
   same samples, for the separate decompositions (column `method`).
-- `study_step` (rule joint_study): the table and the figure.
+- `shared_summary`: per group, checkpoint and method the shared fraction of all salient
+  strength, averaged over the models.
+- `study_step` (rule joint_study): the tables and the figure.
 """
 
 from __future__ import annotations
@@ -122,17 +124,32 @@ def shared_table(
     return pd.concat(frames, ignore_index=True)
 
 
+def shared_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Per group, checkpoint and method: the shared fraction of the salient strength (all
+    orders), averaged over the group's models (the top row of the figure)."""
+    totals = table.groupby(["group_label", "group", "epoch", "method", "model"])[
+        ["shared", "specific"]
+    ].sum()
+    totals["shared_fraction"] = totals.shared / (totals.shared + totals.specific)
+    keys = ["group_label", "group", "epoch", "method"]
+    summary = totals.groupby(keys).shared_fraction.mean().unstack("method")
+    summary.columns = [f"shared_fraction_{method}" for method in summary.columns]
+    return summary.reset_index()
+
+
 def study_step(
     *,
     joint: Sequence[str | Path],
     separate: Sequence[str | Path],
     table: str | Path,
+    summary: str | Path,
     figure: str | Path,
     ratio: float = DEFAULT_RATIO,
 ) -> None:
-    """Every group's joint files (and the separate files they joined) → table and figure."""
+    """Every group's joint files (and the separate files they joined) → tables and figure."""
     from harsanyi.plots import joint_figure
 
     frame = shared_table(joint, separate, ratio=ratio)
     write_tsv(frame, table)
+    write_tsv(shared_summary(frame), summary)
     joint_figure(frame, figure)
