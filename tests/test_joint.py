@@ -343,3 +343,12 @@ def test_shared_over_training_stacks_checkpoints(tmp_path):
     table = joint.shared_over_training(files)
     assert sorted(set(table.checkpoint)) == [0, 4] and len(table) == 2 * 2 * 5
     assert {"file", "model", "order", "shared", "specific"} <= set(table.columns)
+
+
+def test_workers_give_the_same_joint_answer():
+    rng = np.random.default_rng(5)
+    v = rng.normal(size=(2, 4, 2**4))
+    one = joint.extract_joint(v, workers=1)
+    three = joint.extract_joint(v, workers=3)
+    for name in ("I_and", "I_or", "objective", "lower_bound", "gap"):
+        np.testing.assert_array_equal(getattr(one, name), getattr(three, name), err_msg=name)

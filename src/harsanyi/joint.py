@@ -60,6 +60,7 @@ import json
 import math
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -281,6 +282,7 @@ def extract_joint(
     labels=None,
     meta: dict | None = None,
     progress: bool = False,
+    workers: int | None = None,
 ) -> JointResults:
     """Joint AND-OR decomposition of K models' games v (shape (K, B, 2^n), or (K, 2^n)).
 
@@ -288,7 +290,8 @@ def extract_joint(
     `canonical=False`, with a proven lower bound and gap per sample (`certified`: gap ≤
     `gap_tol`).  `models` (K identity dicts, e.g. `store.checkpoint_identity`), `sample_ids`,
     `labels` and `meta` (players, baseline, output, extra) are carried into the result and
-    its file.
+    its file.  `workers`: samples solved side by side in threads (default torch's thread
+    count; the answer does not depend on it).
     """
     if not (isinstance(alpha, (int, float)) and 0 < alpha <= 1):
         raise ValueError(f"alpha must be a number in (0, 1], got {alpha!r}")
@@ -298,6 +301,10 @@ def extract_joint(
         raise ValueError(f"gap_tol must be a number in [0, 1), got {gap_tol!r}")
     if lp_method not in ("highs-ipm", "highs-ds", "highs"):
         raise ValueError(f"lp_method must be highs-ipm, highs-ds or highs, got {lp_method!r}")
+    if workers is None:
+        workers = torch.get_num_threads()
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
     games = _as_games(v)
     k, b, size = games.shape
     n = n_players_of(size)
@@ -331,29 +338,38 @@ def extract_joint(
     for m in range(k):
         bounds[m * width : m * width + 4 * size, 0] = 0.0
     bounds[k * width :, 0] = 0.0
-    b_eq = np.zeros(a_eq.shape[0])
-
     v_and = np.empty_like(work)
     q = np.empty_like(work)
     dual = np.empty_like(work)
     retries: list[int] = []
-    samples = range(b)
-    if progress:
-        from tqdm.auto import tqdm
 
-        samples = tqdm(samples, desc="joint extraction", leave=False)
-    for s in samples:
+    def solve(s: int) -> None:
+        b_eq = np.zeros(a_eq.shape[0])
+        sample_bounds = bounds.copy()
         for m in range(k):
             b_eq[m * rows + rows - size : (m + 1) * rows] = work[m, s]
             q_at = m * width + 4 * size
-            bounds[q_at : q_at + size] = [-eps[m, s], eps[m, s]]
-        res = _linprog(cost, a_ub, a_eq, b_eq, bounds, lp_method, s, retries)
+            sample_bounds[q_at : q_at + size] = [-eps[m, s], eps[m, s]]
+        res = _linprog(cost, a_ub, a_eq, b_eq, sample_bounds, lp_method, s, retries)
         for m in range(k):
             dual[m, s] = res.eqlin.marginals[m * rows + rows - size : (m + 1) * rows]
             v_and[m, s] = res.x[m * width + (4 + n) * size : m * width + (5 + n) * size]
             q[m, s] = np.clip(
                 res.x[m * width + 4 * size : m * width + 5 * size], -eps[m, s], eps[m, s]
             )
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=b, desc="joint extraction", leave=False)
+    # One LP per sample, independent of the others: the answer does not depend on workers.
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, b))) as pool:
+        for _ in pool.map(solve, range(b)):
+            if bar is not None:
+                bar.update()
+    if bar is not None:
+        bar.close()
 
     # Back to the units of v; the split is exactly feasible by construction.
     v_and *= scale[None, :, None]
