@@ -22,7 +22,7 @@ from harsanyi.data import DATASETS
 from harsanyi.io import settings_hash
 from harsanyi.models import architectures_for
 from harsanyi.players import PlayerRequestError, players_for_input
-from harsanyi.sparsifier import SOLVERS
+from harsanyi.sparsifier import CANONICAL_VERSION, SOLVERS
 from harsanyi.store import run_dirname
 from harsanyi.train import checkpoint_schedule
 
@@ -180,12 +180,16 @@ class Study:
         baseline = dict(plan.baseline)
         if baseline["type"] == "feature_map":
             baseline = {"type": "feature_map", "layer": baseline["layers"][arch]}
-        return {
+        settings = {
             "version": EXTRACT_VERSION,
             "selection": plan.selection_id,
             "baseline": baseline,
             **self.extraction,
         }
+        if self.extraction["solver"] == "exact":
+            # its answer depends on the tie-break's version; other solvers keep their ids
+            settings["canonical_version"] = CANONICAL_VERSION
+        return settings
 
     def extraction_id(self, run: Run) -> str:
         return f"x-{settings_hash(self.extraction_settings(run.dataset, run.arch))}"

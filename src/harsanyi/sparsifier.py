@@ -17,11 +17,12 @@ Solvers (``SOLVERS``; the result records which one ran):
   log-uniformly over three decades; it reaches a lower L1 than "sgd" in fewer iterations.
 - ``"exact"`` (the default): the canonical exact optimum with a certificate.  One
   ``scipy.optimize.linprog`` (HiGHS interior point with crossover) per sample on the LP below,
-  with every |I(S)| weighted 1 + δ·w_S, w_S = (|S| + ξ_S)/(n + 1) ∈ [0, 1), ξ_S a fixed
-  golden-ratio sequence and δ = ``CANONICAL_DELTA``.  Among the L1-optimal decompositions this
-  picks the one of least Σ w_S|I(S)| (lower orders first, then a fixed order of coalitions),
-  which is unique for generic ξ, so two LP methods, machines or devices return the same
-  salient sets.  Its L1 is within δ·OPT of the optimum (and the certificate proves it).
+  with every |I(S)| weighted 1 + δ·w_S, w_S = (|S| + ξ_S)/(n + 1) ∈ [0, 1), ξ_S ∈ [0, 1) a
+  fixed pseudo-random number per coalition and part (``canonical_weights``) and
+  δ = ``CANONICAL_DELTA``.  Among the L1-optimal decompositions this picks the one of least
+  Σ w_S|I(S)| (lower orders first, then a fixed order of coalitions), which is unique for
+  generic ξ, so two LP methods, machines or devices return the same salient sets.  Its L1 is
+  within δ·OPT of the optimum (and the certificate proves it).
 - ``"lp"``: the exact optimum without the tie-break (whichever optimal vertex HiGHS returns).
   In both, p is eliminated (v_and and v_or are free once their sum is pinned to v + q), and
   the zeta transforms are written as n layers of sparse equalities, so the LP has O(n·2^n)
@@ -76,7 +77,9 @@ LP_METHOD = "highs-ipm"  # measured 3× faster than dual simplex at n = 10
 # Weight of the canonical tie-break: the L1 it may cost is at most δ·OPT (measured ~1e-12),
 # and δ/(n + 1) between orders stays far above the LP tolerances (LP_OPTIONS).
 CANONICAL_DELTA = 1e-4
-GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
+# Version of the canonical tie-break (part of an exact extraction's x-<hash>): 1 drew ξ_S from
+# a golden-ratio sequence linear in the mask index, 2 from a hash of it (canonical_weights).
+CANONICAL_VERSION = 2
 DEFAULT_GAP_TOL = 5e-3
 LP_OPTIONS = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
 # Default learning rates in normalised units (see module docstring), measured against the LP
@@ -303,16 +306,29 @@ def _lp_matrix(n: int) -> scipy.sparse.csr_matrix:
     return scipy.sparse.coo_matrix((x, (r, c)), shape=shape).tocsr()  # sums duplicates
 
 
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """The splitmix64 finaliser: a fixed 64-bit hash, the same on every machine and version."""
+    z = x.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
 def canonical_weights(n: int) -> np.ndarray:
     """(4·2^n,) tie-break weights of [a⁺, a⁻, b⁺, b⁻]: w_S = (|S| + ξ_S)/(n + 1) ∈ [0, 1).
 
-    ξ_S = frac((S + k/4)·φ⁻¹) for block k (a fixed, well-spread sequence in [0, 1)), so lower
-    orders win first and every coalition of the AND and OR parts has its own weight.
+    ξ_S ∈ [0, 1) is a hash of (block k, mask S): lower orders win first and every coalition of
+    the AND and OR parts has its own weight.  ξ must not be (close to) linear in the bits of S:
+    the AND and OR bases are related by alternating sums over subsets (OR_S = Σ_{∅≠T⊆S}
+    (−1)^{|T|+1} AND_T), which cancel any weight affine in the bits, so such weights (|S| alone,
+    or version 1's golden-ratio sequence in the mask index) leave optimal faces tied and two LP
+    methods then returned different salient sets (Jaccard down to 0.82 at n = 8).
     """
     size = 2**n
     order = orders(n).astype(np.float64)
-    blocks = [order + np.mod((np.arange(size) + k / 4.0) * GOLDEN, 1.0) for k in range(4)]
-    return np.concatenate(blocks) / (n + 1)
+    keys = np.arange(4 * size, dtype=np.uint64)  # block k, mask S → k·2^n + S
+    xi = (_splitmix64(keys) >> np.uint64(11)).astype(np.float64) * 2.0**-53
+    return (np.tile(order, 4) + xi) / (n + 1)
 
 
 def _linprog(cost, matrix, b_eq, bounds, opts: _Options, sample: int, retries: list[int]):
@@ -551,7 +567,11 @@ def sparsify(
     else:
         settings.update(method=lp_method, loose_tolerance_samples=len(opts.retries))
         if solver == "exact":
-            settings.update(canonical="least order-weighted L1", canonical_delta=CANONICAL_DELTA)
+            settings.update(
+                canonical="least order-weighted L1",
+                canonical_delta=CANONICAL_DELTA,
+                canonical_version=CANONICAL_VERSION,
+            )
     result = SparsifyResult(
         I_and=merged_and,
         I_or=merged_or,
