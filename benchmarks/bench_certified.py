@@ -1,6 +1,6 @@
 """Certified sparsifier against the exact LP and the iterative solvers, side by side.
 
-Run: python benchmarks/bench_certified.py [--quick] [--threads 1] [--workers W]
+Run: python benchmarks/bench_certified.py [--quick] [--n 8 10] [--threads 1] [--workers W]
 
 For each n, on the same games (random, planted with 30 AND + 30 OR terms, and v of an MLP
 trained here on scikit-learn's digits, at initialisation and trained; players = pixel
@@ -123,6 +123,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="n = 6 and 8 only (CI)")
+    parser.add_argument("--n", type=int, nargs="+", help="only these n (of 8, 10, 12)")
     parser.add_argument(
         "--workers", type=int, default=os.cpu_count() or 1, help="threads of the parallel row"
     )
@@ -130,6 +131,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"torch threads: {torch.get_num_threads()}; HiGHS via scipy {sp.LP_METHOD}; float64")
     plan = [(6, 2), (8, 2)] if args.quick else [(8, 4), (10, 3), (12, 1)]
+    if args.n:
+        plan = [(n, per_kind) for n, per_kind in plan if n in args.n]
     for n, per_kind in plan:
         compare(n, per_kind, args.workers)
 
