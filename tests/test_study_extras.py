@@ -21,7 +21,7 @@ from harsanyi.extraction import (
     read_sensitivity,
     select_samples,
 )
-from harsanyi.joint import read_joint
+from harsanyi.joint import read_joint, shared_specific
 from harsanyi.models import build_model, load_checkpoint
 from harsanyi.players import Players
 from harsanyi.sensitivity import sensitivity_by_order
@@ -247,6 +247,30 @@ def test_joint_steps_from_stored_games(tmp_path):
         expected = (sums.shared / (sums.shared + sums.specific)).mean()
         assert row.shared_fraction_joint == pytest.approx(expected)
     assert (tmp_path / "joint.png").exists() and (tmp_path / "joint.pdf").exists()
+
+
+def test_a_group_of_three_is_reported_whole_and_pair_by_pair(tmp_path):
+    files = []
+    for k, arch in enumerate(("lenet", "mlp", "vgg11")):
+        i_and, i_or = random_interactions(4, seed=10 + k)
+        results = make_results(i_and, i_or, ["train"] * 4, epoch=2)
+        results.meta["model"].update(arch=arch, run=f"digits-{arch}-s0-0123456789ab")
+        results.meta.update(players={"type": "features"}, baseline={"type": "zero"}, output="x")
+        files.append(write(tmp_path, f"{arch}.h5", results))
+    out = tmp_path / "j-0123456789ab" / "epoch_0002.h5"
+    joint_analysis.extract_step(interactions=files, out=out)
+    table = joint_analysis.shared_table([out], files)
+    pairs = {"lenet + mlp", "lenet + vgg11", "mlp + vgg11"}
+    assert set(table.models) == {"lenet + mlp + vgg11"} | pairs
+    stored = read_joint(out)
+    for models, subset in (("lenet + vgg11", [0, 2]), ("lenet + mlp + vgg11", [0, 1, 2])):
+        rows = table[(table.models == models) & (table.method == "joint")]
+        expected = shared_specific(stored, group=subset)
+        np.testing.assert_allclose(rows.shared.to_numpy(), expected.shared.to_numpy())
+    whole = joint_analysis.whole_groups(table)
+    assert set(whole.models) == {"lenet + mlp + vgg11"}
+    summary = joint_analysis.shared_summary(table)
+    assert set(summary.models) == {"lenet + mlp + vgg11"} | pairs
 
 
 def test_joint_step_refuses_files_of_other_samples(tmp_path):

@@ -6,9 +6,10 @@ explain the same samples with the same players, so their games can be decomposed
 
 - `extract_step` (rule joint_extract): the group's interaction files of one checkpoint in
   (their stored games v), the certified joint decomposition out (HDF5, `write_joint`).
-- `shared_table`: per group, checkpoint, model and order the shared and model-specific
-  salient strength (`harsanyi.joint.shared_specific`), for the joint extraction and, on the
-  same samples, for the separate decompositions (column `method`).
+- `shared_table`: per group (and, in groups of three or more, per pair: column `models`),
+  checkpoint, model and order the shared and model-specific salient strength
+  (`harsanyi.joint.shared_specific`), for the joint extraction and, on the same samples, for
+  the separate decompositions (column `method`).
 - `shared_summary`: per group, checkpoint and method the shared fraction of all salient
   strength, averaged over the models.
 - `study_step` (rule joint_study): the tables and the figure.
@@ -17,6 +18,7 @@ explain the same samples with the same players, so their games can be decomposed
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
@@ -108,30 +110,42 @@ def shared_table(
         _same([results.sample_ids] + [p.sample_ids for p in parts], "samples", [path])
         separate_pair = (np.stack([p.I_and for p in parts]), np.stack([p.I_or for p in parts]))
         label = _group_label(results.models)
-        for method, source in (("joint", results), ("separate", separate_pair)):
-            table = shared_specific(source, ratio=ratio)
-            table["model"] = [results.models[m]["arch"] for m in table.model]
-            table.insert(0, "group_label", label)
-            table.insert(1, "group", Path(path).parent.name)
-            table.insert(2, "epoch", keys[0][1])
-            table.insert(3, "method", method)
-            table["uncertified"] = (
-                float((~results.certified).sum())
-                if method == "joint"
-                else sum(uncertified(p) for p in parts)
-            )
-            frames.append(table)
+        everyone = tuple(range(len(parts)))
+        # the whole group, and with three or more models each pair of it (shared = salient in
+        # both models of the pair; the joint solution is the group's)
+        subsets = [everyone] + (list(combinations(everyone, 2)) if len(parts) > 2 else [])
+        for subset in subsets:
+            for method, source in (("joint", results), ("separate", separate_pair)):
+                table = shared_specific(source, group=subset, ratio=ratio)
+                table["model"] = [results.models[m]["arch"] for m in table.model]
+                table.insert(0, "group_label", label)
+                table.insert(1, "group", Path(path).parent.name)
+                table.insert(2, "models", " + ".join(results.models[m]["arch"] for m in subset))
+                table.insert(3, "epoch", keys[0][1])
+                table.insert(4, "method", method)
+                table["uncertified"] = (
+                    float((~results.certified).sum())
+                    if method == "joint"
+                    else sum(uncertified(p) for p in parts)
+                )
+                frames.append(table)
     return pd.concat(frames, ignore_index=True)
+
+
+def whole_groups(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of `shared_table` about whole groups (not pairs out of larger groups)."""
+    return table[table.group_label.str.split(": ").str[-1] == table.models]
 
 
 def shared_summary(table: pd.DataFrame) -> pd.DataFrame:
     """Per group, checkpoint and method: the shared fraction of the salient strength (all
-    orders), averaged over the group's models (the top row of the figure)."""
-    totals = table.groupby(["group_label", "group", "epoch", "method", "model"])[
+    orders), averaged over the models (the top row of the figure); one row per pair as well
+    where a group has three or more models (column `models`)."""
+    totals = table.groupby(["group_label", "group", "models", "epoch", "method", "model"])[
         ["shared", "specific"]
     ].sum()
     totals["shared_fraction"] = totals.shared / (totals.shared + totals.specific)
-    keys = ["group_label", "group", "epoch", "method"]
+    keys = ["group_label", "group", "models", "epoch", "method"]
     summary = totals.groupby(keys).shared_fraction.mean().unstack("method")
     summary.columns = [f"shared_fraction_{method}" for method in summary.columns]
     return summary.reset_index()
@@ -152,4 +166,4 @@ def study_step(
     frame = shared_table(joint, separate, ratio=ratio)
     write_tsv(frame, table)
     write_tsv(shared_summary(frame), summary)
-    joint_figure(frame, figure)
+    joint_figure(whole_groups(frame), figure)
