@@ -11,8 +11,9 @@ from test_studies import make_results, random_interactions, write
 
 from harsanyi.analyses import joint as joint_analysis
 from harsanyi.analyses import sensitivity as sens
+from harsanyi.analyses.common import shown_epochs
 from harsanyi.analyses.scorecard import CLAIMS, run_claims
-from harsanyi.config import ConfigError, resolve, spread_epochs
+from harsanyi.config import ConfigError, resolve
 from harsanyi.extraction import (
     build_masker,
     explained_samples,
@@ -79,13 +80,13 @@ def test_tables_match_the_library_summary():
 
 
 def test_spread_epochs_keeps_first_and_last():
-    assert spread_epochs([0, 1, 2, 3, 4, 5, 10, 20], 4) == [
+    assert shown_epochs([0, 1, 2, 3, 4, 5, 10, 20], 4) == [
         0,
         2,
         5,
         20,
     ]  # positions 0, 7/3, 14/3, 7 rounded
-    assert spread_epochs([0, 1], 4) == [0, 1]
+    assert shown_epochs([0, 1], 4) == [0, 1]
 
 
 def test_config_turns_sensitivity_on_and_refuses_token_inputs(tmp_path):

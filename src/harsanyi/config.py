@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from harsanyi.analyses.common import shown_epochs
 from harsanyi.data import DATASETS
 from harsanyi.io import settings_hash
 from harsanyi.models import architectures_for
@@ -220,7 +219,7 @@ class Study:
 
     def sensitivity_epochs(self, run: Run) -> list[int]:
         """The checkpoints whose sensitivity is measured: first, last and evenly between."""
-        return spread_epochs(run.epochs, self.sensitivity["checkpoints"])
+        return shown_epochs(run.epochs, self.sensitivity["checkpoints"])
 
     def joint_groups(self) -> dict[str, list[Run]]:
         """Runs that differ only in their architecture (≥ 2), by `j-<hash>` of their names,
@@ -244,22 +243,13 @@ class Study:
     def joint_epochs(self, runs: list[Run]) -> list[int]:
         """Checkpoints all `runs` share, `joint.checkpoints` of them spread over training."""
         common = sorted(set.intersection(*(set(r.epochs) for r in runs)))
-        return spread_epochs(common, self.joint["checkpoints"])
+        return shown_epochs(common, self.joint["checkpoints"])
 
     def run_by_name(self, name: str) -> Run:
         for run in self.runs:
             if run.name == name:
                 return run
         raise KeyError(f"no run named {name!r} in study {self.name!r}")
-
-
-def spread_epochs(epochs: list[int], count: int) -> list[int]:
-    """`count` of `epochs` (all if fewer): the first, the last and evenly spaced between."""
-    epochs = sorted(set(epochs))
-    if count >= len(epochs):
-        return epochs
-    positions = np.linspace(0, len(epochs) - 1, count).round().astype(int)
-    return sorted({epochs[i] for i in positions})
 
 
 def resolve(config: dict, *, check_data: bool = True) -> Study:

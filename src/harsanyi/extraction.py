@@ -190,6 +190,17 @@ def explained_samples(manifest: dict, dataset, label_noise: float) -> list[dict]
     return groups
 
 
+def _checkpoint_inputs(checkpoint, manifest_path, settings: dict, root, device: str):
+    """What explaining a checkpoint starts from: its sample manifest, the run's data, the model
+    (weights only) on the device the job may use, the players, and that device."""
+    manifest = json.loads(Path(manifest_path).read_text())
+    dataset = load_data(settings, root)
+    model = load_checkpoint(checkpoint, settings["arch"], dataset.input_shape, len(dataset.classes))
+    torch_device = pick_device(device)
+    model.to(torch_device)
+    return manifest, dataset, model, Players.from_dict(manifest["players"]), torch_device
+
+
 def extract(
     checkpoint: str | Path,
     manifest_path: str | Path,
@@ -205,11 +216,9 @@ def extract(
 ) -> Path:
     """Interactions of a run's explained samples under one checkpoint, as an HDF5 file."""
     start = utc_now()
-    manifest = json.loads(Path(manifest_path).read_text())
-    dataset = load_data(settings, root)
-    model = load_checkpoint(checkpoint, settings["arch"], dataset.input_shape, len(dataset.classes))
-    model.to(pick_device(device))
-    players = Players.from_dict(manifest["players"])
+    manifest, dataset, model, players, torch_device = _checkpoint_inputs(
+        checkpoint, manifest_path, settings, root, device
+    )
     v_parts, ids, labels, splits, positions_all = [], [], [], [], []
     for group in explained_samples(manifest, dataset, settings["label_noise"]):
         rows = torch.as_tensor(group["positions"], dtype=torch.long)
@@ -271,7 +280,7 @@ def extract(
             "output": extraction["output"],
             "solver": {"name": decomposition.solver, **decomposition.settings},
             "model": identity,
-            "provenance": provenance(pick_device(device), start=start),
+            "provenance": provenance(torch_device, start=start),
             "extra": {
                 "extraction": extraction,
                 "l1_start": decomposition.l1_start.tolist(),
@@ -319,11 +328,9 @@ def extract_sensitivity(
     from harsanyi.sensitivity import sensitivity_by_order
 
     start = utc_now()
-    manifest = json.loads(Path(manifest_path).read_text())
-    dataset = load_data(settings, root)
-    model = load_checkpoint(checkpoint, settings["arch"], dataset.input_shape, len(dataset.classes))
-    model.to(pick_device(device))
-    players = Players.from_dict(manifest["players"])
+    manifest, dataset, model, players, torch_device = _checkpoint_inputs(
+        checkpoint, manifest_path, settings, root, device
+    )
     if isinstance(players, TokenPositions):
         raise ValueError(f"{manifest_path}: sensitivity needs continuous inputs, not token players")
     masker = build_masker(players, extraction["baseline"], dataset)
@@ -389,7 +396,7 @@ def extract_sensitivity(
         "output": extraction["output"],
         "settings": {**sensitivity, "solver": "exact", "qthres": extraction["qthres"]},
         "uncertified": uncertified,
-        "provenance": provenance(pick_device(device), start=start),
+        "provenance": provenance(torch_device, start=start),
         "table": columns,
     }
     return write_json(record, out)

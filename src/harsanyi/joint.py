@@ -60,7 +60,6 @@ import json
 import math
 import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -87,7 +86,9 @@ from harsanyi.sparsifier import (  # noqa: E402
     LP_OPTIONS,
     _lp_matrix,
     canonical_weights,
+    check_lp_options,
     decompose,
+    solve_each,
 )
 from harsanyi.stats import DEFAULT_RATIO, order_indicator, salient_masks  # noqa: E402
 
@@ -295,16 +296,7 @@ def extract_joint(
     """
     if not (isinstance(alpha, (int, float)) and 0 < alpha <= 1):
         raise ValueError(f"alpha must be a number in (0, 1], got {alpha!r}")
-    if not (isinstance(qthres, (int, float)) and math.isfinite(qthres) and qthres >= 0):
-        raise ValueError(f"qthres must be a finite number >= 0, got {qthres!r}")
-    if not (isinstance(gap_tol, (int, float)) and 0 <= gap_tol < 1):
-        raise ValueError(f"gap_tol must be a number in [0, 1), got {gap_tol!r}")
-    if lp_method not in ("highs-ipm", "highs-ds", "highs"):
-        raise ValueError(f"lp_method must be highs-ipm, highs-ds or highs, got {lp_method!r}")
-    if workers is None:
-        workers = torch.get_num_threads()
-    if not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    workers = check_lp_options(qthres, gap_tol, lp_method, workers)
     games = _as_games(v)
     k, b, size = games.shape
     n = n_players_of(size)
@@ -358,18 +350,7 @@ def extract_joint(
                 res.x[m * width + 4 * size : m * width + 5 * size], -eps[m, s], eps[m, s]
             )
 
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=b, desc="joint extraction", leave=False)
-    # One LP per sample, independent of the others: the answer does not depend on workers.
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, b))) as pool:
-        for _ in pool.map(solve, range(b)):
-            if bar is not None:
-                bar.update()
-    if bar is not None:
-        bar.close()
+    solve_each(solve, b, workers, "joint extraction" if progress else None)
 
     # Back to the units of v; the split is exactly feasible by construction.
     v_and *= scale[None, :, None]

@@ -135,6 +135,27 @@ def order_trend(relative, *, min_orders: int = MIN_ORDERS, rtol: float = TIE_RTO
     return rho
 
 
+def shuffled_trend(
+    relative,
+    draws: int,
+    rng: np.random.Generator,
+    *,
+    min_orders: int = MIN_ORDERS,
+    rtol: float = TIE_RTOL,
+) -> np.ndarray:
+    """(draws, samples) the per-sample ρ of `order_trend` with each sample's r_k shuffled over
+    its defined orders, independently per draw (the permutation null); NaN where ρ is not
+    defined.  Samples are drawn in order from `rng`."""
+    rel = np.atleast_2d(np.asarray(relative, dtype=np.float64))
+    out = np.full((draws, rel.shape[0]), np.nan)
+    orders_all = np.arange(1, rel.shape[1] + 1, dtype=np.float64)
+    for s in np.flatnonzero(np.isfinite(order_trend(rel, min_orders=min_orders, rtol=rtol))):
+        keep = np.isfinite(rel[s])
+        ranks = _tie_ranks(rel[s][keep], rtol)
+        out[:, s] = _spearman(rng.permuted(np.tile(ranks, (draws, 1)), axis=1), orders_all[keep])
+    return out
+
+
 def trend_test(
     relative,
     *,
@@ -167,14 +188,7 @@ def trend_test(
         return out
     observed, low, high = bootstrap_ci(rho[usable], n_boot=n_boot, level=1 - level, seed=seed)
     rng = np.random.default_rng(seed)
-    null = np.zeros(n_perm)
-    for row in rel[usable]:
-        keep = np.isfinite(row)
-        ranks = _tie_ranks(row[keep], rtol)
-        order_ranks = np.arange(1, rel.shape[1] + 1, dtype=np.float64)[keep]
-        shuffled = rng.permuted(np.tile(ranks, (n_perm, 1)), axis=1)
-        null += _spearman(shuffled, order_ranks)
-    null /= usable.sum()
+    null = shuffled_trend(rel, n_perm, rng, min_orders=min_orders, rtol=rtol)[:, usable].mean(1)
     p_value = (1 + np.sum(null >= observed - 1e-12)) / (1 + n_perm)
     out.update(
         rho=observed,

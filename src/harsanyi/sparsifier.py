@@ -349,6 +349,43 @@ def _linprog(cost, matrix, b_eq, bounds, opts: _Options, sample: int, retries: l
     raise RuntimeError(f"LP for sample {sample} failed ({opts.lp_method}): {res.message}")
 
 
+def solve_each(
+    solve: Callable[[int], None], count: int, workers: int, progress: str | None = None
+) -> None:
+    """`solve(k)` for k = 0..count−1, `workers` at a time in threads (HiGHS frees the GIL).
+
+    Each call must be independent of the others (one LP per sample), so the answer does not
+    depend on `workers`; `progress`: the description of a progress bar, or None for none.
+    """
+    bar = None
+    if progress is not None:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=count, desc=progress, leave=False)
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, count))) as pool:
+        for _ in pool.map(solve, range(count)):
+            if bar is not None:
+                bar.update()
+    if bar is not None:
+        bar.close()
+
+
+def check_lp_options(qthres, gap_tol: float, lp_method: str, workers: int | None) -> int:
+    """ValueError naming a bad qthres, gap_tol, lp_method or workers (the options the exact
+    LP solvers share); the number of workers, torch's thread count when None."""
+    if not (isinstance(qthres, (int, float)) and math.isfinite(qthres) and qthres >= 0):
+        raise ValueError(f"qthres must be a finite number >= 0, got {qthres!r}")
+    if not (isinstance(gap_tol, (int, float)) and 0 <= gap_tol < 1):
+        raise ValueError(f"gap_tol must be a number in [0, 1), got {gap_tol!r}")
+    if lp_method not in ("highs-ipm", "highs-ds", "highs"):
+        raise ValueError(f"lp_method must be highs-ipm, highs-ds or highs, got {lp_method!r}")
+    if workers is None:
+        workers = torch.get_num_threads()
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    return workers
+
+
 def _solve_lp_with(
     v: torch.Tensor, bound: torch.Tensor, opts: _Options, *, canonical: bool
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -381,19 +418,8 @@ def _solve_lp_with(
         p_out[k] = 0.5 * (v_and - v_or)
         q_out[k] = q
 
-    progress = None
-    if opts.progress:
-        from tqdm.auto import tqdm
-
-        name = "sparsify exact" if canonical else "sparsify lp"
-        progress = tqdm(total=len(values), desc=name, leave=False)
-    # One LP per sample, each independent of the others: the answer does not depend on workers.
-    with ThreadPoolExecutor(max_workers=max(1, min(opts.workers, len(values)))) as pool:
-        for _ in pool.map(solve, range(len(values))):
-            if progress is not None:
-                progress.update()
-    if progress is not None:
-        progress.close()
+    name = "sparsify exact" if canonical else "sparsify lp"
+    solve_each(solve, len(values), opts.workers, name if opts.progress else None)
     p = torch.from_numpy(p_out).to(v)
     q = torch.from_numpy(q_out).to(v)
     start = l1(v, torch.zeros_like(v), torch.zeros_like(v))
@@ -482,22 +508,13 @@ def sparsify(
     """
     if solver not in SOLVERS:
         raise ValueError(f"unknown solver {solver!r}; known solvers: {sorted(SOLVERS)}")
-    if not (isinstance(qthres, (int, float)) and math.isfinite(qthres) and qthres >= 0):
-        raise ValueError(f"qthres must be a finite number >= 0, got {qthres!r}")
+    workers = check_lp_options(qthres, gap_tol, lp_method, workers)
     if lr is not None and not (math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a positive number, got {lr!r}")
     if iters is not None and (not isinstance(iters, int) or iters < 1):
         raise ValueError(f"iters must be a positive integer, got {iters!r}")
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if not (isinstance(gap_tol, (int, float)) and 0 <= gap_tol < 1):
-        raise ValueError(f"gap_tol must be a number in [0, 1), got {gap_tol!r}")
-    if lp_method not in ("highs-ipm", "highs-ds", "highs"):
-        raise ValueError(f"lp_method must be highs-ipm, highs-ds or highs, got {lp_method!r}")
-    if workers is None:
-        workers = torch.get_num_threads()
-    if not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be a positive integer, got {workers!r}")
     values = _as_batch(v, device, dtype)
     n = n_players_of(values.shape[-1])
     iterative = solver not in CERTIFIED_SOLVERS

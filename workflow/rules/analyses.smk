@@ -519,8 +519,8 @@ rule sensitivity_study:
 
 rule joint_study:
     input:
-        joint=joint_files()[0],
-        separate=sorted(set(joint_files()[1])),
+        joint=JOINT_FILES,
+        separate=JOINT_SEPARATE_FILES,
     output:
         table=f"{STUDY_DIR}/joint_shared.tsv",
         summary=f"{STUDY_DIR}/joint_summary.tsv",

@@ -123,7 +123,11 @@ def joint_files():
                 f"{RESULTS}/{runs[0].dataset}/joint/{group}/epoch_{epoch:04d}.h5"
             )
             separate += joint_inputs(group, epoch)
-    return joint, separate
+    return joint, sorted(set(separate))
+
+
+# The study's joint extractions and the interaction files they join, computed once.
+JOINT_FILES, JOINT_SEPARATE_FILES = joint_files()
 
 
 def all_targets():

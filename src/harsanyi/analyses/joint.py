@@ -110,6 +110,10 @@ def shared_table(
         _same([results.sample_ids] + [p.sample_ids for p in parts], "samples", [path])
         separate_pair = (np.stack([p.I_and for p in parts]), np.stack([p.I_or for p in parts]))
         label = _group_label(results.models)
+        missing_certificates = {
+            "joint": float((~results.certified).sum()),
+            "separate": sum(uncertified(p) for p in parts),
+        }
         everyone = tuple(range(len(parts)))
         # the whole group, and with three or more models each pair of it (shared = salient in
         # both models of the pair; the joint solution is the group's)
@@ -123,11 +127,7 @@ def shared_table(
                 table.insert(2, "models", " + ".join(results.models[m]["arch"] for m in subset))
                 table.insert(3, "epoch", keys[0][1])
                 table.insert(4, "method", method)
-                table["uncertified"] = (
-                    float((~results.certified).sum())
-                    if method == "joint"
-                    else sum(uncertified(p) for p in parts)
-                )
+                table["uncertified"] = missing_certificates[method]
                 frames.append(table)
     return pd.concat(frames, ignore_index=True)
 

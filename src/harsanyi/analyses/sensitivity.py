@@ -26,7 +26,7 @@ import pandas as pd
 from harsanyi.analyses.common import check_files
 from harsanyi.extraction import read_sensitivity
 from harsanyi.io import write_tsv
-from harsanyi.sensitivity import _spearman, _tie_ranks, order_trend, summarise
+from harsanyi.sensitivity import order_trend, shuffled_trend, summarise
 from harsanyi.verdicts import GREATER, N_BOOT, bootstrap_weights, claim, not_applicable
 
 SMALLEST_RHO = 0.1
@@ -87,20 +87,10 @@ def _null_rho(rel: np.ndarray, keep: np.ndarray, draws: int, seed: int) -> np.nd
     """(draws,) the statistic of `sensitivity_claim` with each sample's r_k shuffled over its
     defined orders, independently per perturbation and draw."""
     rng = np.random.default_rng(seed)
-    n = rel.shape[2]
-    total = np.zeros((draws, rel.shape[1]))
-    count = np.zeros((1, rel.shape[1]))
-    for p in range(rel.shape[0]):
-        rho_p = order_trend(rel[p])
-        for s in np.flatnonzero(keep & np.isfinite(rho_p)):
-            row = rel[p, s]
-            defined = np.isfinite(row)
-            ranks = _tie_ranks(row[defined], 1e-6)
-            shuffled = rng.permuted(np.tile(ranks, (draws, 1)), axis=1)
-            total[:, s] += _spearman(shuffled, np.arange(1, n + 1, dtype=np.float64)[defined])
-            count[0, s] += 1
-    usable = count[0] > 0
-    return (total[:, usable] / count[:, usable]).mean(axis=1)
+    shuffled = np.stack([shuffled_trend(r, draws, rng) for r in rel])  # (P, draws, samples)
+    with np.errstate(invalid="ignore"):
+        per_sample = np.nanmean(shuffled[:, :, keep], axis=0)  # averaged over perturbations
+    return per_sample.mean(axis=1)
 
 
 def sensitivity_claim(table: pd.DataFrame, *, n_boot: int = N_BOOT, seed: int = 0) -> tuple:
