@@ -1,0 +1,283 @@
+"""Row-and-column generation for the canonical LP against `exact`, and its best case.
+
+Run: python benchmarks/bench_generation.py [--n 8 10] [--per-kind 3] [--add 32]
+
+A lead for a faster exact solver, not used by the library.  The canonical problem of
+`sparsify(solver="exact")` (every |I(S)| weighted 1 + δ·w_S) is written densely: one range row
+v(S) − ε ≤ Σ_{T⊆S} I_and(T) + β − Σ_{∅≠T⊆N∖S} I_or(T) ≤ v(S) + ε per coalition, one row
+β = Σ_T I_or(T), and one column per coalition, part and sign.  Only some rows and columns are
+kept in a HiGHS model; after each simplex solve the butterflies find the rows the answer
+violates (Kx for all 2^n coalitions) and the columns of negative reduced cost (Kᵀy), and the
+worst `--add` of each are added (the simplex restarts from the kept basis; new rows come
+with elastic columns of cost 1000 so that the model stays feasible).  When nothing is
+violated the answer is optimal for the full problem, hence the unique canonical optimum.
+
+"best case": the same LP restricted to the optimum's own active rows and support columns,
+solved cold: the time any method that found them cheaply would need.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import highspy
+import numpy as np
+import torch
+from bench_certified import jaccard, network_games
+from bench_first_order import salient_sets
+from bench_sparsify import planted_games
+
+from harsanyi import sparsifier as sp
+from harsanyi.certificate import lower_bound
+from harsanyi.masks import orders
+
+INF = highspy.kHighsInf
+ELASTIC_COST = 1e3
+TOL = 1e-9
+
+
+def superset_sum(y: np.ndarray, n: int) -> np.ndarray:
+    y = y.copy()
+    for j in range(n):
+        view = y.reshape(2**j, 2, 2 ** (n - 1 - j))
+        view[:, 0] += view[:, 1]
+    return y
+
+
+def subset_sum(y: np.ndarray, n: int) -> np.ndarray:
+    y = y.copy()
+    for j in range(n):
+        view = y.reshape(2**j, 2, 2 ** (n - 1 - j))
+        view[:, 1] += view[:, 0]
+    return y
+
+
+def coefficients(rows: np.ndarray, keys: np.ndarray, size: int) -> np.ndarray:
+    """(rows, keys) entries of the range rows; key = block·2^n + T, blocks a⁺ a⁻ o⁺ o⁻."""
+    block, t = keys // size, keys % size
+    s, tt = rows[:, None], t[None, :]
+    sign = np.where(block % 2 == 0, 1.0, -1.0)[None, :]
+    and_entry = ((tt & ~s) == 0).astype(float)
+    or_entry = -(((tt & s) == 0) & (tt != 0)).astype(float)
+    return sign * np.where((block < 2)[None, :], and_entry, or_entry)
+
+
+def star_entries(keys: np.ndarray, size: int) -> np.ndarray:
+    """Entries of the row β − Σ_T I_or(T) = 0."""
+    block = keys // size
+    return np.where(block >= 2, np.where(block % 2 == 0, -1.0, 1.0), 0.0)
+
+
+def highs_model() -> highspy.Highs:
+    model = highspy.Highs()
+    model.setOptionValue("output_flag", False)
+    for option, value in sp.LP_OPTIONS.items():
+        model.setOptionValue(option, value)
+    return model
+
+
+class Generation:
+    """One sample's restricted model: kept rows and columns, grown until nothing is violated."""
+
+    def __init__(self, v: np.ndarray, eps: float, n: int):
+        self.v, self.eps, self.n, self.size = v, eps, n, 2**n
+        self.cost = 1.0 + sp.CANONICAL_DELTA * sp.canonical_weights(n)
+        self.model = highs_model()
+        self.model.addRows(1, np.zeros(1), np.zeros(1), 0, np.zeros(1, np.int32), [], [])
+        self.model.addCols(1, np.zeros(1), [-INF], [INF], 1, [0], [0], [1.0])  # β
+        self.row_of = [-1]  # model row → coalition (−1: the β row)
+        self.col_of = [-1]  # model column → key (−1: β, −2: elastic)
+        self.has_row = np.zeros(self.size, bool)
+        self.has_col = np.zeros(4 * self.size, bool)
+
+    def add_rows(self, rows: np.ndarray) -> None:
+        rows = rows[~self.has_row[rows]]
+        self.has_row[rows] = True
+        keys = np.array(self.col_of)
+        matrix = np.zeros((len(rows), len(keys)))
+        matrix[:, keys >= 0] = coefficients(rows, keys[keys >= 0], self.size)
+        matrix[:, keys == -1] = 1.0
+        r, c = np.nonzero(matrix)
+        starts = np.searchsorted(r, np.arange(len(rows))).astype(np.int32)
+        lo, hi = self.v[rows] - self.eps, self.v[rows] + self.eps
+        self.model.addRows(len(rows), lo, hi, len(c), starts, c.astype(np.int32), matrix[r, c])
+        at = np.arange(len(self.row_of), len(self.row_of) + len(rows), dtype=np.int32)
+        self.row_of.extend(rows.tolist())
+        count = 2 * len(rows)
+        self.model.addCols(
+            count,
+            np.full(count, ELASTIC_COST),
+            np.zeros(count),
+            np.full(count, INF),
+            count,
+            np.arange(count, dtype=np.int32),
+            np.concatenate([at, at]),
+            np.concatenate([np.ones(len(rows)), -np.ones(len(rows))]),
+        )
+        self.col_of.extend([-2] * count)
+
+    def add_columns(self, keys: np.ndarray) -> None:
+        keys = keys[~self.has_col[keys]]
+        self.has_col[keys] = True
+        matrix = np.zeros((len(keys), len(self.row_of)))
+        matrix[:, 1:] = coefficients(np.array(self.row_of[1:]), keys, self.size).T
+        matrix[:, 0] = star_entries(keys, self.size)
+        k, r = np.nonzero(matrix)
+        starts = np.searchsorted(k, np.arange(len(keys))).astype(np.int32)
+        self.model.addCols(
+            len(keys),
+            self.cost[keys],
+            np.zeros(len(keys)),
+            np.full(len(keys), INF),
+            len(r),
+            starts,
+            r.astype(np.int32),
+            matrix[k, r],
+        )
+        self.col_of.extend(keys.tolist())
+
+    def answer(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """(I_and, I_or, dual y over all coalitions, y of the β row) of the last solve."""
+        solution = self.model.getSolution()
+        x, keys = np.array(solution.col_value), np.array(self.col_of)
+        kept = keys >= 0
+        block, t = keys[kept] // self.size, keys[kept] % self.size
+        signed = np.where(block % 2 == 0, 1.0, -1.0) * x[kept]
+        i_and = np.bincount(t[block < 2], signed[block < 2], minlength=self.size)
+        i_or = np.bincount(t[block >= 2], signed[block >= 2], minlength=self.size)
+        row_dual = np.array(solution.row_dual)
+        y = np.zeros(self.size)
+        y[np.array(self.row_of[1:], dtype=np.int64)] = row_dual[1:]
+        return i_and, i_or, y, row_dual[0]
+
+    def violations(self, add: int) -> tuple[np.ndarray, np.ndarray]:
+        n, size, full = self.n, self.size, self.size - 1
+        i_and, i_or, y, y_star = self.answer()
+        or_sets = i_or.copy()
+        or_sets[0] = 0.0
+        rebuilt = subset_sum(i_and, n) + i_or.sum() - subset_sum(or_sets, n)[full - np.arange(size)]
+        excess = np.maximum(rebuilt - self.v - self.eps, self.v - self.eps - rebuilt)
+        excess[self.has_row] = -np.inf
+        and_price = superset_sum(y, n)
+        or_price = subset_sum(y, n)[full - np.arange(size)] + y_star
+        or_price[0] = y_star
+        w = self.cost
+        reduced = np.concatenate(
+            [
+                w[:size] - and_price,
+                w[size : 2 * size] + and_price,
+                w[2 * size : 3 * size] + or_price,
+                w[3 * size :] - or_price,
+            ]
+        )
+        reduced[self.has_col] = np.inf
+        rows = np.nonzero(excess > TOL)[0]
+        cols = np.nonzero(reduced < -TOL)[0]
+        return rows[np.argsort(-excess[rows])[:add]], cols[np.argsort(reduced[cols])[:add]]
+
+
+def solve_by_generation(v: np.ndarray, eps: float, n: int, add: int, max_rounds: int = 500):
+    """(I_and, I_or, y, rounds, kept rows, kept columns) of the canonical LP."""
+    generation = Generation(v, eps, n)
+    order = orders(n)
+    generation.add_rows(np.nonzero((order <= 1) | (order >= n - 1))[0])
+    low = np.nonzero(order <= 1)[0]
+    generation.add_columns(np.concatenate([low, low + 2**n]))
+    rounds = 0
+    while True:
+        rounds += 1
+        generation.model.run()
+        rows, cols = generation.violations(add)
+        if not len(rows) and not len(cols):
+            break
+        if rounds == max_rounds:
+            raise RuntimeError(f"no convergence in {max_rounds} rounds")
+        if len(rows):
+            generation.add_rows(rows)
+        if len(cols):
+            generation.add_columns(cols)
+    i_and, i_or, y, _ = generation.answer()
+    return i_and, i_or, y, rounds, int(generation.has_row.sum()), int(generation.has_col.sum())
+
+
+def best_case_seconds(v: np.ndarray, eps: float, n: int, i_and, i_or) -> float:
+    """Seconds of a cold solve restricted to the optimum's active rows and support columns."""
+    size, full = 2**n, 2**n - 1
+    or_sets = i_or.copy()
+    or_sets[0] = 0.0
+    rebuilt = subset_sum(i_and, n) + i_or.sum() - subset_sum(or_sets, n)[full - np.arange(size)]
+    rows = np.nonzero(np.abs(np.abs(rebuilt - v) - eps) <= 1e-7)[0]
+    signed = np.concatenate([i_and, -i_and, i_or, -i_or])
+    generation = Generation(v, eps, n)
+    generation.add_rows(rows)
+    generation.add_columns(np.nonzero(signed > 1e-9)[0])
+    start = time.perf_counter()
+    generation.model.run()
+    return time.perf_counter() - start
+
+
+def compare(n: int, per_kind: int, add: int) -> None:
+    rng = np.random.default_rng(n)
+    untrained, trained = network_games(n, per_kind)
+    kinds = {
+        "random": rng.normal(size=(per_kind, 2**n)),
+        "planted": planted_games(n, per_kind, 30, rng),
+        "untrained net": untrained,
+        "trained net": trained,
+    }
+    print(f"\nn = {n}: {per_kind} games per kind, up to {add} rows and columns added per round")
+    print(
+        f"{'games':14s} {'exact s/sample':>14s} {'generation s (each)':>28s} {'rounds':>8s} "
+        f"{'rows':>10s} {'columns':>10s} {'L1/OPT-1 worst':>14s} {'max gap':>8s} "
+        f"{'Jaccard min':>11s} {'best case s':>11s}"
+    )
+    for kind, games in kinds.items():
+        start = time.perf_counter()
+        exact = sp.sparsify(games, solver="exact", workers=1)
+        exact_seconds = (time.perf_counter() - start) / len(games)
+        seconds, rounds, rows, cols, excess, gaps, best, i_and, i_or = ([] for _ in range(9))
+        for k, game in enumerate(games):
+            scale = game.std()
+            v = game / scale
+            eps = 0.02 * abs(v[-1] - v[0])
+            start = time.perf_counter()
+            a, o, y, r, kept_rows, kept_cols = solve_by_generation(v, eps, n, add)
+            seconds.append(time.perf_counter() - start)
+            rounds.append(r)
+            rows.append(kept_rows)
+            cols.append(kept_cols)
+            l1 = np.abs(a).sum() + np.abs(o).sum()
+            bound = lower_bound(
+                torch.from_numpy(y[None]), torch.from_numpy(v[None]), torch.tensor([eps])
+            ).item()
+            excess.append(l1 * scale / exact.l1_final[k] - 1)
+            gaps.append((l1 - bound) / l1)
+            best.append(best_case_seconds(v, eps, n, a, o))
+            i_and.append(a * scale)
+            i_or.append(o * scale)
+        merged = sp._merge_singletons(np.array(i_and), np.array(i_or))
+        overlap = jaccard(salient_sets(*merged), salient_sets(exact.I_and, exact.I_or))
+        each = " ".join(f"{s:.2f}" for s in seconds)
+        print(
+            f"{kind:14s} {exact_seconds:14.3f} {each:>28s} {max(rounds):8d} "
+            f"{min(rows):4d}-{max(rows):<5d} {min(cols):4d}-{max(cols):<5d} "
+            f"{max(excess):+14.1e} {max(gaps):8.1e} {overlap.min():11.3f} {max(best):11.3f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, nargs="+", default=[8, 10])
+    parser.add_argument("--per-kind", type=int, default=3)
+    parser.add_argument("--add", type=int, default=32, help="rows and columns added per round")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"torch threads: {torch.get_num_threads()}; HiGHS simplex; float64")
+    for n in args.n:
+        compare(n, args.per_kind, args.add)
+
+
+if __name__ == "__main__":
+    main()
