@@ -13,12 +13,14 @@ with elastic columns of cost 1000 so that the model stays feasible).  When nothi
 violated the answer is optimal for the full problem, hence the unique canonical optimum.
 
 "best case": the same LP restricted to the optimum's own active rows and support columns,
-solved cold: the time any method that found them cheaply would need.
+solved cold: the time any method that found them cheaply would need.  "columns kept: all"
+generates rows only (every column is in the model from the start).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 
 import highspy
@@ -177,13 +179,17 @@ class Generation:
         return rows[np.argsort(-excess[rows])[:add]], cols[np.argsort(reduced[cols])[:add]]
 
 
-def solve_by_generation(v: np.ndarray, eps: float, n: int, add: int, max_rounds: int = 500):
-    """(I_and, I_or, y, rounds, kept rows, kept columns) of the canonical LP."""
+def solve_by_generation(
+    v: np.ndarray, eps: float, n: int, add: int, all_columns: bool, max_rounds: int = 500
+):
+    """(I_and, I_or, y, rounds, kept rows, kept columns) of the canonical LP; with
+    `all_columns` every column is kept from the start (rows are still generated)."""
     generation = Generation(v, eps, n)
     order = orders(n)
     generation.add_rows(np.nonzero((order <= 1) | (order >= n - 1))[0])
     low = np.nonzero(order <= 1)[0]
-    generation.add_columns(np.concatenate([low, low + 2**n]))
+    first = np.arange(4 * 2**n) if all_columns else np.concatenate([low, low + 2**n])
+    generation.add_columns(first)
     rounds = 0
     while True:
         rounds += 1
@@ -228,21 +234,24 @@ def compare(n: int, per_kind: int, add: int) -> None:
     }
     print(f"\nn = {n}: {per_kind} games per kind, up to {add} rows and columns added per round")
     print(
-        f"{'games':14s} {'exact s/sample':>14s} {'generation s (each)':>28s} {'rounds':>8s} "
+        f"{'games':14s} {'columns kept':>12s} {'exact s/sample':>14s} "
+        f"{'generation s (each)':>28s} {'rounds':>8s} "
         f"{'rows':>10s} {'columns':>10s} {'L1/OPT-1 worst':>14s} {'max gap':>8s} "
         f"{'Jaccard min':>11s} {'best case s':>11s}"
     )
+    exact, exact_seconds = {}, {}
     for kind, games in kinds.items():
         start = time.perf_counter()
-        exact = sp.sparsify(games, solver="exact", workers=1)
-        exact_seconds = (time.perf_counter() - start) / len(games)
+        exact[kind] = sp.sparsify(games, solver="exact", workers=1)
+        exact_seconds[kind] = (time.perf_counter() - start) / len(games)
+    for (kind, games), all_columns in itertools.product(kinds.items(), (False, True)):
         seconds, rounds, rows, cols, excess, gaps, best, i_and, i_or = ([] for _ in range(9))
         for k, game in enumerate(games):
             scale = game.std()
             v = game / scale
             eps = 0.02 * abs(v[-1] - v[0])
             start = time.perf_counter()
-            a, o, y, r, kept_rows, kept_cols = solve_by_generation(v, eps, n, add)
+            a, o, y, r, kept_rows, kept_cols = solve_by_generation(v, eps, n, add, all_columns)
             seconds.append(time.perf_counter() - start)
             rounds.append(r)
             rows.append(kept_rows)
@@ -251,16 +260,17 @@ def compare(n: int, per_kind: int, add: int) -> None:
             bound = lower_bound(
                 torch.from_numpy(y[None]), torch.from_numpy(v[None]), torch.tensor([eps])
             ).item()
-            excess.append(l1 * scale / exact.l1_final[k] - 1)
+            excess.append(l1 * scale / exact[kind].l1_final[k] - 1)
             gaps.append((l1 - bound) / l1)
             best.append(best_case_seconds(v, eps, n, a, o))
             i_and.append(a * scale)
             i_or.append(o * scale)
         merged = sp._merge_singletons(np.array(i_and), np.array(i_or))
-        overlap = jaccard(salient_sets(*merged), salient_sets(exact.I_and, exact.I_or))
+        overlap = jaccard(salient_sets(*merged), salient_sets(exact[kind].I_and, exact[kind].I_or))
         each = " ".join(f"{s:.2f}" for s in seconds)
         print(
-            f"{kind:14s} {exact_seconds:14.3f} {each:>28s} {max(rounds):8d} "
+            f"{kind:14s} {'all' if all_columns else 'generated':>12s} {exact_seconds[kind]:14.3f} "
+            f"{each:>28s} {max(rounds):8d} "
             f"{min(rows):4d}-{max(rows):<5d} {min(cols):4d}-{max(cols):<5d} "
             f"{max(excess):+14.1e} {max(gaps):8.1e} {overlap.min():11.3f} {max(best):11.3f}"
         )
