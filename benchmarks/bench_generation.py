@@ -31,28 +31,12 @@ from bench_first_order import salient_sets
 from bench_sparsify import planted_games
 
 from harsanyi import sparsifier as sp
-from harsanyi.certificate import lower_bound
+from harsanyi.certificate import and_adjoint, lower_bound, or_adjoint, rebuild
 from harsanyi.masks import orders
 
 INF = highspy.kHighsInf
 ELASTIC_COST = 1e3
 TOL = 1e-9
-
-
-def superset_sum(y: np.ndarray, n: int) -> np.ndarray:
-    y = y.copy()
-    for j in range(n):
-        view = y.reshape(2**j, 2, 2 ** (n - 1 - j))
-        view[:, 0] += view[:, 1]
-    return y
-
-
-def subset_sum(y: np.ndarray, n: int) -> np.ndarray:
-    y = y.copy()
-    for j in range(n):
-        view = y.reshape(2**j, 2, 2 ** (n - 1 - j))
-        view[:, 1] += view[:, 0]
-    return y
 
 
 def coefficients(rows: np.ndarray, keys: np.ndarray, size: int) -> np.ndarray:
@@ -139,8 +123,8 @@ class Generation:
         )
         self.col_of.extend(keys.tolist())
 
-    def answer(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-        """(I_and, I_or, dual y over all coalitions, y of the β row) of the last solve."""
+    def answer(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(I_and, I_or, dual y over all coalitions, 0 on rows not kept) of the last solve."""
         solution = self.model.getSolution()
         x, keys = np.array(solution.col_value), np.array(self.col_of)
         kept = keys >= 0
@@ -151,28 +135,19 @@ class Generation:
         row_dual = np.array(solution.row_dual)
         y = np.zeros(self.size)
         y[np.array(self.row_of[1:], dtype=np.int64)] = row_dual[1:]
-        return i_and, i_or, y, row_dual[0]
+        return i_and, i_or, y
 
     def violations(self, add: int) -> tuple[np.ndarray, np.ndarray]:
-        n, size, full = self.n, self.size, self.size - 1
-        i_and, i_or, y, y_star = self.answer()
-        or_sets = i_or.copy()
-        or_sets[0] = 0.0
-        rebuilt = subset_sum(i_and, n) + i_or.sum() - subset_sum(or_sets, n)[full - np.arange(size)]
+        """The worst `add` violated rows (K x outside v ± ε) and columns (negative reduced
+        cost c − |Kᵀy|; β is free, so its row's multiplier is −Σ y and the OR prices are
+        exactly Z_orᵀ y), both found for all 2^n coalitions by the library's butterflies."""
+        i_and, i_or, y = self.answer()
+        rebuilt = rebuild(torch.from_numpy(i_and[None]), torch.from_numpy(i_or[None]))[0].numpy()
         excess = np.maximum(rebuilt - self.v - self.eps, self.v - self.eps - rebuilt)
         excess[self.has_row] = -np.inf
-        and_price = superset_sum(y, n)
-        or_price = subset_sum(y, n)[full - np.arange(size)] + y_star
-        or_price[0] = y_star
-        w = self.cost
-        reduced = np.concatenate(
-            [
-                w[:size] - and_price,
-                w[size : 2 * size] + and_price,
-                w[2 * size : 3 * size] + or_price,
-                w[3 * size :] - or_price,
-            ]
-        )
+        dual = torch.from_numpy(y[None])
+        and_price, or_price = and_adjoint(dual)[0].numpy(), or_adjoint(dual)[0].numpy()
+        reduced = self.cost - np.concatenate([and_price, -and_price, or_price, -or_price])
         reduced[self.has_col] = np.inf
         rows = np.nonzero(excess > TOL)[0]
         cols = np.nonzero(reduced < -TOL)[0]
@@ -203,16 +178,13 @@ def solve_by_generation(
             generation.add_rows(rows)
         if len(cols):
             generation.add_columns(cols)
-    i_and, i_or, y, _ = generation.answer()
+    i_and, i_or, y = generation.answer()
     return i_and, i_or, y, rounds, int(generation.has_row.sum()), int(generation.has_col.sum())
 
 
 def best_case_seconds(v: np.ndarray, eps: float, n: int, i_and, i_or) -> float:
     """Seconds of a cold solve restricted to the optimum's active rows and support columns."""
-    size, full = 2**n, 2**n - 1
-    or_sets = i_or.copy()
-    or_sets[0] = 0.0
-    rebuilt = subset_sum(i_and, n) + i_or.sum() - subset_sum(or_sets, n)[full - np.arange(size)]
+    rebuilt = rebuild(torch.from_numpy(i_and[None]), torch.from_numpy(i_or[None]))[0].numpy()
     rows = np.nonzero(np.abs(np.abs(rebuilt - v) - eps) <= 1e-7)[0]
     signed = np.concatenate([i_and, -i_and, i_or, -i_or])
     generation = Generation(v, eps, n)
