@@ -45,9 +45,26 @@ def network_games(n: int, samples: int) -> tuple[np.ndarray, np.ndarray]:
     return untrained, game_values(model, masker, x[:samples], y[:samples]).numpy()
 
 
-def salient(result: sp.SparsifyResult, ratio: float = 0.05) -> np.ndarray:
-    values = np.abs(np.concatenate([result.I_and[:, 1:], result.I_or[:, 1:]], axis=1))
+def benchmark_games(n: int, per_kind: int) -> dict[str, np.ndarray]:
+    """The games every sparsifier benchmark compares on, `per_kind` of each kind."""
+    rng = np.random.default_rng(n)
+    untrained, trained = network_games(n, per_kind)
+    return {
+        "random": rng.normal(size=(per_kind, 2**n)),
+        "planted": planted_games(n, per_kind, 30, rng),
+        "untrained net": untrained,
+        "trained net": trained,
+    }
+
+
+def salient_sets(i_and: np.ndarray, i_or: np.ndarray, ratio: float = 0.05) -> np.ndarray:
+    """(B, 2·2^n − 2) bool: |I| ≥ ratio·max|I| over AND and OR together, ∅ left out."""
+    values = np.abs(np.concatenate([i_and[:, 1:], i_or[:, 1:]], axis=1))
     return values >= ratio * values.max(axis=1, keepdims=True)
+
+
+def salient(result: sp.SparsifyResult) -> np.ndarray:
+    return salient_sets(result.I_and, result.I_or)
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -64,14 +81,7 @@ SOLVERS = {
 
 
 def compare(n: int, per_kind: int, workers: int) -> None:
-    rng = np.random.default_rng(n)
-    untrained, trained = network_games(n, per_kind)
-    kinds = {
-        "random": rng.normal(size=(per_kind, 2**n)),
-        "planted": planted_games(n, per_kind, 30, rng),
-        "untrained net": untrained,
-        "trained net": trained,
-    }
+    kinds = benchmark_games(n, per_kind)
     games = np.concatenate(list(kinds.values()))
     labels = [kind for kind, block in kinds.items() for _ in block]
     results, seconds = {}, {}

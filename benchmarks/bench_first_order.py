@@ -22,8 +22,7 @@ import time
 
 import numpy as np
 import torch
-from bench_certified import jaccard, network_games
-from bench_sparsify import planted_games
+from bench_certified import benchmark_games, jaccard, salient_sets
 
 from harsanyi import certificate as ct
 from harsanyi import sparsifier as sp
@@ -66,7 +65,7 @@ def admm(
         x = (g - adjoint(rebuild(g, size) @ inverse)) / (ratio * rho)
         w_new = torch.sign(x + u) * torch.clamp((x + u).abs() - 1.0 / (ratio * rho), min=0.0)
         kx = rebuild(x, size)
-        z = torch.minimum(torch.maximum(kx + mu, lo[live]), hi[live])
+        z = torch.minimum(torch.maximum(kx + mu, lo), hi)
         u = u + x - w_new
         mu = mu + kx - z
         w = w_new
@@ -80,26 +79,14 @@ def admm(
         x_out[finished] = torch.cat([a, o], dim=1)[done]
         used[finished.numpy()] = it if it < iters else -1
         keep = ~done
-        live, w, u, z, mu = live[keep], w[keep], u[keep], z[keep], mu[keep]
+        live, w, u, z, mu, lo, hi = (t[keep] for t in (live, w, u, z, mu, lo, hi))
         if len(live) == 0:
             break
     return x_out[:, :size], x_out[:, size:], used
 
 
-def salient_sets(i_and: np.ndarray, i_or: np.ndarray) -> np.ndarray:
-    values = np.abs(np.concatenate([i_and[:, 1:], i_or[:, 1:]], axis=1))
-    return values >= 0.05 * values.max(axis=1, keepdims=True)
-
-
 def compare(n: int, per_kind: int, rho: float, ratio: float, iters: int) -> None:
-    rng = np.random.default_rng(n)
-    untrained, trained = network_games(n, per_kind)
-    kinds = {
-        "random": rng.normal(size=(per_kind, 2**n)),
-        "planted": planted_games(n, per_kind, 30, rng),
-        "untrained net": untrained,
-        "trained net": trained,
-    }
+    kinds = benchmark_games(n, per_kind)
     print(f"\nn = {n}: {per_kind} games per kind; ADMM rho = {rho}, r = {ratio}, ≤ {iters} it.")
     print(
         f"{'games':14s} {'exact s/sample':>14s} {'ADMM s/sample':>13s} {'iterations':>16s} "

@@ -26,9 +26,7 @@ import time
 import highspy
 import numpy as np
 import torch
-from bench_certified import jaccard, network_games
-from bench_first_order import salient_sets
-from bench_sparsify import planted_games
+from bench_certified import benchmark_games, jaccard, salient_sets
 
 from harsanyi import sparsifier as sp
 from harsanyi.certificate import and_adjoint, lower_bound, or_adjoint, rebuild
@@ -196,14 +194,7 @@ def best_case_seconds(v: np.ndarray, eps: float, n: int, i_and, i_or) -> float:
 
 
 def compare(n: int, per_kind: int, add: int) -> None:
-    rng = np.random.default_rng(n)
-    untrained, trained = network_games(n, per_kind)
-    kinds = {
-        "random": rng.normal(size=(per_kind, 2**n)),
-        "planted": planted_games(n, per_kind, 30, rng),
-        "untrained net": untrained,
-        "trained net": trained,
-    }
+    kinds = benchmark_games(n, per_kind)
     print(f"\nn = {n}: {per_kind} games per kind, up to {add} rows and columns added per round")
     print(
         f"{'games':14s} {'columns kept':>12s} {'exact s/sample':>14s} "
