@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 import torch
-from bench_certified import benchmark_games, jaccard, salient_sets
+from bench_certified import benchmark_games, jaccard, salient, salient_sets
 
 from harsanyi import certificate as ct
 from harsanyi import sparsifier as sp
@@ -105,7 +105,7 @@ def compare(n: int, per_kind: int, rho: float, ratio: float, iters: int) -> None
         admm_seconds = (time.perf_counter() - start) / len(games)
         excess = ct.l1_of(i_and, i_or).numpy() * scale[:, 0].numpy() / exact.l1_final - 1
         merged = sp._merge_singletons((i_and * scale).numpy(), (i_or * scale).numpy())
-        overlap = jaccard(salient_sets(*merged), salient_sets(exact.I_and, exact.I_or))
+        overlap = jaccard(salient_sets(*merged), salient(exact))
         reached = used[used > 0]
         steps = f"{int(np.median(reached))} / {reached.max()}" if len(reached) else "—"
         print(

@@ -26,7 +26,7 @@ import time
 import highspy
 import numpy as np
 import torch
-from bench_certified import benchmark_games, jaccard, salient_sets
+from bench_certified import benchmark_games, jaccard, salient, salient_sets
 
 from harsanyi import sparsifier as sp
 from harsanyi.certificate import and_adjoint, lower_bound, or_adjoint, rebuild
@@ -229,7 +229,7 @@ def compare(n: int, per_kind: int, add: int) -> None:
             i_and.append(a * scale)
             i_or.append(o * scale)
         merged = sp._merge_singletons(np.array(i_and), np.array(i_or))
-        overlap = jaccard(salient_sets(*merged), salient_sets(exact[kind].I_and, exact[kind].I_or))
+        overlap = jaccard(salient_sets(*merged), salient(exact[kind]))
         each = " ".join(f"{s:.2f}" for s in seconds)
         print(
             f"{kind:14s} {'all' if all_columns else 'generated':>12s} {exact_seconds[kind]:14.3f} "

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from bench_certified import benchmark_games, jaccard, salient_sets
+from bench_certified import benchmark_games, jaccard, salient, salient_sets
 
 from harsanyi import certificate as ct
 from harsanyi import sparsifier as sp
@@ -46,7 +46,6 @@ class NormalEquations:
     def __init__(self, n: int, device: torch.device):
         size = 2**n
         masks = torch.arange(size, device=device)
-        self.n, self.size = n, size
         self.meet = (masks[:, None] & masks[None, :]).reshape(-1)  # S ∩ T
         self.outside_both = ((size - 1) ^ (masks[:, None] | masks[None, :])).reshape(-1)
         self.outside = (size - 1) ^ masks  # N ∖ S
@@ -250,7 +249,7 @@ def compare(
         i_and, i_or = sp._merge_singletons(
             (a * scale[:, None]).cpu().numpy(), (o * scale[:, None]).cpu().numpy()
         )
-        overlap = jaccard(salient_sets(i_and, i_or), salient_sets(exact.I_and, exact.I_or))
+        overlap = jaccard(salient_sets(i_and, i_or), salient(exact))
         largest = np.maximum(np.abs(exact.I_and).max(1), np.abs(exact.I_or).max(1))
         change = np.maximum(np.abs(i_and - exact.I_and).max(1), np.abs(i_or - exact.I_or).max(1))
         reached = int((iterations < max_iter).sum())
