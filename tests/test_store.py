@@ -1,4 +1,4 @@
-"""Results files (HDF5 layout 1) and the run store."""
+"""Results files (HDF5 layouts 1 and 2) and the run store."""
 
 from __future__ import annotations
 
@@ -253,6 +253,63 @@ def test_random_bytes_file(tmp_path):
 
 def test_missing_file(tmp_path):
     check_rejected(tmp_path / "absent.h5", "no such file")
+
+
+def with_face(results: InteractionResults, seed: int = 1) -> InteractionResults:
+    rng = np.random.default_rng(seed)
+    shape = results.v.shape
+    results.face = {
+        end: {
+            **{name: rng.normal(size=shape) for name in ("I_and", "I_or", "p", "q")},
+            **{
+                name: rng.normal(size=shape[0]) for name in ("l1", "weighted_order", "bound", "gap")
+            },
+        }
+        for end in ("low", "high")
+    }
+    return results
+
+
+def test_face_ends_round_trip_subset_and_at_end(tmp_path):
+    results = with_face(make_results())
+    path = write_results(tmp_path / "face.h5", results)
+    read = read_results(path)
+    for end in ("low", "high"):
+        for name, data in results.face[end].items():
+            np.testing.assert_array_equal(read.face[end][name], data)
+    high = read.at_end("high")
+    assert high.decomposition == "high" and high.face is None
+    np.testing.assert_array_equal(high.I_and, results.face["high"]["I_and"])
+    np.testing.assert_array_equal(high.v, results.v)
+    assert read.at_end("canonical") is read
+    rows = read.split.astype(str) == "test"
+    test = read_results(path, split="test")
+    np.testing.assert_array_equal(test.face["low"]["gap"], results.face["low"]["gap"][rows])
+    np.testing.assert_array_equal(read.subset("test").at_end("low").I_or, test.at_end("low").I_or)
+    verify_results(path)
+    with pytest.raises(ValueError, match="decomposition must be one of"):
+        read.at_end("middle")
+
+
+def test_version_1_files_without_a_face_are_still_read(tmp_path):
+    path = write_results(tmp_path / "old.h5", make_results())
+    with h5py.File(path, "r+") as h5:
+        h5.attrs["layout_version"] = 1
+    read = read_results(path)
+    assert read.face is None and not read.has_face
+    with pytest.raises(ValueError, match="no optimal face"):
+        read.at_end("low")
+
+
+def test_a_face_group_without_its_partner_is_rejected(tmp_path):
+    path = write_results(tmp_path / "face.h5", with_face(make_results()))
+    with h5py.File(path, "r+") as h5:
+        del h5["face_high"]
+    check_rejected(path, "face groups")
+    bad = with_face(make_results())
+    bad.face["low"]["I_and"] = bad.face["low"]["I_and"][:, :3]
+    with pytest.raises(ValueError, match=r"face\['low'\]\['I_and'\]"):
+        write_results(tmp_path / "bad.h5", bad)
 
 
 def test_foreign_hdf5(tmp_path):

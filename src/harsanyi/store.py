@@ -1,4 +1,4 @@
-"""Results files (HDF5, layout version 1) and the shared store of training runs.
+"""Results files (HDF5, layout version 2; 1 is still read) and the shared store of runs.
 
 A results file holds the interactions of a set of samples under one model checkpoint; the
 layout is described in docs/hdf5-layout.md.  A store is a directory with one sub-directory
@@ -33,7 +33,10 @@ from harsanyi.io import atomic_write, canonical_json, is_temp_file, jsonable  # 
 from harsanyi.io import settings_hash as _settings_hash  # noqa: E402
 from harsanyi.masks import check_n  # noqa: E402
 
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
+# Layout versions this library reads: 1 lacks the optimal face's ends (groups face_low and
+# face_high, optional in 2 as well).
+READABLE_LAYOUT_VERSIONS = (1, 2)
 SPLITS = ("train", "test", "flipped")
 VECTOR_DATASETS = ("v", "I_and", "I_or", "p", "q")
 SAMPLE_DATASETS = ("sample_ids", "labels", "split")
@@ -41,6 +44,12 @@ SAMPLE_DATASETS = ("sample_ids", "labels", "split")
 # its L1, a proven lower bound on the optimal L1, the relative gap (NaN: uncertified solver)
 # and whether the gap is within the solver's tolerance.
 CERTIFICATE_DATASETS = ("l1", "lower_bound", "gap", "certified")
+# The two ends of the optimal face (harsanyi.face), each an HDF5 group face_<end> holding the
+# end's decomposition (samples × 2^n) and its per-sample statistic, proven bound and gap.
+FACE_ENDS = ("low", "high")
+FACE_VECTOR_DATASETS = ("I_and", "I_or", "p", "q")
+FACE_SAMPLE_DATASETS = ("l1", "weighted_order", "bound", "gap")
+DECOMPOSITIONS = ("canonical", *FACE_ENDS)
 JSON_ATTRS = ("players", "baseline", "output", "solver", "model", "extra")
 STAMP_ATTRS = ("library_version", "created")
 # JSON attributes files written before they existed lack: read back when present.
@@ -94,10 +103,35 @@ class InteractionResults:
     lower_bound: np.ndarray | None = None
     gap: np.ndarray | None = None
     certified: np.ndarray | None = None
+    # {"low" | "high": {dataset: array}} (FACE_VECTOR_DATASETS, FACE_SAMPLE_DATASETS), or None
+    face: dict[str, dict[str, np.ndarray]] | None = None
+    decomposition: str = "canonical"  # which optimum I_and and I_or hold (DECOMPOSITIONS)
 
     @property
     def n_samples(self) -> int:
         return int(np.shape(self.v)[0])
+
+    @property
+    def has_face(self) -> bool:
+        return self.face is not None
+
+    def at_end(self, which: str) -> InteractionResults:
+        """The same samples decomposed at one end of the optimal face ("low": least, "high":
+        most strength-weighted order), or the stored optimum itself for "canonical"."""
+        if which not in DECOMPOSITIONS:
+            raise ValueError(f"decomposition must be one of {DECOMPOSITIONS}, got {which!r}")
+        if which == "canonical":
+            return self
+        if self.face is None:
+            raise ValueError(
+                "these results hold no optimal face (extracted without extraction.face_ends, "
+                "with an uncertified solver, or before layout version 2)"
+            )
+        end = self.face[which]
+        out = self._rows(np.ones(self.n_samples, bool))
+        out.I_and, out.I_or, out.p, out.q = (np.asarray(end[k]) for k in FACE_VECTOR_DATASETS)
+        out.face, out.decomposition = None, which
+        return out
 
     def validate(self) -> None:
         """Raise ValueError naming the field if shapes, dtypes or values are inconsistent."""
@@ -126,6 +160,12 @@ class InteractionResults:
             meta=copy.deepcopy(self.meta),
             player_positions=take(self.player_positions),
             **{name: take(getattr(self, name)) for name in CERTIFICATE_DATASETS},
+            face=None
+            if self.face is None
+            else {
+                end: {k: take(a) for k, a in arrays.items()} for end, arrays in self.face.items()
+            },
+            decomposition=self.decomposition,
         )
 
 
@@ -186,6 +226,21 @@ def _checked_arrays(results: InteractionResults) -> dict[str, np.ndarray]:
         if a.shape != (n_samples,):
             raise ValueError(f"{name} must have shape ({n_samples},), got {a.shape}")
         arrays[name] = a.astype(bool if name == "certified" else np.float64, copy=False)
+    if results.face is not None:
+        if sorted(results.face) != sorted(FACE_ENDS):
+            raise ValueError(f"face must hold the ends {FACE_ENDS}, got {sorted(results.face)}")
+        for end in FACE_ENDS:
+            for name in (*FACE_VECTOR_DATASETS, *FACE_SAMPLE_DATASETS):
+                if name not in results.face[end]:
+                    raise ValueError(f"face[{end!r}] lacks {name}")
+                a = np.asarray(results.face[end][name])
+                shape = (n_samples, width) if name in FACE_VECTOR_DATASETS else (n_samples,)
+                if a.dtype.kind not in "fiu" or a.shape != shape:
+                    raise ValueError(
+                        f"face[{end!r}][{name!r}] must be real numbers of shape {shape}, "
+                        f"got {a.dtype} {a.shape}"
+                    )
+                arrays[f"face_{end}/{name}"] = a.astype(np.float64, copy=False)
     return arrays
 
 
@@ -210,7 +265,7 @@ def _open_h5(path: Path, mode: str) -> h5py.File:
 
 
 def write_results(path: str | os.PathLike[str], results: InteractionResults) -> Path:
-    """Write `results` to `path` (layout version 1), atomically.
+    """Write `results` to `path` (layout version 2), atomically.
 
     Everything is validated before the file is created; ValueError names the bad field.
     """
@@ -263,11 +318,12 @@ def _check_structure(path: Path, h5: h5py.File) -> None:
     if "layout_version" not in h5.attrs:
         raise ResultsFileError(path, "no layout_version attribute: not a harsanyi results file")
     version = h5.attrs["layout_version"]
-    if version != LAYOUT_VERSION:
+    if version not in READABLE_LAYOUT_VERSIONS:
+        readable = " and ".join(str(v) for v in READABLE_LAYOUT_VERSIONS)
         raise ResultsFileError(
             path,
             f"layout version {version} found; this library (harsanyi {__version__}) "
-            f"reads layout version {LAYOUT_VERSION}",
+            f"reads layout versions {readable}",
         )
     missing = [
         name
@@ -284,6 +340,15 @@ def _check_structure(path: Path, h5: h5py.File) -> None:
     if "player_positions" in h5:
         expected["player_positions"] = (n_samples, n)
     expected.update({name: (n_samples,) for name in CERTIFICATE_DATASETS if name in h5})
+    present = [end for end in FACE_ENDS if f"face_{end}" in h5]
+    if present and len(present) != len(FACE_ENDS):
+        raise ResultsFileError(path, f"face groups {present} without the others of {FACE_ENDS}")
+    for end in present:
+        for name in (*FACE_VECTOR_DATASETS, *FACE_SAMPLE_DATASETS):
+            key = f"face_{end}/{name}"
+            if not isinstance(h5.get(key), h5py.Dataset):
+                raise ResultsFileError(path, f"missing dataset {key}")
+            expected[key] = (n_samples, 2**n) if name in FACE_VECTOR_DATASETS else (n_samples,)
     for name, shape in expected.items():
         if h5[name].shape != shape:
             raise ResultsFileError(
@@ -331,6 +396,15 @@ def read_results(path: str | os.PathLike[str], *, split: str | None = None) -> I
                 name: _read_rows(h5[name], rows) if name in h5 else None
                 for name in CERTIFICATE_DATASETS
             }
+            face = None
+            if "face_low" in h5:
+                face = {
+                    end: {
+                        name: _read_rows(h5[f"face_{end}/{name}"], rows)
+                        for name in (*FACE_VECTOR_DATASETS, *FACE_SAMPLE_DATASETS)
+                    }
+                    for end in FACE_ENDS
+                }
         except OSError as exc:
             raise ResultsFileError(
                 path, f"unreadable data (truncated or corrupt?): {exc}"
@@ -342,6 +416,7 @@ def read_results(path: str | os.PathLike[str], *, split: str | None = None) -> I
             meta=_meta_of(h5),
             player_positions=positions,
             **certificate,
+            face=face,
         )
 
 
@@ -385,6 +460,11 @@ def verify_results(path: str | os.PathLike[str]) -> None:
                 "labels",
                 "player_positions",
                 *CERTIFICATE_DATASETS,
+                *(
+                    f"face_{end}/{name}"
+                    for end in FACE_ENDS
+                    for name in (*FACE_VECTOR_DATASETS, *FACE_SAMPLE_DATASETS)
+                ),
             ):
                 if name not in h5:
                     continue
