@@ -29,9 +29,27 @@ def test_spindle_formula_peaks_at_six_for_ten_players():
     ratio = strength / (comb(10, k) * 2.0 ** (k / 2))
     np.testing.assert_allclose(ratio, ratio[0])  # ∝ C(n,k)·2^{k/2}
     assert int(np.argmax(strength[1:])) + 1 == 6
-    distribution = spindle_distribution(10)
+    distribution = spindle_distribution(10, "iid_v")
     assert distribution.shape == (10,) and distribution.sum() == pytest.approx(1.0)
     assert int(np.argmax(distribution)) + 1 == 6
+
+
+def test_seed_spindle_is_binomial_and_matches_iid_interactions():
+    """The seed's theorem (i.i.d. interactions): strength per order ∝ C(n,k), the default."""
+    n = 10
+    k = np.arange(1, n + 1)
+    np.testing.assert_allclose(spindle_distribution(n), comb(n, k) / (2**n - 1))
+    np.testing.assert_array_equal(spindle_distribution(n), spindle_distribution(n, "binomial"))
+    assert int(np.argmax(spindle_distribution(n))) + 1 == 5
+    rng = np.random.default_rng(0)
+    strength = np.abs(rng.normal(size=(500, 2**n)))  # i.i.d. I(S)
+    size = orders(n)
+    empirical = np.array([strength[:, size == j].sum() for j in k])
+    np.testing.assert_allclose(empirical / empirical.sum(), spindle_distribution(n), rtol=0.05)
+    far = np.abs(empirical / empirical.sum() - spindle_distribution(n, "iid_v")).max()
+    assert far > 0.05  # the two templates are told apart by the same data
+    with pytest.raises(ValueError, match="template"):
+        spindle_distribution(n, "gaussian")
 
 
 def test_spindle_matches_iid_noise_simulation():

@@ -222,26 +222,45 @@ def split_results(train_strength, test_strength, epoch, labels, *, rng, shared_p
     return results_of(np.array(rows), all_labels, splits, epoch)
 
 
-def test_jaccard_claim_null_and_planted():
+def jaccard_results(rng, classes, per_split, epoch, *, memorised, high_noise=1.0):
+    """Train and test samples: low orders (1, 2) carry a class pattern in both splits; high
+    orders are each sample's own noise (scaled by `high_noise`), except that with
+    `memorised` the training samples of a class share a high-order pattern (what a network
+    fitted to them would carry)."""
+    low = orders(N) <= 2
+    rows, split, labels = [], [], []
+    for c in range(classes):
+        pattern, memory = rng.normal(size=2**N), rng.normal(size=2**N)
+        for part in ("train", "test"):
+            for _ in range(per_split):
+                own = rng.normal(size=2**N) * high_noise
+                high = memory + 0.1 * own if (memorised and part == "train") else own
+                rows.append(np.where(low, pattern + 0.1 * rng.normal(size=2**N), high))
+                split.append(part)
+                labels.append(c)
+    return results_of(np.array(rows), labels, split, epoch)
+
+
+@pytest.mark.parametrize("classes, per_split", [(10, 2), (2, 10)])
+def test_jaccard_claim_null_and_planted(classes, per_split):
+    """(10, 2): two samples per class (as in the studies), resampled by class; (2, 10):
+    resampled within class."""
     rng = np.random.default_rng(0)
-    labels = np.repeat(np.arange(4), 4)
-    strength = np.ones((16, N))
-    # Null: an untrained network, and the same network "trained" (nothing changes).
-    first = split_results(strength, strength, 0, labels, rng=rng, shared_part=0.0)
-    result, _ = jaccard.jaccard_claim(first, first, n_boot=N_BOOT)
+    first = jaccard_results(rng, classes, per_split, 0, memorised=False)
+    # Null: nothing changes in training.
+    result, extra = jaccard.jaccard_claim(first, first, n_boot=N_BOOT)
     assert result.verdict != YES, result
-    # Planted: after training, train and test agree at low orders (class patterns carry the
-    # low orders), not at high orders.
-    rows = []
-    for part in ("train", "test"):
-        sub = first.subset(part)
-        for c in sub.labels:
-            pattern = np.random.default_rng(int(c)).normal(size=2**N)
-            own = rng.normal(size=2**N)
-            mix = np.where(orders(N) <= 2, pattern, own)
-            rows.append(mix)
-    last = results_of(np.array(rows), first.labels, first.split, 5)
-    result, _ = jaccard.jaccard_claim(first, last, n_boot=N_BOOT)
+    assert extra["resampled"] == ("classes" if per_split < 10 else "samples within class")
+    # Null: high orders are specific to each sample, in train and test alike; the Jaccard
+    # falls with order (the old slope-against-initialisation rule said yes here), but train
+    # and test are exchangeable, so the permutation null falls as much.
+    alike = jaccard_results(rng, classes, per_split, 5, memorised=False)
+    result, _ = jaccard.jaccard_claim(first, alike, n_boot=N_BOOT)
+    assert result.effect > 0.3 and result.verdict != YES, result
+    # Planted: the training samples of a class share strong high-order interactions; the
+    # test samples have weak ones of their own.
+    planted = jaccard_results(rng, classes, per_split, 5, memorised=True, high_noise=0.1)
+    result, _ = jaccard.jaccard_claim(first, planted, n_boot=N_BOOT)
     assert result.verdict == YES, result
 
 
@@ -387,6 +406,10 @@ def test_scorecard_table_has_every_claim_with_effect_interval_null_and_rule(tmp_
     assert (card.rule == card.key.map(scorecard.RULES)).all()
     decided = card[card.verdict != "n/a"]
     assert decided[["effect", "low", "high", "bound"]].notna().all().all()
+    # Every effect and every null inside its own interval (by construction).
+    assert (decided.low <= decided.effect).all() and (decided.effect <= decided.high).all()
+    assert (decided.null_low <= decided["null"]).all()
+    assert (decided["null"] <= decided.null_high).all()
     by_key = card[card.run == records[0]["run"]].set_index("key").verdict
     assert by_key["phase1_drop"] == "yes" and by_key["phase2_rise"] == "yes"
     assert by_key["ood_high_order"] == "yes"

@@ -86,8 +86,10 @@ class FaceEnd:
 
     @property
     def mean_order(self) -> np.ndarray:
-        """(B,) W / L1: the strength-weighted mean order of the end (∅ counts as order 0)."""
-        return _ratio(self.weighted_order, self.l1)
+        """(B,) W / (L1 without ∅): the end's strength-weighted mean order, ∅ left out."""
+        return _ratio(
+            self.weighted_order, self.l1 - np.abs(self.I_and[:, 0]) - np.abs(self.I_or[:, 0])
+        )
 
 
 @dataclass
@@ -127,6 +129,12 @@ def weighted_order(i_and: np.ndarray, i_or: np.ndarray) -> np.ndarray:
     """(B,) Σ_S |S|·(|I_and(S)| + |I_or(S)|)."""
     order = orders(n_players_of(i_and.shape[-1])).astype(np.float64)
     return (np.abs(i_and) * order).sum(-1) + (np.abs(i_or) * order).sum(-1)
+
+
+def mean_order(i_and: np.ndarray, i_or: np.ndarray) -> np.ndarray:
+    """(B,) Σ_S |S|·(|I_and(S)| + |I_or(S)|) / Σ_{S≠∅} (|I_and(S)| + |I_or(S)|)."""
+    strength = np.abs(i_and[:, 1:]).sum(-1) + np.abs(i_or[:, 1:]).sum(-1)
+    return _ratio(weighted_order(i_and, i_or), strength)
 
 
 def end_bound(

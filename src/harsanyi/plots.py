@@ -33,7 +33,9 @@ VERDICT_COLOURS = {
     "no": "#ffcdd2",
     "inconclusive": "#fff0b3",
     "n/a": "#eeeeee",
+    "depends on the decomposition": "#e1d5f0",
 }
+FACE_RANGE = "0.1"  # whiskers: the same strength at the two ends of the optimal face
 
 DOUBLE = 7.2  # inches: a journal's double column (183 mm)
 SINGLE = 3.5  # inches: a single column (89 mm)
@@ -186,7 +188,9 @@ def two_phase_figure(
 ) -> list[Path]:
     """Rows = runs (`run_order`); columns = I⁺(k)/I⁻(k) bars at the run's selected checkpoints
     (each scaled to its own maximum, given in the panel), then train/test loss and their gap
-    with the phase-2 start and the loss-gap onset marked.  One legend above the panels."""
+    with the phase-2 start and the loss-gap onset marked.  Where the files hold the optimal
+    face, grey whiskers span each bar's value at its two ends and the panel gives the mean
+    order with the ends' range.  One legend above the panels."""
     _theme()
     runs = run_order(shown)
     columns = max(len(v) for v in shown.values()) + 1
@@ -199,6 +203,7 @@ def two_phase_figure(
     )
     legend_row = subfigs[0]
     bars_y = None
+    face_shown = False
     for subfig, run in zip(subfigs[1:], runs, strict=True):
         subfig.suptitle(_run_label(run), x=0.005, ha="left", fontsize=FONT + 0.5, weight="bold")
         axes = subfig.subplots(
@@ -215,14 +220,24 @@ def two_phase_figure(
             top = max(float(at.positive.max()), float(-at.negative.min()), 1e-300)
             ax.bar(at.order, at.positive / top, color=POSITIVE, width=0.8)
             ax.bar(at.order, at.negative / top, color=NEGATIVE, width=0.8)
+            has_face = "positive_low" in at and at.positive_low.notna().any()
+            face_shown |= bool(has_face)
+            if has_face:
+                for part in ("positive", "negative"):
+                    ends = at[[f"{part}_low", f"{part}_high"]].to_numpy() / top
+                    ax.vlines(at.order, ends.min(1), ends.max(1), color=FACE_RANGE, linewidth=0.9)
             ax.axhline(0, color="black", linewidth=0.5)
             if bars_y is None:
                 bars_y = ax
-                ax.set_ylim(-1.1, 1.5)
+                ax.set_ylim(-1.1, 2.0 if has_face else 1.5)
                 ax.set_yticks([-1, 0, 1])
             else:
                 ax.sharey(bars_y)
-            ax.text(0.03, 0.97, f"max {top:.2g}", transform=ax.transAxes, va="top", ha="left")
+            label = f"max {top:.2g}"
+            if has_face and at.mean_order_low.notna().any():
+                ends = sorted((float(at.mean_order_low.iloc[0]), float(at.mean_order_high.iloc[0])))
+                label += f"\norder {at.mean_order.iloc[0]:.1f} ({ends[0]:.1f}–{ends[1]:.1f})"
+            ax.text(0.03, 0.97, label, transform=ax.transAxes, va="top", ha="left")
             _order_ticks(ax, at.order)
             role = _roles(epoch, epochs[0], epochs[-1], start)
             joint = "\n" if len(role) > 14 else " "
@@ -258,6 +273,11 @@ def two_phase_figure(
             Line2D([], [], color="#8e44ad", linewidth=1.4, label="gap (test − train)"),
             Line2D([], [], color=POSITIVE, linestyle=":", label="phase-2 start"),
             Line2D([], [], color="#8e44ad", linestyle="-.", label="loss-gap onset"),
+            *(
+                [Line2D([], [], color=FACE_RANGE, label="ends of the optimal face")]
+                if face_shown
+                else []
+            ),
         ],
         loc="center",
     )
@@ -755,18 +775,23 @@ def scorecard_figure(table: pd.DataFrame, out: str | Path) -> list[Path]:
     pad = 0.045
     rows = []  # (kind, cells, lines)
     for claim in claims:
-        rows.append(("claim", {"run": str(claim)}, 1))
+        rows.append(("claim", {"run": str(claim)}, 1, ""))
         part = table[table.claim == claim].sort_values("_order", kind="stable")
         for r in part.itertuples():
             text, verdict = str(r.measured), str(r.verdict)
             reason = getattr(r, "reason", None)
             if verdict == "inconclusive" and isinstance(reason, str) and reason not in text:
                 text = f"{text}: {reason}"
+            low_end = getattr(r, "low_end", None)
+            if isinstance(low_end, str) and low_end:
+                text = f"canonical {text}; low end {low_end}; high end {r.high_end}"
             measured = textwrap.fill(text, wrap)
-            cells = {"run": _run_label(r.run), "measured": measured, "verdict": verdict}
-            rows.append(("run", cells, measured.count("\n") + 1))
+            shown = textwrap.fill(verdict, 13)
+            cells = {"run": _run_label(r.run), "measured": measured, "verdict": shown}
+            lines = max(measured.count("\n"), shown.count("\n")) + 1
+            rows.append(("run", cells, lines, verdict))
     top = 0.5
-    height = top + sum(lines * line + pad for _, _, lines in rows) + 0.08
+    height = top + sum(lines * line + pad for _, _, lines, _ in rows) + 0.08
     fig = plt.figure(figsize=(DOUBLE, height))
     ax = fig.add_axes((0, 0, 1, 1))
     ax.set_axis_off()
@@ -788,7 +813,7 @@ def scorecard_figure(table: pd.DataFrame, out: str | Path) -> list[Path]:
         ax.text(x[name] + 0.03, y, name, weight="bold", va="top")
     y = top
     ax.plot([0.05, DOUBLE - 0.05], [y - 0.03] * 2, color="black", linewidth=0.6)
-    for kind, cells, lines in rows:
+    for kind, cells, lines, verdict in rows:
         step = lines * line + pad
         if kind == "claim":
             ax.add_patch(
@@ -803,7 +828,7 @@ def scorecard_figure(table: pd.DataFrame, out: str | Path) -> list[Path]:
                     (x["verdict"], y - 0.02),
                     widths["verdict"] - 0.1,
                     step - 0.01,
-                    color=VERDICT_COLOURS.get(cells["verdict"], "white"),
+                    color=VERDICT_COLOURS.get(verdict, "white"),
                     linewidth=0,
                 )
             )

@@ -1,7 +1,13 @@
 """Theory of the order distribution: the spindle at initialisation and phase 2.
 
-Spindle: for i.i.d. v with variance s², I_and(S) sums 2^{|S|} independent ±v terms, so
-Var I(S) = 2^{|S|}·s² and the total strength at order k is C(n,k)·E|I| ∝ C(n,k)·2^{k/2}.
+Spindle (two templates, `SPINDLE_TEMPLATES`):
+- "binomial" (the default, the seed paper's theorem): interactions I(S) i.i.d. over
+  coalitions, so the total strength at order k is ∝ C(n,k), the number of coalitions of
+  that order (peak at k = n/2);
+- "iid_v" (an alternative, named as such): v i.i.d. with variance s² over masks; I_and(S)
+  sums 2^{|S|} independent ±v terms, so Var I(S) = 2^{|S|}·s² and the total strength at
+  order k is C(n,k)·E|I| ∝ C(n,k)·2^{k/2} (peak at k = 6 for n = 10).
+The two differ enough to flip a verdict; the scorecard's claim uses "binomial".
 
 Phase 2 (docs/interactions.md): with triggering functions J_T(x_S) = 1(T ⊆ S) perturbed by
 noise of variance 2^{|T|}σ², the expected least-squares fit of y_S = Σ_{T⊆S} w*_T is
@@ -37,9 +43,23 @@ def spindle_strength(n: int, s2: float = 1.0) -> np.ndarray:
     return comb(n, k) * math.sqrt(2 / math.pi) * np.sqrt(2.0**k * s2)
 
 
-def spindle_distribution(n: int) -> np.ndarray:
-    """(n,) spindle strength over orders k = 1..n normalised to sum 1 (∅ excluded)."""
-    strength = spindle_strength(n)[1:]
+SPINDLE_TEMPLATES = ("binomial", "iid_v")
+DEFAULT_SPINDLE_TEMPLATE = "binomial"
+
+
+def spindle_distribution(n: int, template: str = DEFAULT_SPINDLE_TEMPLATE) -> np.ndarray:
+    """(n,) spindle over orders k = 1..n normalised to sum 1 (∅ excluded).
+
+    template "binomial" (default, the seed's theorem: i.i.d. interactions): C(n,k)/(2^n − 1);
+    "iid_v" (the alternative: i.i.d. v): `spindle_strength`, ∝ C(n,k)·2^{k/2}.
+    """
+    check_n(n)
+    if template == "binomial":
+        strength = comb(n, np.arange(1, n + 1))
+    elif template == "iid_v":
+        strength = spindle_strength(n)[1:]
+    else:
+        raise ValueError(f"spindle template must be one of {SPINDLE_TEMPLATES}, got {template!r}")
     return strength / strength.sum()
 
 

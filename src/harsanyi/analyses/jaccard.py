@@ -4,6 +4,7 @@ training and test samples, per checkpoint (docs/interactions.md)."""
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -27,7 +28,16 @@ from harsanyi.io import write_tsv
 from harsanyi.masks import orders
 from harsanyi.metrics import JACCARD_VARIANTS, jaccard_per_order, split_sign
 from harsanyi.store import InteractionResults
-from harsanyi.verdicts import INCONCLUSIVE, LESS, N_BOOT, NO, NOT_APPLICABLE, Claim, claim
+from harsanyi.verdicts import (
+    GREATER,
+    INCONCLUSIVE,
+    N_BOOT,
+    NO,
+    Claim,
+    bootstrap_weights,
+    claim,
+    not_applicable,
+)
 
 
 def jaccard_table(
@@ -113,8 +123,21 @@ def study_step(
 # --------------------------------------------------------------------------- claim
 
 MIN_SAMPLES = 10
-MIN_PER_CLASS = 2
-SMALLEST_SLOPE = 0.01
+# Resampling units: samples within class where every class has this many in each split,
+# else classes (the statistic is a mean over classes) where there are this many classes.
+MIN_PER_CLASS = 10
+MIN_CLASSES = 5
+SMALLEST_DIFFERENCE = 0.05
+
+
+def order_bands(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) orders of the Jaccard claim: low 1..⌊n/3⌋ (at least order 1), high
+    ⌊n/3⌋+1..n−1.  Order n (one coalition, AND and OR) is left out: a tail of one value
+    that would weigh as much as a whole order of C(n,k) coalitions."""
+    if n < 3:
+        raise ValueError(f"the Jaccard claim needs n >= 3 players, got {n}")
+    cut = max(1, n // 3)
+    return np.arange(1, cut + 1), np.arange(cut + 1, n)
 
 
 def stratified_weights(labels, n_boot: int, seed: int) -> np.ndarray:
@@ -129,6 +152,60 @@ def stratified_weights(labels, n_boot: int, seed: int) -> np.ndarray:
     return counts
 
 
+def _order_columns(n: int, variant: str) -> tuple[np.ndarray, np.ndarray]:
+    """(columns of [I_and, I_or] kept (∅ out, sorted by order), order of each compared
+    non-negative column after the sign split)."""
+    of_order = np.tile(orders(n), 2)
+    keep = np.flatnonzero(of_order > 0)
+    keep = keep[np.argsort(of_order[keep], kind="stable")]
+    sorted_orders = of_order[keep]
+    return keep, np.concatenate([sorted_orders, sorted_orders])
+
+
+def class_similarity(
+    vectors: np.ndarray,
+    labels: np.ndarray,
+    weights_a: np.ndarray,
+    weights_b: np.ndarray,
+    classes: np.ndarray,
+    n: int,
+    *,
+    variant: str = "average_then_split",
+) -> np.ndarray:
+    """(replicates, classes, n) Jaccard per order between the weighted means of set a and of
+    set b within each class (`metrics.jaccard_per_order`, per class); nan where undefined.
+
+    `vectors`: (samples, 2·2^n) [I_and, I_or] of all samples; `weights_a`, `weights_b`:
+    (replicates, samples) weights of the samples in set a (train) and set b (test).  Set
+    membership is in the weights, so a permutation of train and test is another pair of
+    weight matrices through the same code.
+    """
+    keep, order_of = _order_columns(n, variant)
+    vectors = vectors[:, keep]
+    if variant == "split_then_average":
+        vectors = split_sign(vectors)
+    out = np.full((weights_a.shape[0], len(classes), n), np.nan)
+    for ci, c in enumerate(classes):
+        members = np.flatnonzero(labels == c)
+        rows = vectors[members]
+        means = []
+        for weights in (weights_a, weights_b):
+            w = weights[:, members]
+            total = w.sum(axis=1, keepdims=True)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                means.append((w @ rows) / total)
+        a, b = means
+        if variant == "average_then_split":
+            a, b = split_sign(a), split_sign(b)
+        for k in range(1, n + 1):
+            column = order_of == k
+            low = np.minimum(a[:, column], b[:, column]).sum(axis=1)
+            high = np.maximum(a[:, column], b[:, column]).sum(axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[:, ci, k - 1] = np.where(high > 0, low / np.where(high > 0, high, 1.0), np.nan)
+    return out
+
+
 def similarity_per_order(
     train: InteractionResults,
     test: InteractionResults,
@@ -139,56 +216,49 @@ def similarity_per_order(
 ) -> np.ndarray:
     """(replicates, n) Jaccard per order (`metrics.jaccard_per_order`, averaged over the
     classes of both sets) with samples weighted per replicate; nan where undefined."""
-    n = train.n
-    of_order = np.tile(orders(n), 2)
-    columns = np.argsort(of_order[of_order > 0], kind="stable")
-    keep = np.flatnonzero(of_order > 0)[columns]
-    sorted_orders = of_order[keep]
-    if variant == "split_then_average":
-        sorted_orders = np.concatenate([sorted_orders, sorted_orders])
+    vectors, labels, w_a, w_b = _stacked(train, test, weights_train, weights_test)
     classes = np.intersect1d(train.labels, test.labels)
-    sims = []
-    for c in classes:
-        means = []
-        for part, weights in ((train, weights_train), (test, weights_test)):
-            vectors = np.concatenate([part.I_and, part.I_or], axis=1)[:, keep]
-            if variant == "split_then_average":
-                vectors = split_sign(vectors)
-            w = weights * (np.asarray(part.labels) == c)[None, :]
-            mean = (w @ vectors) / w.sum(axis=1, keepdims=True)
-            means.append(mean)
-        a, b = means
-        if variant == "average_then_split":
-            a, b = split_sign(a), split_sign(b)
-            order_of = np.concatenate([sorted_orders, sorted_orders])
-        else:
-            order_of = sorted_orders
-        low = np.zeros((a.shape[0], n))
-        high = np.zeros((a.shape[0], n))
-        for k in range(1, n + 1):
-            column = order_of == k
-            low[:, k - 1] = np.minimum(a[:, column], b[:, column]).sum(axis=1)
-            high[:, k - 1] = np.maximum(a[:, column], b[:, column]).sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            sims.append(np.where(high > 0, low / np.where(high > 0, high, 1.0), np.nan))
+    sims = class_similarity(vectors, labels, w_a, w_b, classes, train.n, variant=variant)
     with np.errstate(invalid="ignore"):
-        return np.nanmean(np.stack(sims), axis=0) if sims else np.full((1, n), np.nan)
+        return np.nanmean(sims, axis=1) if classes.size else np.full((1, train.n), np.nan)
 
 
-def slope(similarity: np.ndarray) -> np.ndarray:
-    """(replicates,) least-squares slope of similarity against order, per replicate, over the
-    orders with a defined similarity (nan with fewer than 3)."""
-    s = np.atleast_2d(similarity)
-    k = np.broadcast_to(np.arange(1, s.shape[1] + 1, dtype=float), s.shape)
-    ok = np.isfinite(s)
-    count = ok.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        k_mean = np.where(ok, k, 0).sum(axis=1) / count
-        s_mean = np.where(ok, s, 0).sum(axis=1) / count
-        dk = np.where(ok, k - k_mean[:, None], 0)
-        ds = np.where(ok, s - s_mean[:, None], 0)
-        out = (dk * ds).sum(axis=1) / (dk**2).sum(axis=1)
-    return np.where(count >= 3, out, np.nan)
+def _stacked(train, test, weights_train, weights_test):
+    """All samples of both sets in one array, with each set's weights over all of them."""
+    vectors = np.concatenate(
+        [np.concatenate([part.I_and, part.I_or], axis=1) for part in (train, test)]
+    )
+    labels = np.concatenate([np.asarray(train.labels), np.asarray(test.labels)])
+    a, b = np.atleast_2d(weights_train), np.atleast_2d(weights_test)
+    w_a = np.concatenate([a, np.zeros((a.shape[0], test.n_samples))], axis=1)
+    w_b = np.concatenate([np.zeros((b.shape[0], train.n_samples)), b], axis=1)
+    return vectors, labels, w_a, w_b
+
+
+def band_difference(similarity: np.ndarray, n: int) -> np.ndarray:
+    """(…) mean Jaccard over the low orders minus mean over the high orders (`order_bands`)
+    of similarity (…, n); nan where either band has no defined order."""
+    low, high = order_bands(n)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-nan band gives nan
+        return np.nanmean(similarity[..., low - 1], axis=-1) - np.nanmean(
+            similarity[..., high - 1], axis=-1
+        )
+
+
+def within_class_permutations(labels, is_a, classes, draws: int, seed: int) -> np.ndarray:
+    """(draws, samples) 0/1 membership of set a after shuffling set a and set b within each
+    class of `classes` (set sizes per class kept); samples of other classes stay out (0)."""
+    labels, is_a = np.asarray(labels), np.asarray(is_a, dtype=bool)
+    rng = np.random.default_rng(seed)
+    out = np.zeros((draws, labels.size))
+    for c in classes:
+        members = np.flatnonzero(labels == c)
+        size = int(is_a[members].sum())
+        order = np.argsort(rng.random((draws, members.size)), axis=1)
+        chosen = members[order[:, :size]]
+        np.put_along_axis(out, chosen, 1.0, axis=1)
+    return out
 
 
 def jaccard_claim(
@@ -199,13 +269,16 @@ def jaccard_claim(
     n_boot: int = N_BOOT,
     seed: int = 0,
 ) -> tuple[Claim, dict]:
-    """Jaccard falls with order: the slope of similarity per order at the last checkpoint,
-    against the same slope at initialisation (`first`).
+    """Jaccard falls with order: at the last checkpoint, the mean Jaccard similarity (train vs
+    test, within class) over the low orders minus that over the high orders
+    (`order_bands`), averaged over the classes present in both splits.
 
-    Both with a bootstrap over the train and the test samples, resampled within class, the
-    same resampling at both checkpoints.  "yes" needs the last checkpoint's interval below
-    the initialisation's interval and below 0; "inconclusive" with fewer than
-    `MIN_SAMPLES` samples in a split or `MIN_PER_CLASS` in a class.
+    Interval: bootstrap over samples within class where every class has `MIN_PER_CLASS`
+    samples in each split, else over classes (the per-class differences are independent
+    units), expanded for the number of units.  Null: the same statistic, same code, with the
+    train and test samples of each class shuffled (class sizes per split kept), `n_boot`
+    permutations; the bound is its 95th percentile, and at least 0.  The statistic at the
+    first checkpoint (untrained) is given beside it (`extra`), not as the null.
     """
     train_last = results_split(last, "train", "last checkpoint")
     test_last = results_split(last, "test", "last checkpoint")
@@ -214,42 +287,75 @@ def jaccard_claim(
     for a, b in ((train_first, train_last), (test_first, test_last)):
         if not np.array_equal(np.sort(a.sample_ids), np.sort(b.sample_ids)):
             raise ValueError("the first and the last checkpoint explain other samples")
-    w_train = stratified_weights(train_last.labels, n_boot, seed)
-    w_test = stratified_weights(test_last.labels, n_boot, seed + 1)
+    n = last.n
+    if n < 3:
+        return not_applicable(f"n = {n} players: no high orders to compare", direction=GREATER), {}
+    n_samples = min(train_last.n_samples, test_last.n_samples)
+    classes = np.intersect1d(train_last.labels, test_last.labels)
+
+    def per_class(train, test, w_train, w_test):
+        vectors, labels, w_a, w_b = _stacked(train, test, w_train, w_test)
+        sims = class_similarity(vectors, labels, w_a, w_b, classes, n, variant=variant)
+        return band_difference(sims, n)  # (replicates, classes)
+
     ones_train, ones_test = np.ones((1, train_last.n_samples)), np.ones((1, test_last.n_samples))
-
-    def slopes(train, test, weights_train, weights_test):
-        order_train = _align(train, train_last)
-        order_test = _align(test, test_last)
-        return slope(
-            similarity_per_order(
-                order_train, order_test, weights_train, weights_test, variant=variant
-            )
-        )
-
-    effect = float(slopes(train_last, test_last, ones_train, ones_test)[0])
-    replicates = slopes(train_last, test_last, w_train, w_test)
-    null_point = float(slopes(train_first, test_first, ones_train, ones_test)[0])
-    null = slopes(train_first, test_first, w_train, w_test)
+    d_classes = per_class(train_last, test_last, ones_train, ones_test)[0]
+    defined = np.isfinite(d_classes)
+    if not defined.any():
+        return not_applicable("no class with both order bands defined", direction=GREATER), {}
+    effect = float(d_classes[defined].mean())
+    sizes = [
+        np.unique(part.labels, return_counts=True)[1].min() for part in (train_last, test_last)
+    ]
+    if min(sizes) >= MIN_PER_CLASS:
+        resampled, units = "samples within class", int(min(sizes))
+        w_train = stratified_weights(train_last.labels, n_boot, seed)
+        w_test = stratified_weights(test_last.labels, n_boot, seed + 1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            resampled_classes = per_class(train_last, test_last, w_train, w_test)[:, defined]
+            replicates = np.nanmean(resampled_classes, axis=1)
+    else:
+        resampled, units = "classes", int(defined.sum())
+        picks = bootstrap_weights(units, n_boot, seed)
+        replicates = picks @ d_classes[defined] / units
+    # Null: train and test shuffled within class, the same statistic over the same classes.
+    vectors, labels, is_train, _ = _stacked(train_last, test_last, ones_train, ones_test)
+    w_a = within_class_permutations(labels, is_train[0] > 0, classes, n_boot, seed + 2)
+    in_classes = np.isin(labels, classes)[None, :]
+    w_b = np.where(in_classes, 1.0 - w_a, 0.0)
+    sims = class_similarity(vectors, labels, w_a, w_b, classes, n, variant=variant)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        null = np.nanmean(band_difference(sims, n)[:, defined], axis=1)
     result = claim(
         effect,
         replicates,
-        null=null_point,
+        null=float(np.nanmedian(null)),
         null_replicates=null,
-        direction=LESS,
-        n=min(train_last.n_samples, test_last.n_samples),
+        direction=GREATER,
+        n=n_samples,
         min_n=MIN_SAMPLES,
-        smallest_effect=SMALLEST_SLOPE,
-        null_kind="interval",
+        smallest_effect=SMALLEST_DIFFERENCE,
         floor=0.0,
+        units=units,
     )
-    extra = {"replicates": replicates, "null_replicates": null}
-    per_class = min(
-        int(np.min(np.unique(part.labels, return_counts=True)[1]))
-        for part in (train_last, test_last)
-    )
-    if per_class < MIN_PER_CLASS and result.verdict not in (NO, NOT_APPLICABLE):
-        reason = f"{per_class} sample(s) in a class: resampling within class cannot vary"
+    at_init = per_class(
+        _align(train_first, train_last), _align(test_first, test_last), ones_train, ones_test
+    )[0]
+    low, high = order_bands(n)
+    extra = {
+        "replicates": replicates,
+        "null_replicates": null,
+        "resampled": resampled,
+        "units": units,
+        "bands": f"orders {low[0]}–{low[-1]} vs {high[0]}–{high[-1]}",
+        "effect_at_init": float(np.nanmean(at_init)) if np.isfinite(at_init).any() else np.nan,
+    }
+    if resampled == "classes" and units < MIN_CLASSES and result.verdict not in (NO,):
+        reason = (
+            f"{units} class(es) with < {MIN_PER_CLASS} samples per split: too few units to resample"
+        )
         result = replace(result, verdict=INCONCLUSIVE, reason=reason)
     return result, extra
 

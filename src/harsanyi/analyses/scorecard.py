@@ -22,17 +22,13 @@ from harsanyi.analyses import jaccard, ood, similarity, theory, two_phase
 from harsanyi.analyses.common import by_run, check_files, read_tsv
 from harsanyi.analyses.jaccard import jaccard_claim
 from harsanyi.analyses.ood import OOD_GROUPS, ood_claim
-from harsanyi.analyses.sensitivity import (
-    SMALLEST_RHO,
-    mean_sample_rho,
-    read_tables,
-    sensitivity_claim,
-)
+from harsanyi.analyses.sensitivity import SMALLEST_RHO, read_tables, sensitivity_change_claim
 from harsanyi.analyses.similarity import shared_claims
 from harsanyi.analyses.theory import spindle_claim
 from harsanyi.analyses.two_phase import gap_claim, phase_claims, strength_cube
 from harsanyi.io import write_json, write_tsv
 from harsanyi.stats import DEFAULT_RATIO
+from harsanyi.store import FACE_ENDS
 from harsanyi.verdicts import (
     N_BOOT,
     Claim,
@@ -63,7 +59,8 @@ TRAINING_CLAIMS = tuple(
 # "Verdicts", says the same at length).
 RULES = {
     "spindle_at_init": (
-        "TV(p₀, flat) − TV(p₀, spindle) of the epoch-0 order distribution; yes if its 95 % "
+        "TV(p₀, flat) − TV(p₀, spindle) of the epoch-0 order distribution, spindle ∝ C(n,k) "
+        "(the seed's theorem; C(n,k)·2^{k/2} for i.i.d. v in the details); yes if its 95 % "
         "interval lies above 0 and the effect ≥ 0.05"
     ),
     "phase1_drop": (
@@ -76,24 +73,27 @@ RULES = {
     ),
     "phase2_near_gap": (
         "checkpoints between phase-2 start and loss-gap onset; yes if its 95 % interval lies "
-        "below the 5th percentile of two points placed at random on the same grid"
+        "below the 5th percentile of two points placed at random on the same grid; a grid of "
+        "fewer than 20 checkpoints cannot decide it for one run (seeds pooled can)"
     ),
     "jaccard_falls": (
-        "slope of Jaccard per order at the end; yes if its 95 % interval lies below 0 and "
-        "below the interval of the same slope at epoch 0, by ≥ 0.01 per order"
+        "mean Jaccard (train vs test) over orders 1..⌊n/3⌋ − mean over ⌊n/3⌋+1..n−1 at the end; "
+        "yes if its 95 % interval lies above 0 and above the 95th percentile of the same "
+        "statistic with train and test shuffled within class, by ≥ 0.05"
     ),
     "ood_high_order": (
-        "mean order flipped − normal at the end; yes if its 95 % interval lies above 0 and "
-        "above the interval of the same difference at epoch 0, by ≥ 0.1"
+        "per-sample change of mean order from epoch 0 to the end, flipped − normal; yes if its "
+        "95 % interval lies above 0 and above the 95th percentile of the same statistic with "
+        "the flipped / normal labels shuffled, by ≥ 0.1"
     ),
     "shared_interactions": (
         "coverage − order-matched random coverage at the end, mean over partners; yes if its "
         "95 % interval lies above 0 and above that of the same untrained pairs, by ≥ 0.02"
     ),
     "higher_orders_sensitive": (
-        "mean per-sample Spearman ρ(order, relative change) at the last measured checkpoint, "
-        "averaged over perturbations; yes if its 95 % interval lies above the 95th percentile "
-        "of the same statistic with each sample's changes shuffled over orders, by ≥ 0.1"
+        "per-sample Spearman ρ(order, relative change), averaged over perturbations, at the "
+        "last measured checkpoint − at the first; yes if its 95 % interval lies above the 95th "
+        "percentile of the same statistic with each sample's two checkpoints shuffled, by ≥ 0.1"
     ),
 }
 
@@ -103,7 +103,7 @@ SMALLEST_EFFECTS = {
     "phase1_drop": two_phase.SMALLEST_ORDER_CHANGE,
     "phase2_rise": two_phase.SMALLEST_ORDER_CHANGE,
     "phase2_near_gap": 0.0,
-    "jaccard_falls": jaccard.SMALLEST_SLOPE,
+    "jaccard_falls": jaccard.SMALLEST_DIFFERENCE,
     "ood_high_order": ood.SMALLEST_ORDER_DIFFERENCE,
     "shared_interactions": similarity.SMALLEST_EXCESS,
     "higher_orders_sensitive": SMALLEST_RHO,
@@ -127,6 +127,11 @@ COLUMNS = [
     "rule",
     "measured",
     "details",
+    # Claims about orders at the two ends of the optimal face ("verdict: effect [interval] vs
+    # bound"), and the verdict the canonical optimum alone would get; empty for other claims.
+    "low_end",
+    "high_end",
+    "canonical_verdict",
 ]
 
 
@@ -162,18 +167,26 @@ def run_claims(
     n_boot: int = N_BOOT,
     seed: int = 0,
     sensitivity_rows: pd.DataFrame | None = None,
+    spindle_template: str = "binomial",
 ) -> list[dict]:
     """The claims one run answers: {key, Claim fields, measured, replicates, …} per claim.
 
     `epochs`: {epoch: InteractionResults} of the run; `onset`: its loss-gap onset epoch;
     `sensitivity_rows`: the run's sensitivity rows (`analyses.sensitivity.read_tables`), or
-    None when the study measured none.
+    None when the study measured none; `spindle_template`: the spindle the claim tests
+    ("binomial", the seed's theorem, or the alternative "iid_v", `theory.SPINDLE_TEMPLATES`).
     """
     epochs = dict(sorted(epochs.items()))
     first, last = epochs[min(epochs)], epochs[max(epochs)]
     entries = []
-    result, extra = spindle_claim(first, ratio=ratio, n_boot=n_boot, seed=seed)
-    entries.append(_entry("spindle_at_init", result, extra, _interval_text(result)))
+    result, extra = spindle_claim(
+        first, ratio=ratio, n_boot=n_boot, seed=seed, template=spindle_template
+    )
+    others = [k[len("effect_") :] for k in extra if k.startswith("effect_")]
+    details = f"spindle {spindle_template}" + "".join(
+        f"; with the {o} template: {extra[f'effect_{o}']:.2f}" for o in others
+    )
+    entries.append(_entry("spindle_at_init", result, extra, _interval_text(result), details))
     cube = strength_cube(epochs, ratio=ratio)
     for key, (result, extra) in phase_claims(cube, n_boot=n_boot, seed=seed).items():
         entries.append(_entry(key, result, extra, _interval_text(result)))
@@ -181,11 +194,22 @@ def run_claims(
     details = "" if onset is None else f"loss-gap onset at epoch {onset}"
     entries.append(_entry("phase2_near_gap", result, extra, _interval_text(result, 1), details))
     result, extra = jaccard_claim(first, last, variant=variant, n_boot=n_boot, seed=seed)
-    entries.append(_entry("jaccard_falls", result, extra, _interval_text(result, 3)))
+    details = ""
+    if extra:
+        details = (
+            f"{extra['bands']}; resampled: {extra['resampled']} ({extra['units']}); "
+            f"at epoch {min(epochs)}: {extra['effect_at_init']:.3f}"
+        )
+    entries.append(_entry("jaccard_falls", result, extra, _interval_text(result, 3), details))
     has_flipped = (np.asarray(last.split).astype(str) == OOD_GROUPS["flipped"]).any()
     if has_flipped:
         result, extra = ood_claim(first, last, ratio=ratio, n_boot=n_boot, seed=seed)
         text, details = _interval_text(result), extra.get("power", "")
+        if extra:
+            details = (
+                f"mean order change flipped {extra['change_flipped']:.2f}, normal "
+                f"{extra['change_normal']:.2f}; {details}"
+            )
     else:
         result, extra = not_applicable("no flipped samples (clean run)"), {}
         text, details = result.reason, ""
@@ -193,19 +217,94 @@ def run_claims(
     if sensitivity_rows is None or sensitivity_rows.empty:
         result, extra = not_applicable("sensitivity not measured (config sensitivity.enabled)"), {}
         text, details = result.reason, ""
+    elif sensitivity_rows.epoch.nunique() < 2:
+        at = int(sensitivity_rows.epoch.max())
+        reason = f"one measured checkpoint (epoch {at}): no change from initialisation"
+        result, extra = not_applicable(reason), {}
+        text, details = result.reason, ""
     else:
-        at, first = int(sensitivity_rows.epoch.max()), int(sensitivity_rows.epoch.min())
-        last = sensitivity_rows[sensitivity_rows.epoch == at]
-        result, extra = sensitivity_claim(last, n_boot=n_boot, seed=seed)
+        at, start = int(sensitivity_rows.epoch.max()), int(sensitivity_rows.epoch.min())
+        result, extra = sensitivity_change_claim(
+            sensitivity_rows[sensitivity_rows.epoch == start],
+            sensitivity_rows[sensitivity_rows.epoch == at],
+            n_boot=n_boot,
+            seed=seed,
+        )
         text = _interval_text(result)
         names = ", ".join(extra.get("perturbations", []))
-        details = f"epoch {at}; perturbations {names}" if names else f"epoch {at}"
-        if first != at:
-            # The same statistic before training says whether the trend is learned at all.
-            start = sensitivity_rows[sensitivity_rows.epoch == first]
-            before = mean_sample_rho(start)
-            details += f"; at epoch {first}: mean ρ = {before:.2f}"
+        details = f"epoch {at} − epoch {start}"
+        if names:
+            details += f"; perturbations {names}"
+        if extra:
+            details += (
+                f"; at epoch {at}: mean ρ = {extra['rho_last']:.2f}"
+                f"; at epoch {start}: mean ρ = {extra['rho_first']:.2f}"
+            )
     entries.append(_entry("higher_orders_sensitive", result, extra, text, details))
+    return entries
+
+
+# Claims about orders: measured again at both ends of the optimal face (harsanyi.face), and
+# "yes" or "no" only where both ends agree.  The others do not depend on which optimum is
+# stored in the same way (shared interactions compares salient sets; sensitivity has its own
+# decompositions of perturbed inputs) and are scored on the canonical optimum alone.
+ORDER_CLAIMS = (
+    "spindle_at_init",
+    "phase1_drop",
+    "phase2_rise",
+    "phase2_near_gap",
+    "jaccard_falls",
+    "ood_high_order",
+)
+DEPENDS = "depends on the decomposition"
+VERDICTS = ("yes", "no", DEPENDS, "inconclusive", "n/a")
+END_FIELDS = ("effect", "low", "high", "null", "bound", "verdict", "reason")
+
+
+def both_ends(low: Mapping, high: Mapping) -> tuple[str, str]:
+    """(verdict, reason) of a claim measured at the low and the high end of the optimal face:
+    the ends' verdict where they agree, "depends on the decomposition" where they do not."""
+    if low["verdict"] == high["verdict"]:
+        return low["verdict"], f"both ends of the optimal face: {low['reason']}"
+    return DEPENDS, (
+        f"low end {low['verdict']} ({low['reason']}); high end {high['verdict']} ({high['reason']})"
+    )
+
+
+def claims_at_both_ends(epochs: Mapping[int, object], onset: int | None, **options) -> list[dict]:
+    """`run_claims` on the stored (canonical) optimum and, where every file holds the optimal
+    face, again at its low and high ends: each claim of `ORDER_CLAIMS` then carries `ends`
+    ({"low" | "high": its effect, interval, null bound, verdict, reason and replicates}) and
+    the verdict of `both_ends`; the canonical verdict stays in `canonical_verdict`."""
+    entries = run_claims(epochs, onset, **options)
+    if not all(r.has_face for r in epochs.values()):
+        for entry in entries:
+            if entry["key"] in ORDER_CLAIMS:
+                entry["ends"] = None
+                entry["canonical_verdict"] = entry["verdict"]
+        return entries
+    options = {**options, "sensitivity_rows": None}
+    at = {
+        end: {
+            e["key"]: e
+            for e in run_claims({k: r.at_end(end) for k, r in epochs.items()}, onset, **options)
+        }
+        for end in FACE_ENDS
+    }
+    for entry in entries:
+        if entry["key"] not in ORDER_CLAIMS:
+            continue
+        ends = {end: at[end][entry["key"]] for end in FACE_ENDS}
+        entry["ends"] = {
+            end: {
+                **{name: e.get(name) for name in END_FIELDS},
+                "replicates": e.get("replicates"),
+                "null_replicates": e.get("null_replicates"),
+            }
+            for end, e in ends.items()
+        }
+        entry["canonical_verdict"] = entry["verdict"]
+        entry["verdict"], entry["reason"] = both_ends(ends["low"], ends["high"])
     return entries
 
 
@@ -233,7 +332,7 @@ def run_step(
     rows = read_tables(sensitivity) if len(sensitivity) else None
     if rows is not None and set(rows.run) != {run}:
         raise ValueError(f"sensitivity files of runs {sorted(set(rows.run))}, not of run {run}")
-    entries = run_claims(
+    entries = claims_at_both_ends(
         epochs,
         point.get("gap_onset"),
         ratio=ratio,
@@ -254,9 +353,23 @@ def run_step(
     )
 
 
+def _end_text(end: Mapping) -> str:
+    if end.get("effect") is None or not math.isfinite(end["effect"]):
+        return str(end["verdict"])
+    return (
+        f"{end['verdict']}: {end['effect']:.2f} [{end['low']:.2f}, {end['high']:.2f}] "
+        f"vs {end['bound']:.2f}"
+    )
+
+
 def _row(run: str, entry: Mapping) -> dict:
     row = {name: entry.get(name) for name in COLUMNS}
     row.update(run=run, claim=CLAIMS[entry["key"]], rule=RULES[entry["key"]])
+    ends = entry.get("ends")
+    row.update(
+        low_end=_end_text(ends["low"]) if ends else None,
+        high_end=_end_text(ends["high"]) if ends else None,
+    )
     return row
 
 
@@ -319,6 +432,25 @@ def pooled_scorecard(
 
 
 def _pooled_entry(key: str, entries: list, n_boot: int, seed: int) -> dict:
+    """The seeds' entries of one claim pooled (`_pooled_one`), and for claims about orders
+    whose seeds all hold the optimal face, pooled again at each end and decided by both."""
+    entry = _pooled_one(key, entries, n_boot, seed)
+    present = [e for e in entries if e]
+    if key not in ORDER_CLAIMS or entry["verdict"] == "n/a":
+        return entry
+    if not present or not all(e.get("ends") for e in present):
+        return entry
+    ends = {
+        end: _pooled_one(key, [{**e, **e["ends"][end]} for e in present], n_boot, seed)
+        for end in FACE_ENDS
+    }
+    entry["ends"] = {end: {name: ends[end].get(name) for name in END_FIELDS} for end in ends}
+    entry["canonical_verdict"] = entry["verdict"]
+    entry["verdict"], entry["reason"] = both_ends(ends["low"], ends["high"])
+    return entry
+
+
+def _pooled_one(key: str, entries: list, n_boot: int, seed: int) -> dict:
     usable = [
         e
         for e in entries
@@ -414,6 +546,9 @@ README_END = "<!-- study results: end -->"
 
 
 def _cell(row) -> str:
+    ends = getattr(row, "low_end", None)
+    if isinstance(ends, str) and ends and row.verdict != "n/a":
+        return f"**{row.verdict}** (low end {row.low_end}; high end {row.high_end})"
     if row.verdict == "n/a" or not np.isfinite(row.effect):
         return row.verdict
     return f"{row.verdict}: {row.effect:.2f} [{row.low:.2f}, {row.high:.2f}] vs {row.bound:.2f}"
@@ -446,12 +581,15 @@ def readme_markdown(
         f"Written by `{command}` from the study `{study}`; every number below comes from",
         "`scorecard.tsv` / `scorecard_seeds.tsv` of that study. Cells: verdict: effect [95 %",
         'interval] vs the null bound it must clear (rules: docs/interactions.md, "Verdicts").',
+        "Claims about orders are measured at both ends of the optimal face (the least and the",
+        "most high-order equally sparse decompositions) and get **yes** or **no** only where",
+        f"both ends agree, **{DEPENDS}** where they do not.",
         "",
         f"![two-phase dynamics of the study]({figure})",
         "",
     ]
     counts = card.verdict.value_counts()
-    summary = ", ".join(f"{counts.get(v, 0)} {v}" for v in ("yes", "no", "inconclusive", "n/a"))
+    summary = ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS)
     lines += [f"Scorecard, {card.run.nunique()} runs × {card.key.nunique()} claims: {summary}.", ""]
     lines += table(card, _run_label)
     details = card.details.fillna("").astype(str) if "details" in card else ""

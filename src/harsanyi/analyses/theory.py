@@ -30,7 +30,9 @@ from harsanyi.stats import (
 )
 from harsanyi.store import InteractionResults
 from harsanyi.theory import (
+    DEFAULT_SPINDLE_TEMPLATE,
     MAX_THEORY_PLAYERS,
+    SPINDLE_TEMPLATES,
     fit_sigma2,
     low_high_ratio,
     phase2_solution,
@@ -76,7 +78,9 @@ def theory_tables(
     checkpoint × order with measured, predicted and spindle (`theory.spindle_distribution`);
     fit one row per checkpoint with sigma2, distance (the fit's squared error), tv (total
     variation predicted vs measured), spindle_tv (measured vs spindle), peak_order (argmax of
-    the measured distribution) and both mean orders.
+    the measured distribution) and both mean orders.  "spindle" is the seed's template
+    ("binomial", ∝ C(n,k)); "spindle_iid_v" (orders) and "spindle_iid_v_tv" (fit) are the
+    alternative for i.i.d. v (∝ C(n,k)·2^{k/2}), named as such.
     """
 
     runs = by_run(items)
@@ -93,7 +97,8 @@ def theory_tables(
             info, n = identity(results), results.n
             train = results_split(results, "train", f"run {run}")
             measured = order_distribution(train.I_and, train.I_or, ratio=ratio)
-            spindle = spindle_distribution(n)
+            spindle = spindle_distribution(n, "binomial")
+            spindle_iid_v = spindle_distribution(n, "iid_v")
             predicted = np.full(n, np.nan)
             sigma2 = np.nan
             if theory_usable and np.nansum(measured) > 0:
@@ -108,6 +113,7 @@ def theory_tables(
                         "measured": measured[k - 1],
                         "predicted": predicted[k - 1],
                         "spindle": spindle[k - 1],
+                        "spindle_iid_v": spindle_iid_v[k - 1],
                     }
                 )
             fit_rows.append(
@@ -118,6 +124,9 @@ def theory_tables(
                     "distance": float(np.sum((predicted - measured) ** 2)),
                     "tv": total_variation(predicted, measured),
                     "spindle_tv": total_variation(spindle, measured) if has_measure else np.nan,
+                    "spindle_iid_v_tv": total_variation(spindle_iid_v, measured)
+                    if has_measure
+                    else np.nan,
                     "peak_order": int(np.nanargmax(measured)) + 1 if has_measure else np.nan,
                     "mean_order_measured": mean_order(measured) if has_measure else np.nan,
                     "mean_order_predicted": mean_order(predicted)
@@ -209,35 +218,50 @@ MIN_SAMPLES = 5
 SMALLEST_TV_GAIN = 0.05
 
 
-def spindle_statistic(strength: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def spindle_statistic(
+    strength: np.ndarray, weights: np.ndarray, *, template: str = DEFAULT_SPINDLE_TEMPLATE
+) -> np.ndarray:
     """(replicates,) TV(measured, flat) − TV(measured, spindle) of the sample-weighted pooled
-    order distribution: > 0 where the theory's spindle fits better than a flat distribution
-    over orders."""
+    order distribution: > 0 where the spindle (`theory.spindle_distribution` of `template`)
+    fits better than a flat distribution over orders."""
     n = strength.shape[1]
     pooled = weights @ strength
     total = pooled.sum(axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         p = np.where(total > 0, pooled / np.where(total > 0, total, 1.0), np.nan)
     flat = np.full(n, 1.0 / n)
-    spindle = spindle_distribution(n)
+    spindle = spindle_distribution(n, template)
     return 0.5 * np.abs(p - flat).sum(axis=1) - 0.5 * np.abs(p - spindle).sum(axis=1)
 
 
 def spindle_claim(
-    first: InteractionResults, *, ratio: float = DEFAULT_RATIO, n_boot: int = 1000, seed: int = 0
+    first: InteractionResults,
+    *,
+    ratio: float = DEFAULT_RATIO,
+    n_boot: int = 1000,
+    seed: int = 0,
+    template: str = DEFAULT_SPINDLE_TEMPLATE,
 ) -> tuple:
     """Spindle at initialisation: how much closer (total variation) the measured order
-    distribution of the training samples at the first checkpoint is to the theory's spindle
-    than to a flat distribution over orders; null value 0 (both fit equally), interval by
-    bootstrap over samples."""
+    distribution of the training samples at the first checkpoint is to the spindle than to a
+    flat distribution over orders; null value 0 (both fit equally), interval by bootstrap
+    over samples.
+
+    `template`: "binomial" (default; the seed's theorem, i.i.d. interactions: ∝ C(n,k)) or
+    "iid_v" (the alternative for i.i.d. v: ∝ C(n,k)·2^{k/2}); the other template's effect is
+    returned in `extra` ("effect_<template>") beside it.
+    """
     from harsanyi.verdicts import GREATER, bootstrap_weights, claim
 
+    if template not in SPINDLE_TEMPLATES:
+        raise ValueError(f"spindle template must be one of {SPINDLE_TEMPLATES}, got {template!r}")
     train = results_split(first, "train", "first checkpoint")
     positive, negative = order_strength_per_sample(train.I_and, train.I_or, ratio=ratio)
     strength = positive - negative
     x = strength.shape[0]
-    effect = float(spindle_statistic(strength, np.ones((1, x)))[0])
-    replicates = spindle_statistic(strength, bootstrap_weights(x, n_boot, seed))
+    ones = np.ones((1, x))
+    effect = float(spindle_statistic(strength, ones, template=template)[0])
+    replicates = spindle_statistic(strength, bootstrap_weights(x, n_boot, seed), template=template)
     null = np.zeros(1)
     result = claim(
         effect,
@@ -248,5 +272,10 @@ def spindle_claim(
         n=x,
         min_n=MIN_SAMPLES,
         smallest_effect=SMALLEST_TV_GAIN,
+        units=x,
     )
-    return result, {"replicates": replicates, "null_replicates": null}
+    extra = {"replicates": replicates, "null_replicates": null, "template": template}
+    for other in SPINDLE_TEMPLATES:
+        if other != template:
+            extra[f"effect_{other}"] = float(spindle_statistic(strength, ones, template=other)[0])
+    return result, extra

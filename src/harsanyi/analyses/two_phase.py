@@ -4,6 +4,7 @@ loss-gap onset of every run."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -49,7 +50,22 @@ ORDER_COLUMNS = [
     "mean_order",
     "samples",
     "uncertified",
+    # The same at the low and high ends of the optimal face (NaN: files without the face).
+    "positive_low",
+    "negative_low",
+    "mean_order_low",
+    "positive_high",
+    "negative_high",
+    "mean_order_high",
 ]
+FACE_ENDS = ("low", "high")
+
+
+def _strengths(part, ratio: float) -> tuple[pd.DataFrame, np.ndarray, float]:
+    strength = order_strength(part.I_and, part.I_or, ratio=ratio)
+    distribution = order_distribution(part.I_and, part.I_or, ratio=ratio)
+    m = mean_order(distribution) if np.nansum(distribution) > 0 else np.nan
+    return strength, distribution, m
 
 
 def order_strength_table(files: Iterable[str | Path], *, ratio: float = 0.05) -> pd.DataFrame:
@@ -60,10 +76,17 @@ def order_strength_table(files: Iterable[str | Path], *, ratio: float = 0.05) ->
         model = results.meta["model"]
         for split in dict.fromkeys(results.split.tolist()):
             part = results.subset(split)
-            strength = order_strength(part.I_and, part.I_or, ratio=ratio)
-            distribution = order_distribution(part.I_and, part.I_or, ratio=ratio)
-            m = mean_order(distribution) if np.nansum(distribution) > 0 else np.nan
+            strength, distribution, m = _strengths(part, ratio)
+            ends = {}
+            if part.has_face:
+                ends = {end: _strengths(part.at_end(end), ratio) for end in FACE_ENDS}
             for k in range(1, results.n + 1):
+                at_ends = {}
+                for end in FACE_ENDS:
+                    s, _, m_end = ends.get(end, (None, None, np.nan))
+                    at_ends[f"positive_{end}"] = np.nan if s is None else s.loc[k, "positive"]
+                    at_ends[f"negative_{end}"] = np.nan if s is None else s.loc[k, "negative"]
+                    at_ends[f"mean_order_{end}"] = m_end
                 rows.append(
                     {
                         "run": model["run"],
@@ -78,6 +101,7 @@ def order_strength_table(files: Iterable[str | Path], *, ratio: float = 0.05) ->
                         "mean_order": m,
                         "samples": len(part.sample_ids),
                         "uncertified": uncertified(part),
+                        **{key: float(value) for key, value in at_ends.items()},
                     }
                 )
     return pd.DataFrame(rows, columns=ORDER_COLUMNS).sort_values(["run", "epoch", "split", "order"])
@@ -274,9 +298,18 @@ def phase_claims(
             n=x,
             min_n=MIN_SAMPLES,
             smallest_effect=SMALLEST_ORDER_CHANGE,
+            units=x,
         )
         out[key] = (result, {"replicates": statistic(boot), "null_replicates": null})
     return out
+
+
+def seeds_to_decide(positions: int, level: float = LEVEL) -> int:
+    """Seeds whose mean distance can reach "yes" on a grid of `positions` checkpoints: the
+    smallest S with P(all S random distances are 0) = (1/positions)^S ≤ 1 − `level`."""
+    if positions < 2:
+        raise ValueError(f"need at least two positions, got {positions}")
+    return max(1, math.ceil(math.log(1 - level) / math.log(1 / positions) - 1e-12))
 
 
 def gap_claim(
@@ -292,8 +325,12 @@ def gap_claim(
 
     Interval: bootstrap over samples of the phase-2 start (the onset comes from the losses).
     Null: the exact distribution of |i − j| for i, j uniform on the grid; the bound is the
-    largest distance d with P(|i − j| ≤ d) ≤ 5 % (one-sided, as every bound here), and
-    "inconclusive" where even distance 0 is that likely by chance (too few checkpoints).
+    largest distance d with P(|i − j| ≤ d) ≤ 5 % (one-sided, as every bound here).  Where
+    even distance 0 is likelier than that by chance (fewer than 20 checkpoints after
+    initialisation: P = 1/positions) one run cannot decide the claim on its grid: the verdict
+    is "inconclusive" with the reason "cannot be decided on this grid", the number of seeds
+    whose pooled mean distance can decide it (`seeds_to_decide`; the pooled scorecard,
+    `scorecard_seeds.tsv`), and the replicates that pooling uses.
     """
     epochs = list(epochs)
     x = cube.shape[1]
@@ -317,6 +354,7 @@ def gap_claim(
         direction=LESS,
         n=x,
         min_n=MIN_SAMPLES,
+        units=x,
     )
     tail = 1 - LEVEL
     cdf = np.cumsum(p)
@@ -329,12 +367,15 @@ def gap_claim(
             reason="the loss gap rises from the first checkpoint examined: onset not located",
         ), extra
     if reachable.size == 0:
+        seeds = seeds_to_decide(positions)
         return replace(
             result,
             verdict=INCONCLUSIVE,
             reason=(
-                f"{positions} checkpoints: chance puts the two points together with "
-                f"probability {p[0]:.2f} > {tail:.3f}"
+                f"cannot be decided on this grid: {positions} checkpoints after initialisation, "
+                f"chance puts the two points together with probability {p[0]:.3f} > "
+                f"{tail:.2f}; needs >= {math.ceil(1 / tail)} checkpoints, or {seeds} seeds "
+                "pooled (scorecard_seeds.tsv)"
             ),
         ), extra
     bound = float(reachable[-1]) + 0.5
