@@ -123,3 +123,23 @@ def test_the_face_needs_a_certified_reference():
         face_ends(v, sparsify(v, solver="adam", iters=10))
     with pytest.raises(ValueError, match="shape"):
         face_ends(v[:1], sparsify(v, workers=1))
+
+
+def test_show_prints_the_face_of_a_results_file(tmp_path, capsys):
+    """`harsanyi show` gives the ends' mean orders from a file written with the face."""
+    from test_store import make_results
+
+    from harsanyi.cli import main
+    from harsanyi.face import face_datasets
+    from harsanyi.store import write_results
+
+    v = additive_games(4, 7, seed=8)
+    reference = sparsify(v, workers=1)
+    face = face_ends(v, reference, workers=1)
+    results = make_results(n=4, samples=7)
+    results.v, results.I_and, results.I_or = v, reference.I_and, reference.I_or
+    results.face = face_datasets(face)
+    path = write_results(tmp_path / "face.h5", results)
+    assert main(["show", str(path)]) == 0
+    low, high = np.median(face.low.mean_order), np.median(face.high.mean_order)
+    assert f"optimal face mean order (median) {low:.2f} to {high:.2f}" in capsys.readouterr().out

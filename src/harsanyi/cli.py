@@ -110,6 +110,29 @@ def _certificate_summary(results) -> dict:
     }
 
 
+def _face_summary(results) -> dict:
+    """The optimal face's two ends: their mean orders (W / L1 without ∅) and certificates."""
+    if results.face is None:
+        return {"stored": False}
+    orders = {}
+    certified = np.ones(results.n_samples, bool)
+    for end, data in results.face.items():
+        empty = np.abs(data["I_and"][:, 0]) + np.abs(data["I_or"][:, 0])
+        rest = data["l1"] - empty
+        safe = np.where(rest > 0, rest, 1.0)
+        orders[end] = np.where(rest > 0, data["weighted_order"] / safe, 0.0)
+        tol = (results.meta.get("solver") or {}).get("face", {}).get("order_gap_tol", 1e-3)
+        certified &= np.nan_to_num(data["gap"], nan=np.inf) <= tol
+    width = orders["high"] - orders["low"]
+    return {
+        "stored": True,
+        "mean_order_low_median": float(np.median(orders["low"])) if width.size else None,
+        "mean_order_high_median": float(np.median(orders["high"])) if width.size else None,
+        "width_max": float(width.max()) if width.size else None,
+        "certified": int(certified.sum()),
+    }
+
+
 def _show_data(args: argparse.Namespace):
     """(fields, per-order table, salient counts) of a results file."""
     results = read_results(args.file)
@@ -126,6 +149,7 @@ def _show_data(args: argparse.Namespace):
         "player_positions": results.player_positions is not None,
         **{key: meta[key] for key in ("model", "baseline", "output", "solver", "extra")},
         "certificate": _certificate_summary(results),
+        "face": _face_summary(results),
     }
     table, salient = {}, {}
     if present and results.n:
@@ -168,6 +192,13 @@ def cmd_show(args: argparse.Namespace) -> int:
         print("             player positions stored per sample")
     for key in ("model", "baseline", "output", "solver", "certificate", "extra"):
         print(_text_line(key, fields[key]))
+    face = fields["face"]
+    if face["stored"] and face["mean_order_low_median"] is not None:
+        print(
+            f"optimal face mean order (median) {face['mean_order_low_median']:.2f} to "
+            f"{face['mean_order_high_median']:.2f}, widest {face['width_max']:.2f}; "
+            f"{face['certified']} of {sum(fields['samples'].values())} certified"
+        )
     if frame.empty:
         return 0
     print("\nmean |I| per order (empty set left out):")
