@@ -56,5 +56,5 @@ def test_hdf5_dataset_names_and_attributes(tmp_path):
     with h5py.File(path, "r") as h5:
         for name in ["v", "I_and", "I_or", "p", "q"]:
             assert h5[name].shape == (samples, 2**n)
-        assert h5.attrs["n"] == n and h5.attrs["layout_version"] == 1
+        assert h5.attrs["n"] == n and h5.attrs["layout_version"] == 2
     np.testing.assert_array_equal(read_results(path).I_or, arrays["I_or"])
