@@ -11,7 +11,7 @@ import torch
 
 from harsanyi.extraction import extract_checkpoint
 from harsanyi.models import build_model
-from harsanyi.provenance import provenance
+from harsanyi.provenance import NUMERIC_PACKAGES, provenance
 from harsanyi.store import InteractionResults, read_manifest, read_results, write_results
 from harsanyi.train import train_from_settings
 
@@ -117,3 +117,34 @@ def test_extraction_and_training_record_provenance(tmp_path, monkeypatch):
     record = read_results(out).meta["provenance"]
     assert KEYS <= set(record) and record["slurm_array_task_id"] == "7"
     assert record["device"].startswith("cpu (")
+
+
+def test_provenance_records_every_package_that_can_change_a_number():
+    import scipy
+
+    packages = provenance("cpu")["packages"]
+    assert set(packages) == set(NUMERIC_PACKAGES)
+    assert packages["scipy"] == scipy.__version__ and packages["numpy"] == np.__version__
+    assert packages["torch"] == torch.__version__.split("+")[0]
+
+
+def test_the_lock_file_pins_what_is_installed_and_every_numeric_package():
+    """requirements.lock, written by scripts/lock.py, matches this environment: a fresh
+    install with `-c requirements.lock` gets the versions the README's numbers came from."""
+    from importlib import metadata
+
+    from packaging.utils import canonicalize_name
+
+    pins = {}
+    for line in (REPO / "requirements.lock").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[canonicalize_name(name)] = version
+    for name in NUMERIC_PACKAGES:
+        assert canonicalize_name(name) in pins, f"{name} is not pinned"
+    stale = {
+        name: (version, metadata.version(name))
+        for name, version in pins.items()
+        if metadata.version(name) != version
+    }
+    assert not stale, f"requirements.lock differs from the installed versions: {stale}"

@@ -20,6 +20,20 @@ from typing import Any
 from harsanyi import __version__
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+# Packages whose version can change a number the project writes (training, forward passes,
+# the LP solvers, data loading, the analyses); requirements.lock pins them all.
+NUMERIC_PACKAGES = (
+    "torch",
+    "torchvision",
+    "transformers",
+    "numpy",
+    "scipy",
+    "highspy",
+    "scikit-learn",
+    "pandas",
+    "h5py",
+    "captum",
+)
 SLURM_VARIABLES = {
     "slurm_job_id": "SLURM_JOB_ID",
     "slurm_array_job_id": "SLURM_ARRAY_JOB_ID",
@@ -64,6 +78,20 @@ def git_state() -> dict[str, Any]:
     return {"git_commit": commit, "git_dirty": None if status is None else bool(status)}
 
 
+@lru_cache(maxsize=1)
+def package_versions() -> dict[str, str | None]:
+    """{package: installed version} of `NUMERIC_PACKAGES` (None where one is not installed)."""
+    from importlib import metadata
+
+    versions: dict[str, str | None] = {}
+    for name in NUMERIC_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
 def device_name(device: Any = None) -> str:
     """The device as logs name it (`harsanyi.jobs.device_name`): "cpu (x86_64)" or
     "cuda:0 (<GPU name>)"; the CPU when no device is given."""
@@ -74,7 +102,8 @@ def device_name(device: Any = None) -> str:
 
 def provenance(device: Any = None, *, start: str | None = None) -> dict[str, Any]:
     """User, host, SLURM ids, device (None when not given: no model ran), software
-    versions, git commit, start and end (now)."""
+    versions (Python, torch, CUDA, and every package of `NUMERIC_PACKAGES` under
+    `packages`), git commit, start and end (now)."""
     import torch
 
     return {
@@ -87,6 +116,7 @@ def provenance(device: Any = None, *, start: str | None = None) -> dict[str, Any
         "python": platform.python_version(),
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
+        "packages": package_versions(),
         "start": start or utc_now(),
         "end": utc_now(),
     }
