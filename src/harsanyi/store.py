@@ -334,6 +334,9 @@ def _check_structure(path: Path, h5: h5py.File) -> None:
     if missing:
         raise ResultsFileError(path, f"missing datasets/attributes {missing}")
     n = int(h5.attrs["n"])
+    for name in VECTOR_DATASETS:
+        if h5[name].dtype.kind not in "fiu":
+            raise ResultsFileError(path, f"dataset {name} holds {h5[name].dtype}, not numbers")
     n_samples = h5["v"].shape[0] if h5["v"].ndim == 2 else -1
     expected = {name: (n_samples, 2**n) for name in VECTOR_DATASETS}
     expected.update({name: (n_samples,) for name in SAMPLE_DATASETS})
@@ -704,12 +707,48 @@ def _h5_layout(path: Path) -> str | None:
     return layout.decode() if isinstance(layout, bytes) else layout
 
 
-def _file_problem(path: Path) -> str | None:
+_EPOCH_FILE = re.compile(r"^epoch_(\d{4,})\.h5$")
+_EXTRACTION_DIR = re.compile(r"^x-([0-9a-f]{12})$")
+
+
+def _identity_problem(path: Path) -> str | None:
+    """A run's results file (`<run>/interactions/x-<hash>/epoch_XXXX.h5`) whose recorded run,
+    epoch or extraction settings are not those of its place: copied or renamed."""
+    epoch, extraction = _EPOCH_FILE.match(path.name), _EXTRACTION_DIR.match(path.parent.name)
+    if epoch is None or extraction is None or path.parent.parent.name != "interactions":
+        return None
+    run = path.parent.parent.parent.name
+    with _open_h5(path, "r") as h5:
+        model = json.loads(h5.attrs["model"]) or {}
+        extra = json.loads(h5.attrs["extra"]) or {}
+    found = []
+    if isinstance(model, dict) and model.get("run") != run:
+        found.append(f"run {model.get('run')!r}")
+    if isinstance(model, dict) and model.get("epoch") != int(epoch.group(1)):
+        found.append(f"epoch {model.get('epoch')!r}")
+    settings = extra.get("extraction") if isinstance(extra, dict) else None
+    if isinstance(settings, dict) and _settings_hash(settings) != extraction.group(1):
+        found.append(f"extraction settings of x-{_settings_hash(settings)}")
+    if not found:
+        return None
+    return (
+        f"{path}: the file records {', '.join(found)}, not those of its place (run {run}, "
+        f"{path.parent.name}, epoch {int(epoch.group(1))}): copied or renamed?"
+    )
+
+
+def _file_problem(path: Path, root: Path | None = None) -> str | None:
     """What is wrong with one file of a results root (None: nothing found)."""
     from harsanyi.models import CheckpointError, read_checkpoint  # imports torch: slow
 
     if is_temp_file(path):
         return f"{path}: leftover temporary file of an interrupted write"
+    if path.is_symlink():
+        target = path.resolve()
+        if root is not None and not target.is_relative_to(root.resolve()):
+            return f"{path}: symbolic link out of the store (to {target}); not read"
+    if not path.is_file():  # a FIFO, socket or device would block or mean nothing here
+        return f"{path}: not a regular file; not read"
     suffix = path.suffix
     try:
         if suffix == ".h5":
@@ -722,6 +761,7 @@ def _file_problem(path: Path) -> str | None:
                     return str(exc)
             else:
                 verify_results(path)
+                return _identity_problem(path)
         elif suffix == ".pt":
             read_checkpoint(path)
         elif suffix == ".json":
@@ -754,6 +794,10 @@ def _run_content_problems(run_dir: Path) -> list[str]:
         return []  # reported by _manifest_problems
     problems = []
     epochs = settings.get("checkpoint_epochs")
+    if isinstance(epochs, list) and not all(
+        isinstance(e, int) and not isinstance(e, bool) and 0 <= e < 10**8 for e in epochs
+    ):
+        return [f"{run_dir / RUN_MANIFEST}: checkpoint_epochs holds other than epoch numbers"]
     if isinstance(epochs, list):
         missing = [
             e for e in epochs if not (run_dir / "checkpoints" / f"epoch_{e:04d}.pt").is_file()
@@ -762,7 +806,7 @@ def _run_content_problems(run_dir: Path) -> list[str]:
             problems.append(f"{run_dir / 'checkpoints'}: missing checkpoints of epochs {missing}")
     trained = (settings.get("training") or {}).get("epochs")
     metrics = run_dir / "metrics.tsv"
-    if isinstance(trained, int):
+    if isinstance(trained, int) and not isinstance(trained, bool):
         if not metrics.is_file():
             problems.append(f"{metrics}: missing")
         elif _tsv_problem(metrics) is None:
@@ -800,8 +844,10 @@ def verify_store(root: str | os.PathLike[str]) -> list[str]:
     Every file kind the workflow lays down is read back: results files, checkpoints
     (weights-only), run manifests against their hashes, sample manifests and other JSON,
     tables (complete lines, one column count), figures (complete PNG/PDF), metrics.tsv and
-    checkpoints against run.json; leftover temporary files and resume states are problems.
-    Job logs and benchmarks are not checked.
+    checkpoints against run.json, results files' recorded run, epoch and extraction against
+    their place; leftover temporary files, resume states, links out of the store and files
+    that are not regular files (FIFOs, sockets: never opened) are problems.  A malformed file
+    is reported with its path and the check goes on.  Job logs and benchmarks are not checked.
     """
     root = Path(root)
     try:
@@ -810,8 +856,11 @@ def verify_store(root: str | os.PathLike[str]) -> list[str]:
         return [str(exc)]
     problems = []
     for run_dir in runs:
-        problems += _manifest_problems(run_dir)
-        problems += _run_content_problems(run_dir)
+        for check in (_manifest_problems, _run_content_problems):
+            try:
+                problems += check(run_dir)
+            except Exception as exc:  # a crafted manifest must not stop the other runs' checks
+                problems.append(f"{run_dir / RUN_MANIFEST}: {type(exc).__name__}: {exc}")
     problems += [
         f"{path}: resume state of an interrupted (or running) training; rerun the study to "
         "finish it, or remove it with `harsanyi store gc --apply`"
@@ -821,7 +870,10 @@ def verify_store(root: str | os.PathLike[str]) -> list[str]:
     for path in _store_files(root):
         if path in manifests:
             continue
-        problem = _file_problem(path)
+        try:
+            problem = _file_problem(path, root)
+        except Exception as exc:  # any file, however malformed, is one problem, not the end
+            problem = f"{path}: unreadable ({type(exc).__name__}: {exc})"
         if problem is not None:
             problems.append(problem)
     return problems
