@@ -76,7 +76,7 @@ SOLVERS = {
     "exact (simplex)": {"solver": "exact", "lp_method": "highs-ds"},
     "lp": {"solver": "lp"},
     "adam (2000 it.)": {"solver": "adam", "iters": 2000},
-    "sgd (5000 it.)": {"solver": "sgd"},
+    "sgd (defaults)": {"solver": "sgd"},
 }
 
 

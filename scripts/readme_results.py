@@ -11,8 +11,9 @@ import shutil
 import sys
 from pathlib import Path
 
+from harsanyi.analyses import variants
 from harsanyi.analyses.common import read_tsv
-from harsanyi.analyses.scorecard import readme_markdown, splice_readme
+from harsanyi.analyses.scorecard import README_END, readme_markdown, splice_readme
 from harsanyi.io import write_text
 
 COMMAND = (
@@ -32,6 +33,9 @@ if "snakemake" in globals():
         figure=README_FIGURE,
         command=COMMAND,
     )
+    for table in snakemake.input.variants:  # noqa: F821 (the decomposition variants, if any)
+        part = variants.readme_markdown(read_tsv(table), snakemake.params.variant_settings)  # noqa: F821
+        section = variants.with_readme_part(section, part, README_END)
     write_text(section, snakemake.output.section)  # noqa: F821
     shutil.copyfile(snakemake.input.figure, snakemake.output.figure)  # noqa: F821
 elif __name__ == "__main__":

@@ -193,7 +193,8 @@ def test_resolve_fills_the_defaults_without_the_schema():
     study = resolve(
         {"datasets": {"digits": {"architectures": ["mlp"], "players": {"grid": [4, 4]}}}}
     )
-    assert study.extraction == EXTRACTION_DEFAULTS
+    # face_ends: None resolves to whether the solver is certified (exact, the default, is)
+    assert study.extraction == {**EXTRACTION_DEFAULTS, "face_ends": True}
     assert study.analysis == ANALYSIS_DEFAULTS
     assert study.sensitivity == SENSITIVITY_DEFAULTS and study.joint == JOINT_DEFAULTS
     assert study.name == "default" and study.device == "auto"
@@ -260,6 +261,12 @@ def test_without_a_configfile_the_embedded_default_runs():
     assert len(groups) == 2  # digits lenet + mlp, without and with label noise
     assert jobs["joint_extract"] == sum(len(study.joint_epochs(r)) for r in groups.values())
     assert jobs["sensitivity_study"] == jobs["joint_study"] == 1
+    # every claim also under the published procedure and at qthres 0, from the stored games
+    assert set(study.variants) == {"published", "qthres0"}
+    checkpoints = sum(len(run.epochs) for run in study.runs)
+    assert jobs["extract"] == checkpoints
+    assert jobs["redecompose"] == len(study.variants) * checkpoints
+    assert jobs["variant_scorecard"] == len(study.variants) and jobs["variants_study"] == 1
 
 
 def test_analysis_settings_name_the_paths_of_what_they_determine(tmp_path):

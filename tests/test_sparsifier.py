@@ -253,9 +253,68 @@ def test_a_solver_that_ends_above_its_start_is_counted_not_replaced():
     v = rng.normal(size=(16, 2**8)).cumsum(axis=1)
     # Too large a step for too few iterations overshoots.
     result = sp.sparsify(v, solver="adam", lr=50.0, iters=3)
-    above = result.l1_final > result.l1_start
+    above = result.l1_final >= result.l1_start
+    np.testing.assert_array_equal(result.above_start, above)
     assert above.sum() == result.settings["above_start"] > 0
     assert np.all(np.any(result.p[above] != 0, axis=1))  # returned as solved, not reset
+
+
+def test_exact_solvers_never_flag_a_sample_above_its_start():
+    constant = np.full((1, 16), 3.0)  # p = q = 0 is optimal: L1 ends at its start
+    games = np.concatenate([constant, np.random.default_rng(8).normal(size=(2, 16))])
+    for solver in ("exact", "lp"):
+        result = sp.sparsify(games, solver=solver)
+        assert result.l1_final[0] == pytest.approx(result.l1_start[0])
+        assert not result.above_start.any() and result.settings["above_start"] == 0
+
+
+@pytest.fixture(scope="module")
+def sgd_games():
+    """Planted games and the games of a digits MLP at initialisation and trained (n = 6,
+    pixel players; the kinds benchmarks/bench_sgd.py measures), 6 of each."""
+    from sklearn.datasets import load_digits
+
+    from harsanyi.games import TabularMasker, game_values
+
+    digits = load_digits()
+    x = torch.tensor(digits.data / 16.0, dtype=torch.float32)
+    y = torch.tensor(digits.target)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
+    masker = TabularMasker([18, 19, 20, 21, 26, 27])
+    untrained = game_values(model, masker, x[:6], y[:6]).numpy()
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(200):
+        optimiser.zero_grad()
+        torch.nn.functional.cross_entropy(model(x[200:]), y[200:]).backward()
+        optimiser.step()
+    trained = game_values(model, masker, x[:6], y[:6]).numpy()
+    planted, _ = planted_batch(6, 8, 8, samples=6, seed=12)
+    return {"planted": planted, "untrained net": untrained, "trained net": trained}
+
+
+def test_sgd_defaults_end_below_their_start_on_planted_and_network_games(sgd_games):
+    games = np.concatenate(list(sgd_games.values()))
+    result = sp.sparsify(games, solver="sgd")
+    assert result.settings["lr"] == sp.default_lr("sgd", 6)
+    assert result.settings["iters"] == sp.DEFAULT_ITERS["sgd"]
+    assert not result.above_start.any(), result.l1_final / result.l1_start
+    assert (result.l1_final < result.l1_start).all() and result.settings["above_start"] == 0
+    optimum = sp.sparsify(games, solver="lp").l1_final
+    assert (result.l1_final <= 1.25 * optimum).all()
+
+
+def test_ten_times_the_default_sgd_lr_ends_above_the_start(sgd_games):
+    """The test above can fail: at 10× the default learning rate (the old default's order of
+    magnitude) the reference solver ends at or above its start on network games."""
+    games = np.concatenate([sgd_games["untrained net"], sgd_games["trained net"]])
+    result = sp.sparsify(games, solver="sgd", lr=10 * sp.default_lr("sgd", 6))
+    assert result.above_start.any() and result.settings["above_start"] > 0
+
+
+def test_sgd_default_lr_shrinks_like_4_to_the_minus_n():
+    assert sp.default_lr("sgd", 8) == pytest.approx(sp.default_lr("sgd", 6) / 16)
+    assert sp.default_lr("sgd", 10) == pytest.approx(sp.DEFAULT_SGD_LR_TIMES_4N / 4**10)
 
 
 def test_lp_workers_solve_samples_side_by_side_with_identical_answers():

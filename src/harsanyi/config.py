@@ -19,9 +19,9 @@ from typing import Any
 from harsanyi.analyses.common import shown_epochs
 from harsanyi.data import DATASETS
 from harsanyi.io import settings_hash
-from harsanyi.models import architectures_for
+from harsanyi.models import ARCHITECTURES, architectures_for
 from harsanyi.players import PlayerRequestError, players_for_input
-from harsanyi.sparsifier import CANONICAL_VERSION, SOLVERS
+from harsanyi.sparsifier import CANONICAL_VERSION, CERTIFIED_SOLVERS, SGD_VERSION, SOLVERS
 from harsanyi.store import run_dirname
 from harsanyi.train import checkpoint_schedule
 
@@ -67,6 +67,10 @@ EXTRACTION_DEFAULTS: dict[str, Any] = {
     "lr": None,
     "normalize": True,
     "memory_budget_mb": 1024,
+    # Both ends of the optimal face beside the canonical optimum (harsanyi.face): every claim
+    # about orders is scored at both; needs a certified solver.  None: true for the certified
+    # solvers, false for the others.
+    "face_ends": None,
 }
 ANALYSIS_DEFAULTS: dict[str, Any] = {
     "salient_ratio": 0.05,
@@ -74,7 +78,14 @@ ANALYSIS_DEFAULTS: dict[str, Any] = {
     "jaccard_variant": "average_then_split",
     "gap_fraction": 0.1,
     "bootstrap": 1000,
+    # Decomposition variants: the stored games decomposed again under other settings (no new
+    # forward passes) and every per-run claim scored on them beside the main extraction.
+    "variants": [],
 }
+# The extraction keys a decomposition variant (`analysis.variants`) may change.
+VARIANT_KEYS = ("solver", "qthres", "lr", "iters", "normalize")
+# Names a variant cannot take: scorecard_<name>.tsv would be another table of the study.
+RESERVED_VARIANT_NAMES = ("main", "seeds", "variants")
 # Sensitivity of interactions to input perturbations, per checkpoint (harsanyi.sensitivity):
 # `checkpoints` of each run spread over training, the first `samples_per_split` train and
 # test samples of the manifest.  Off unless the config turns it on.
@@ -183,15 +194,45 @@ class Study:
             "version": EXTRACT_VERSION,
             "selection": plan.selection_id,
             "baseline": baseline,
-            **self.extraction,
+            **{key: value for key, value in self.extraction.items() if key != "face_ends"},
         }
+        if self.extraction["face_ends"]:
+            # files with the face's ends; extractions without them keep their ids
+            settings["face_ends"] = True
         if self.extraction["solver"] == "exact":
             # its answer depends on the tie-break's version; other solvers keep their ids
             settings["canonical_version"] = CANONICAL_VERSION
-        return settings
+        return _solver_version(settings)
 
     def extraction_id(self, run: Run) -> str:
         return f"x-{settings_hash(self.extraction_settings(run.dataset, run.arch))}"
+
+    @property
+    def variants(self) -> dict[str, dict]:
+        """The decomposition variants (`analysis.variants`) by name, without the name."""
+        return {
+            entry["name"]: {key: entry[key] for key in VARIANT_KEYS if key in entry}
+            for entry in self.analysis["variants"]
+        }
+
+    def variant_settings(self, run: Run, name: str) -> dict:
+        """The extraction settings of variant `name` of `run`: the run's own with the
+        variant's decomposition settings; the ends of the optimal face where the study stores
+        them and the variant's solver is certified (its claims about orders are then scored
+        at both ends too)."""
+        settings = self.extraction_settings(run.dataset, run.arch)
+        for key in ("face_ends", "canonical_version", "sgd_version"):
+            settings.pop(key, None)
+        settings.update(self.variants[name])
+        if self.extraction["face_ends"] and settings["solver"] in CERTIFIED_SOLVERS:
+            settings["face_ends"] = True
+        if settings["solver"] == "exact":
+            settings["canonical_version"] = CANONICAL_VERSION
+        return _solver_version(settings)
+
+    def variant_id(self, run: Run, name: str) -> str:
+        """`x-<hash>` of variant `name` of `run`: its results files' own extraction id."""
+        return f"x-{settings_hash(self.variant_settings(run, name))}"
 
     @property
     def study_id(self) -> str:
@@ -206,6 +247,8 @@ class Study:
         figures inside its study directory, so other settings never overwrite them.  The
         sensitivity and joint settings count once enabled (a study without them keeps its id)."""
         settings = dict(self.analysis)
+        if not settings.get("variants"):
+            settings.pop("variants", None)  # a study without variants keeps its id
         for name in ("sensitivity", "joint"):
             if getattr(self, name)["enabled"]:
                 settings[name] = getattr(self, name)
@@ -277,6 +320,12 @@ def resolve(config: dict, *, check_data: bool = True) -> Study:
         if check_data and root is not None and not Path(root).exists():
             raise ConfigError(f"datasets.{name}.root: data root {root!r} does not exist")
         for arch in entry["architectures"]:
+            if arch not in ARCHITECTURES:
+                raise ConfigError(
+                    f"datasets.{name}.architectures: {arch!r} is an unknown architecture; "
+                    f"known: {sorted(ARCHITECTURES)} (for {kind} inputs: "
+                    f"{architectures_for(kind)})"
+                )
             if arch not in architectures_for(kind):
                 raise ConfigError(
                     f"datasets.{name}.architectures: {arch!r} does not take {kind} inputs; "
@@ -319,6 +368,13 @@ def resolve(config: dict, *, check_data: bool = True) -> Study:
         )
         datasets[name] = plan
         training = _merge(base_training, entry.get("training"))
+        if not training.get("mask_players"):
+            training.pop("mask_players", None)  # unmasked runs keep their hashes
+        elif kind == "image":
+            raise ConfigError(
+                f"datasets.{name}: training.mask_players = {training['mask_players']} is for "
+                f"text and tabular datasets, not the image dataset {name!r}"
+            )
         schedule = checkpoint_schedule(training["epochs"], **training["checkpoints"])
         for arch in entry["architectures"]:
             for seed in config["seeds"]:
@@ -351,7 +407,16 @@ def resolve(config: dict, *, check_data: bool = True) -> Study:
     )
     _check_extraction(study)
     _check_sensitivity(study)
+    _check_variants(study)
     return study
+
+
+def _solver_version(settings: dict) -> dict:
+    """`settings` with the version of the `sgd` defaults where they decide the answer (lr or
+    iters left to the solver), so that results of the old defaults keep their own ids."""
+    if settings["solver"] == "sgd" and (settings["lr"] is None or settings["iters"] is None):
+        settings["sgd_version"] = SGD_VERSION
+    return settings
 
 
 # Arrays of (samples × 2^n) float64 an extraction holds at its peak: v and its normalised
@@ -359,8 +424,9 @@ def resolve(config: dict, *, check_data: bool = True) -> Study:
 EXTRACTION_ARRAYS = 12
 # Python, torch and the model, beside those arrays and the chunk of masked inputs.
 PROCESS_OVERHEAD_MB = 512
-# Results-file arrays of (samples × 2^n) float64: v, I_and, I_or, p, q (before compression).
-RESULTS_ARRAYS = 5
+# Results-file arrays of (samples × 2^n) float64: v, I_and, I_or, p, q, and I_and, I_or, p, q of
+# each end of the optimal face (before compression).
+RESULTS_ARRAYS = 13
 
 
 @dataclass(frozen=True)
@@ -429,6 +495,16 @@ def _check_extraction(study: Study) -> None:
     solver = study.extraction["solver"]
     if solver not in SOLVERS:
         raise ConfigError(f"extraction.solver: unknown solver {solver!r}; known: {sorted(SOLVERS)}")
+    face = study.extraction["face_ends"]
+    if face is None:
+        face = study.extraction["face_ends"] = solver in CERTIFIED_SOLVERS
+    if not isinstance(face, bool):
+        raise ConfigError(f"extraction.face_ends: must be true or false, got {face!r}")
+    if face and solver not in CERTIFIED_SOLVERS:
+        raise ConfigError(
+            f"extraction.face_ends: the ends of the optimal face need a certified solver "
+            f"({', '.join(CERTIFIED_SOLVERS)}), not {solver!r}; set face_ends: false"
+        )
     budget = study.extraction["memory_budget_mb"]
     for plan in study.datasets.values():
         estimate = extraction_estimate(plan, study.extraction)
@@ -437,6 +513,43 @@ def _check_extraction(study: Study) -> None:
                 f"extraction.memory_budget_mb = {budget} cannot hold one masked input of "
                 f"{plan.name!r} ({estimate.input_bytes:,} bytes)"
             )
+
+
+def _check_variants(study: Study) -> None:
+    """ConfigError naming `analysis.variants[i]` for a variant that cannot run or repeats."""
+    seen: dict[str, str] = {}
+    main = {key: study.extraction[key] for key in VARIANT_KEYS}
+    for index, entry in enumerate(study.analysis["variants"]):
+        where = f"analysis.variants[{index}]"
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise ConfigError(f"{where}: a variant is a mapping with a name, got {entry!r}")
+        name = entry["name"]
+        if name in RESERVED_VARIANT_NAMES:
+            raise ConfigError(f"{where}.name: {name!r} is reserved; use another name")
+        if name in seen:
+            raise ConfigError(f"{where}.name: {name!r} names two variants")
+        unknown = sorted(set(entry) - {"name", *VARIANT_KEYS})
+        if unknown:
+            raise ConfigError(f"{where}: unknown keys {unknown}; a variant sets {VARIANT_KEYS}")
+        solver = entry.get("solver", main["solver"])
+        if solver not in SOLVERS:
+            raise ConfigError(
+                f"{where}.solver: unknown solver {solver!r}; known: {sorted(SOLVERS)}"
+            )
+        qthres = entry.get("qthres", main["qthres"])
+        if not (isinstance(qthres, (int, float)) and math.isfinite(qthres) and qthres >= 0):
+            raise ConfigError(f"{where}.qthres: must be a finite number >= 0, got {qthres!r}")
+        settings = {**main, **{key: entry[key] for key in VARIANT_KEYS if key in entry}}
+        if settings == main:
+            raise ConfigError(
+                f"{where} ({name!r}): the same decomposition settings as `extraction`; a "
+                "variant must change at least one of " + ", ".join(VARIANT_KEYS)
+            )
+        key = repr(sorted(settings.items()))
+        if key in seen.values():
+            other = next(n for n, k in seen.items() if k == key)
+            raise ConfigError(f"{where} ({name!r}): the same settings as variant {other!r}")
+        seen[name] = key
 
 
 def _check_sensitivity(study: Study) -> None:

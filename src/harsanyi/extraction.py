@@ -21,6 +21,7 @@ import torch
 from harsanyi import __version__
 from harsanyi.config import EXTRACTION_DEFAULTS, DatasetPlan, resolve
 from harsanyi.data import flip_labels, flip_order, load_configured
+from harsanyi.face import face_datasets, face_ends
 from harsanyi.games import (
     FeatureMapMasker,
     ImageMasker,
@@ -40,8 +41,8 @@ from harsanyi.players import (
     players_for_input,
 )
 from harsanyi.provenance import provenance, utc_now
-from harsanyi.sparsifier import sparsify
-from harsanyi.store import InteractionResults, checkpoint_identity, write_results
+from harsanyi.sparsifier import SparsifyResult, sparsify
+from harsanyi.store import InteractionResults, checkpoint_identity, read_results, write_results
 
 log = logging.getLogger(__name__)
 
@@ -261,6 +262,11 @@ def extract(
         normalize=extraction["normalize"],
         progress=progress,
     )
+    face = None
+    if extraction["face_ends"]:
+        log.info("%s: both ends of the optimal face of %d samples", run, len(v))
+        face = face_ends(v, decomposition, progress=progress)
+        decomposition.settings["face"] = face.settings
     identity = checkpoint_identity(
         checkpoint, arch=settings["arch"], run=run, epoch=epoch, dataset=settings["dataset"]
     )
@@ -285,6 +291,7 @@ def extract(
                 "extraction": extraction,
                 "l1_start": decomposition.l1_start.tolist(),
                 "l1_final": decomposition.l1_final.tolist(),
+                "above_start": decomposition.above_start.tolist(),
             },
         },
         player_positions=torch.cat(positions_all).numpy() if positions_all else None,
@@ -292,7 +299,25 @@ def extract(
         lower_bound=decomposition.lower_bound,
         gap=decomposition.gap,
         certified=decomposition.certified,
+        face=None if face is None else face_datasets(face),
     )
+    if face is not None and not face.certified.all():
+        log.warning(
+            "%s: %d of %d samples have an end of the optimal face further than %.2g orders "
+            "from its proven bound (datasets face_low/gap, face_high/gap)",
+            run,
+            int((~face.certified).sum()),
+            len(v),
+            face.settings["order_gap_tol"],
+        )
+    _warn_unproven(run, decomposition)
+    return write_results(out, results)
+
+
+def _warn_unproven(run: str, decomposition: SparsifyResult) -> None:
+    """Log a warning naming how many samples have no certificate, and how many an iterative
+    solver left at or above their starting L1 (both are kept and flagged, never dropped)."""
+    count = len(decomposition.l1_final)
     uncertified = int((~decomposition.certified).sum())
     if uncertified:
         log.warning(
@@ -300,10 +325,100 @@ def extract(
             "flagged in the file's `certified` dataset",
             run,
             uncertified,
-            len(v),
+            count,
             decomposition.settings["gap_tol"],
             decomposition.solver,
         )
+    above = int(decomposition.above_start.sum())
+    if above:
+        log.warning(
+            "%s: %d of %d samples ended at or above their starting L1 (p = q = 0) under solver "
+            "%s (lr %s, %s iterations): not converged; flagged in the file's "
+            "extra.above_start",
+            run,
+            above,
+            count,
+            decomposition.solver,
+            decomposition.settings["lr"],
+            decomposition.settings["iters"],
+        )
+
+
+def redecompose(
+    source: str | Path, out: str | Path, extraction: dict, *, progress: bool = False
+) -> Path:
+    """The games (v) stored in the results file `source` decomposed again under the
+    decomposition settings of `extraction` (solver, qthres, lr, iters, normalize: the
+    extraction settings of a decomposition variant, `config.Study.variant_settings`), as a
+    results file of its own at `out`: no forward pass, the same samples, players, baseline,
+    output and model; `extra.redecomposed_from` names the source and its solver."""
+    missing = [
+        key for key in ("solver", "qthres", "lr", "iters", "normalize") if key not in extraction
+    ]
+    if missing:
+        raise ValueError(f"redecompose: extraction settings lack {missing}")
+    start = utc_now()
+    stored = read_results(source)
+    run = str(stored.meta["model"].get("run", Path(source).parent.parent.parent.name))
+    log.info(
+        "%s: sparse AND-OR decomposition of the %d games stored in %s (%s, qthres %g)",
+        run,
+        stored.n_samples,
+        source,
+        extraction["solver"],
+        extraction["qthres"],
+    )
+    decomposition = sparsify(
+        stored.v,
+        qthres=extraction["qthres"],
+        lr=extraction["lr"],
+        iters=extraction["iters"],
+        solver=extraction["solver"],
+        normalize=extraction["normalize"],
+        progress=progress,
+    )
+    face = None
+    if extraction.get("face_ends"):
+        log.info("%s: both ends of the optimal face of %d samples", run, stored.n_samples)
+        face = face_ends(stored.v, decomposition, progress=progress)
+        decomposition.settings["face"] = face.settings
+    results = InteractionResults(
+        v=stored.v,
+        I_and=decomposition.I_and,
+        I_or=decomposition.I_or,
+        p=decomposition.p,
+        q=decomposition.q,
+        sample_ids=stored.sample_ids,
+        labels=stored.labels,
+        split=np.asarray(stored.split).astype(str),
+        n=stored.n,
+        meta={
+            "players": stored.meta["players"],
+            "baseline": stored.meta["baseline"],
+            "output": stored.meta["output"],
+            "solver": {"name": decomposition.solver, **decomposition.settings},
+            "model": stored.meta["model"],
+            "provenance": provenance(None, start=start),  # no model ran
+            "extra": {
+                "extraction": extraction,
+                "l1_start": decomposition.l1_start.tolist(),
+                "l1_final": decomposition.l1_final.tolist(),
+                "above_start": decomposition.above_start.tolist(),
+                "redecomposed_from": {
+                    "path": str(source),
+                    "solver": stored.meta["solver"],
+                    "extraction": (stored.meta.get("extra") or {}).get("extraction"),
+                },
+            },
+        },
+        player_positions=stored.player_positions,
+        l1=decomposition.l1_final,
+        lower_bound=decomposition.lower_bound,
+        gap=decomposition.gap,
+        certified=decomposition.certified,
+        face=None if face is None else face_datasets(face),
+    )
+    _warn_unproven(run, decomposition)
     return write_results(out, results)
 
 

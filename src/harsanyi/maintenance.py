@@ -40,7 +40,13 @@ def study_record(study: Any, run_analysis_ids: dict[str, str]) -> dict:
         "run_analysis_ids": dict(sorted(run_analysis_ids.items())),
         "selections": {name: plan.selection_id for name, plan in sorted(study.datasets.items())},
         "runs": [
-            {"run": run.name, "dataset": run.dataset, "extraction": study.extraction_id(run)}
+            {
+                "run": run.name,
+                "dataset": run.dataset,
+                "extraction": study.extraction_id(run),
+                # x-<hash> of each decomposition variant (config analysis.variants)
+                "variants": {name: study.variant_id(run, name) for name in study.variants},
+            }
             for run in sorted(study.runs, key=lambda run: run.name)
         ],
         # s-<hash> of the sensitivity files and j-<hash> of the joint groups, where enabled
@@ -151,7 +157,8 @@ def find_garbage(root: str | os.PathLike[str]) -> list[Garbage]:
     joint_groups: set[str] = set()
     for record in records:
         for run in record["runs"]:
-            extractions.setdefault(run["run"], set()).add(run["extraction"])
+            used = extractions.setdefault(run["run"], set())
+            used |= {run["extraction"], *(run.get("variants") or {}).values()}
         analyses |= set((record.get("run_analysis_ids") or {}).values())
         selections |= set((record.get("selections") or {}).values())
         sensitivities |= {record["sensitivity"]} if record.get("sensitivity") else set()

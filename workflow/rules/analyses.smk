@@ -28,6 +28,7 @@ STUDY_TARGETS += (
 STUDY_TARGETS += (
     [f"{STUDY_DIR}/joint.png", f"{STUDY_DIR}/joint_summary.tsv"] if JOINT_GROUPS else []
 )
+STUDY_TARGETS += [f"{STUDY_DIR}/scorecard_variants.tsv"] if VARIANTS else []
 # The first and the last checkpoint of every run: the stages SIMILARITY_STAGES names.
 STAGE_FILES = sorted(
     {
@@ -215,6 +216,7 @@ rule ood_study:
         verdicts=[
             run_analysis(run, "ood_run", "ood_verdict.json") for run in NOISY_RUNS
         ],
+        claims=[run_analysis(run, "scorecard_run", "claims.json") for run in NOISY_RUNS],
     output:
         table=f"{STUDY_DIR}/ood_strength.tsv",
         verdict_table=f"{STUDY_DIR}/ood_verdicts.tsv",
@@ -379,10 +381,18 @@ rule shapley_study:
         "../../scripts/analysis_step.py"
 
 
+# Also scores a decomposition variant's files (xid a variant's): its sensitivity claim is then
+# n/a (measuring it needs new forward passes), its loss-gap onset the run's own.
 rule scorecard_run:
     input:
-        interactions=lambda wildcards: interaction_files(run_of(wildcards)),
-        sensitivity=lambda wildcards: sensitivity_files(run_of(wildcards)),
+        interactions=lambda wildcards: interaction_files(
+            run_of(wildcards), wildcards.xid
+        ),
+        sensitivity=lambda wildcards: (
+            sensitivity_files(run_of(wildcards))
+            if wildcards.xid == EXTRACTION_IDS[run_of(wildcards)]
+            else []
+        ),
         points=lambda wildcards: run_analysis(
             run_of(wildcards), "two_phase_run", "two_phase.json"
         ),
@@ -545,6 +555,56 @@ rule joint_study:
         "../../scripts/analysis_step.py"
 
 
+# The scorecard of one decomposition variant (config `analysis.variants`): every run's claims
+# on the variant's files, the shared-interactions claim from its first and last checkpoints.
+rule variant_scorecard:
+    input:
+        claims=lambda wildcards: variant_claims(wildcards.variant),
+        interactions=lambda wildcards: variant_stage_files(wildcards.variant),
+    output:
+        table=f"{STUDY_DIR}/scorecard_{{variant}}.tsv",
+    log:
+        f"{STUDY_DIR}/logs/variant_scorecard/{{variant}}.log",
+    benchmark:
+        f"{STUDY_DIR}/benchmarks/variant_scorecard/{{variant}}.tsv"
+    wildcard_constraints:
+        variant="|".join(VARIANTS) or "(?!)",
+    conda:
+        "../../envs/harsanyi.yaml"
+    resources:
+        **RESOURCES["variant_scorecard"],
+    params:
+        stages=SIMILARITY_STAGES,
+        label_noise={run.name: run.label_noise for run in STUDY.runs},
+        tau=STUDY.analysis["salient_ratio"],
+        n_boot=STUDY.analysis["bootstrap"],
+    script:
+        "../../scripts/variant_scorecard.py"
+
+
+# Every claim under the main extraction and each variant side by side.
+rule variants_study:
+    input:
+        main=f"{STUDY_DIR}/scorecard.tsv",
+        variants=[f"{STUDY_DIR}/scorecard_{name}.tsv" for name in VARIANTS],
+    output:
+        table=f"{STUDY_DIR}/scorecard_variants.tsv",
+        markdown=f"{STUDY_DIR}/scorecard_variants.md",
+    log:
+        f"{STUDY_DIR}/logs/variants_study.log",
+    benchmark:
+        f"{STUDY_DIR}/benchmarks/variants_study.tsv"
+    conda:
+        "../../envs/harsanyi.yaml"
+    resources:
+        **RESOURCES["variants_study"],
+    params:
+        names=list(VARIANTS),
+        settings=VARIANT_SETTINGS,
+    script:
+        "../../scripts/analysis_step.py"
+
+
 # Not part of `all`: the README's study-results section, from the study's tables
 # (snakemake --cores 2 readme, then scripts/readme_results.py splices it into README.md).
 rule readme:
@@ -552,6 +612,7 @@ rule readme:
         scorecard=f"{STUDY_DIR}/scorecard.tsv",
         pooled=f"{STUDY_DIR}/scorecard_seeds.tsv",
         figure=f"{STUDY_DIR}/two_phase.png",
+        variants=[f"{STUDY_DIR}/scorecard_variants.tsv"] if VARIANTS else [],
     output:
         section=f"{STUDY_DIR}/readme/readme_results.md",
         figure=f"{STUDY_DIR}/readme/two_phase.png",
@@ -561,5 +622,6 @@ rule readme:
         "../../envs/harsanyi.yaml"
     params:
         study=STUDY_ID,
+        variant_settings=VARIANT_SETTINGS,
     script:
         "../../scripts/readme_results.py"

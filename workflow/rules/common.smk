@@ -5,7 +5,7 @@ import yaml
 
 from snakemake.exceptions import WorkflowError
 
-from harsanyi.config import ConfigError, check_extraction_memory, resolve
+from harsanyi.config import VARIANT_KEYS, ConfigError, check_extraction_memory, resolve
 from harsanyi.io import settings_hash
 
 RESOURCES_FILE = Path(workflow.basedir) / "workflow" / "resources.yaml"
@@ -74,11 +74,72 @@ def manifest_path(dataset):
     return MANIFESTS[dataset]
 
 
-def interaction_files(run):
-    xid = EXTRACTION_IDS[run]
+def interaction_files(run, xid=None):
+    """The run's results files of extraction `xid`: its own (None) or a variant's."""
+    if xid is None:
+        xid = EXTRACTION_IDS[run]
+    elif xid != EXTRACTION_IDS[run] and (run, xid) not in VARIANT_OF:
+        raise WorkflowError(
+            f"run {run.name}: {xid} is neither its extraction nor a variant"
+        )
     return [
         f"{run_dir(run)}/interactions/{xid}/epoch_{epoch:04d}.h5"
         for epoch in run.epochs
+    ]
+
+
+# Decomposition variants (config `analysis.variants`): the stored games decomposed again under
+# other settings, as results files of their own extraction id beside the run's own.
+VARIANTS = STUDY.variants
+VARIANT_IDS = {
+    (run, name): STUDY.variant_id(run, name) for run in STUDY.runs for name in VARIANTS
+}
+VARIANT_OF = {(run, xid): name for (run, name), xid in VARIANT_IDS.items()}
+# The decomposition settings of the main extraction and of each variant, for their tables.
+VARIANT_SETTINGS = sorted_keys(
+    {"main": {key: STUDY.extraction[key] for key in VARIANT_KEYS}, **VARIANTS}
+)
+# The variants' extraction ids (rule redecompose's only xids; "(?!)" matches nothing).
+VARIANT_XIDS = "|".join(sorted(set(VARIANT_IDS.values()))) or "(?!)"
+
+
+def variant_of(wildcards):
+    """(run, variant name) of a redecompose job."""
+    run = run_of(wildcards)
+    name = VARIANT_OF.get((run, wildcards.xid))
+    if name is None:
+        raise WorkflowError(
+            f"run {run.name}: {wildcards.xid} is not a variant's extraction"
+        )
+    return run, name
+
+
+def variant_source(wildcards):
+    """The results file whose games a redecompose job decomposes again."""
+    run, _ = variant_of(wildcards)
+    if int(wildcards.epoch) not in run.epochs:
+        raise WorkflowError(
+            f"run {run.name} has no checkpoint of epoch {wildcards.epoch}"
+        )
+    return (
+        f"{run_dir(run)}/interactions/{EXTRACTION_IDS[run]}/epoch_{wildcards.epoch}.h5"
+    )
+
+
+def variant_stage_files(name):
+    """The first and last results files of every run under variant `name`."""
+    files = []
+    for run in STUDY.runs:
+        paths = interaction_files(run, VARIANT_IDS[run, name])
+        files += paths[:: len(paths) - 1 or 1]
+    return files
+
+
+def variant_claims(name):
+    """Every run's claims under variant `name` (rule scorecard_run on its files)."""
+    return [
+        run_analysis(run, "scorecard_run", "claims.json", VARIANT_IDS[run, name])
+        for run in STUDY.runs
     ]
 
 
@@ -167,9 +228,10 @@ RUN_ANALYSIS_IDS = {
 STUDY_DIR = f"{STUDY_ROOT}/{STUDY.analysis_id}"
 
 
-def run_analysis(run, step, name):
-    """The file `name` that the per-run rule `step` writes for `run`."""
-    xid = EXTRACTION_IDS[run]
+def run_analysis(run, step, name, xid=None):
+    """The file `name` that the per-run rule `step` writes for `run` (from the results files
+    of extraction `xid`: the run's own when None, or a variant's)."""
+    xid = xid or EXTRACTION_IDS[run]
     return f"{run_dir(run)}/analysis/{xid}/{RUN_ANALYSIS_IDS[step]}/{name}"
 
 

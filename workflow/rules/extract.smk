@@ -76,3 +76,33 @@ rule joint_extract:
         qthres=STUDY.extraction["qthres"],
     script:
         "../../scripts/joint_extract.py"
+
+
+# A decomposition variant (config `analysis.variants`): the games a results file stores
+# decomposed again under the variant's settings (harsanyi.extraction.redecompose), as a
+# results file of the variant's own extraction id: no model, no forward pass, CPU only.
+rule redecompose:
+    input:
+        variant_source,
+    output:
+        f"{RESULTS}/{{dataset}}/runs/{{run}}/interactions/{{xid}}/epoch_{{epoch}}.h5",
+    log:
+        f"{RESULTS}/logs/redecompose/{{dataset}}/{{run}}/{{xid}}/{{epoch}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/redecompose/{{dataset}}/{{run}}/{{xid}}/{{epoch}}.tsv"
+    wildcard_constraints:
+        xid=VARIANT_XIDS,
+    conda:
+        "../../envs/harsanyi.yaml"
+    resources:
+        **RESOURCES["redecompose"],
+    params:
+        extraction=lambda wildcards: sorted_keys(
+            STUDY.variant_settings(*variant_of(wildcards))
+        ),
+    script:
+        "../../scripts/redecompose.py"
+
+
+# A variant's files match extract's output pattern too: they are redecompose's.
+ruleorder: redecompose > extract

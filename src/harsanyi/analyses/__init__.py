@@ -32,6 +32,7 @@ ANALYSES = (
     "sensitivity",
     "joint",
     "scorecard",
+    "variants",
 )
 
 
