@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -64,7 +66,16 @@ def store(tmp_path) -> dict:
     paths["running_resume"] = root / "digits" / "resume" / study.runs[1].name
     paths["running_resume"].mkdir(parents=True)
     paths["study"] = study
+    age(root, days=2)  # older than gc's grace period
     return paths
+
+
+def age(root: Path, days: float) -> None:
+    """Every path under `root` last modified `days` ago."""
+    then = time.time() - days * 86400
+    for directory, subdirectories, names in os.walk(root):
+        for name in subdirectories + names:
+            os.utime(Path(directory) / name, (then, then), follow_symlinks=False)
 
 
 STALE = [
@@ -126,3 +137,33 @@ def test_du_adds_up_every_part(store, capsys):
     }
     assert main(["store", "du", str(store["root"])]) == 0
     assert "largest runs" in capsys.readouterr().out
+
+
+def test_gc_keeps_what_changed_within_its_grace_period(store):
+    """A study running now writes files no finished record names yet: they are kept."""
+    fresh = store["stale_x"] / "epoch_0001.h5"
+    fresh.write_bytes(b"z")  # written a moment ago: the whole x- directory is kept
+    found = {item.path for item in find_garbage(store["root"])}
+    assert store["stale_x"] not in found and store["stale_a"] in found
+    assert store["stale_x"] in {item.path for item in find_garbage(store["root"], grace_hours=0)}
+    assert main(["store", "gc", str(store["root"]), "--grace-hours", "0"]) == 0
+
+
+def test_gc_never_follows_a_link_out_of_the_store(store, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    outside_run = elsewhere / "runs" / "digits-lenet-s7-000000000000"
+    outside_run.mkdir(parents=True)
+    (outside_run / "keep.txt").write_text("not the store's")
+    (store["root"] / "cifar10").symlink_to(elsewhere, target_is_directory=True)
+    target = tmp_path / "leaf-target"
+    target.mkdir()
+    (target / "epoch_0000.h5").write_bytes(b"data")
+    leaf = store["used"] / "interactions" / "x-777777777777"
+    leaf.symlink_to(target, target_is_directory=True)
+    age(store["root"], days=2)
+    age(tmp_path / "elsewhere", days=2)
+    found = {item.path for item in find_garbage(store["root"])}
+    assert not any("cifar10" in str(path) for path in found) and leaf not in found
+    assert main(["store", "gc", str(store["root"]), "--apply"]) == 0
+    assert (outside_run / "keep.txt").exists() and (target / "epoch_0000.h5").exists()
+    assert leaf.is_symlink()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from harsanyi.maintenance import DEFAULT_GRACE_HOURS
 from harsanyi.masks import orders
 from harsanyi.stats import DEFAULT_RATIO, salient_count
 from harsanyi.store import (
@@ -102,7 +104,8 @@ def _certificate_summary(results) -> dict:
     known = gap[~np.isnan(gap)]
     return {
         "stored": True,
-        "certified": f"{int(np.sum(results.certified))} of {len(gap)} samples",
+        "certified": int(np.sum(results.certified)),
+        "samples": len(gap),
         "max_gap": float(known.max()) if known.size else None,
         "median_gap": float(np.median(known)) if known.size else None,
         "l1_median": float(np.median(results.l1)) if len(gap) else None,
@@ -190,8 +193,12 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(_text_line("players", fields["players"], prefix=f"n = {fields['n']}: "))
     if fields["player_positions"]:
         print("             player positions stored per sample")
+    certificate = dict(fields["certificate"])
+    if certificate.get("stored"):  # for a person: "40 of 40 samples"
+        total = certificate.pop("samples")
+        certificate["certified"] = f"{certificate['certified']} of {total} samples"
     for key in ("model", "baseline", "output", "solver", "certificate", "extra"):
-        print(_text_line(key, fields[key]))
+        print(_text_line(key, certificate if key == "certificate" else fields[key]))
     face = fields["face"]
     if face["stored"] and face["mean_order_low_median"] is not None:
         print(
@@ -492,10 +499,22 @@ def cmd_store_du(args: argparse.Namespace) -> int:
     return 0
 
 
+def study_verdicts(record: dict) -> dict[str, int] | None:
+    """{verdict: count} of a study's scorecard.tsv (beside its study.json), None before the
+    study has one."""
+    from harsanyi.analyses.scorecard import verdict_counts
+
+    path = Path(record["path"]).parent / "scorecard.tsv"
+    return verdict_counts(path) if path.is_file() else None
+
+
 def cmd_store_studies(args: argparse.Namespace) -> int:
+    from harsanyi.analyses.scorecard import VERDICTS, verdict_text
     from harsanyi.maintenance import read_study_records
 
-    records = read_study_records(args.root)
+    records = [
+        {**record, "verdicts": study_verdicts(record)} for record in read_study_records(args.root)
+    ]
     rows = [
         {
             "study_id": record.get("study_id"),
@@ -504,6 +523,8 @@ def cmd_store_studies(args: argparse.Namespace) -> int:
             "runs": len(record["runs"]),
             "user": (record.get("provenance") or {}).get("user"),
             "started": (record.get("provenance") or {}).get("start"),
+            # empty before the study has a scorecard
+            **{verdict: (record["verdicts"] or {}).get(verdict, "") for verdict in VERDICTS},
             "record": record["path"],
         }
         for record in records
@@ -517,7 +538,8 @@ def cmd_store_studies(args: argparse.Namespace) -> int:
             for row, record in zip(rows, records, strict=True)
             for run in record["runs"]
         ]
-    columns = ["study_id", "analysis_id", "study", "runs", "user", "started", "record"]
+    columns = ["study_id", "analysis_id", "study", "runs", "user", "started", *VERDICTS]
+    columns += ["record"]
     if args.runs:
         columns += ["run", "extraction"]
     if _print_rows(rows, columns, args.format):
@@ -531,6 +553,13 @@ def cmd_store_studies(args: argparse.Namespace) -> int:
             f"{record.get('study_id')}/{record.get('analysis_id')}  "
             f"{len(record['runs'])} runs  (started by {who})"
         )
+        counts = record["verdicts"]
+        scorecard = Path(record["path"]).parent / "scorecard.tsv"
+        if counts is None:
+            print("    no scorecard yet (the study has not finished)")
+        else:
+            print(f"    verdicts: {verdict_text(counts)}")
+            print(f"    {scorecard}")  # whole: a path to copy
         if args.runs:
             for run in record["runs"]:
                 print(f"    {_cut(run['run'], WIDTH - 22)}  {run['extraction']}")
@@ -543,7 +572,7 @@ def cmd_store_gc(args: argparse.Namespace) -> int:
 
     if not args.root.is_dir():
         raise CliError(f"results root {args.root} is not a directory")
-    garbage = find_garbage(args.root)
+    garbage = find_garbage(args.root, grace_hours=args.grace_hours)
     for item in garbage:
         print(f"{_size_text(item.bytes):>10}  {item.path}  ({item.reason})")
     total = _size_text(sum(item.bytes for item in garbage))
@@ -602,9 +631,11 @@ def add_store(subparsers: argparse._SubParsersAction) -> None:
 
     studies = actions.add_parser(
         "studies",
-        help="the studies recorded in the store, and the runs each uses",
+        help="the studies recorded in the store, their verdict counts and the runs each uses",
         description="One line per study record (studies/<study>/<a-id>/study.json, written "
-        "when a study's workflow starts): its runs, who started it and when.",
+        "when a study's workflow starts): its runs, who started it and when, and the "
+        "verdicts of its scorecard (scorecard.tsv beside the record) counted: yes, no, "
+        "depends on the decomposition, inconclusive, n/a.",
     )
     studies.add_argument("root", type=Path, help="results root directory")
     studies.add_argument("--runs", action="store_true", help="list the runs of every study")
@@ -621,6 +652,13 @@ def add_store(subparsers: argparse._SubParsersAction) -> None:
     )
     gc.add_argument("root", type=Path, help="results root directory")
     gc.add_argument("--apply", action="store_true", help="remove what is listed")
+    gc.add_argument(
+        "--grace-hours",
+        type=float,
+        default=DEFAULT_GRACE_HOURS,
+        help="never collect what changed in the last this many hours (default "
+        f"{DEFAULT_GRACE_HOURS:g}: a study running now is safe)",
+    )
     gc.set_defaults(func=cmd_store_gc)
 
 
@@ -680,10 +718,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+SIGPIPE_STATUS = 128 + 13  # the status of a Unix tool that SIGPIPE ended
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit, where it cannot be caught
+        return status
+    except BrokenPipeError:
+        # The reader went away (`harsanyi store ls ROOT | head`): stop quietly as Unix tools
+        # do, and point stdout at /dev/null so that the flush at exit raises nothing more.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return SIGPIPE_STATUS
     except (CliError, ResultsFileError, FileNotFoundError, ValueError) as exc:
         print(f"harsanyi: error: {exc}", file=sys.stderr)
         return 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,11 +140,47 @@ class Garbage:
     bytes: int
 
 
-def find_garbage(root: str | os.PathLike[str]) -> list[Garbage]:
+# Nothing younger than this is collected: a study that is running now writes files that no
+# finished record may name yet (its record is written first, but a second user's study may
+# have started a moment ago).
+DEFAULT_GRACE_HOURS = 24.0
+
+
+def _newest_change(path: Path) -> float:
+    """The latest modification time of `path` and everything under it (links not followed)."""
+    newest = path.lstat().st_mtime
+    if path.is_dir() and not path.is_symlink():
+        for directory, subdirectories, names in os.walk(path):
+            for name in subdirectories + names:
+                try:
+                    newest = max(newest, (Path(directory) / name).lstat().st_mtime)
+                except FileNotFoundError:  # removed while we walk: a shared store is live
+                    pass
+    return newest
+
+
+def _through_link(path: Path, root: Path) -> bool:
+    """Whether `path` is a link or lies under one below `root` (gc never follows links: a
+    linked dataset directory may hold another store's data, or anything at all)."""
+    part = path
+    while part != root and part != part.parent:
+        if part.is_symlink():
+            return True
+        part = part.parent
+    return False
+
+
+def find_garbage(
+    root: str | os.PathLike[str], *, grace_hours: float = DEFAULT_GRACE_HOURS
+) -> list[Garbage]:
     """What no recorded study uses: run directories, extraction (`x-`) and analysis (`a-`)
     directories of used runs, sample manifests, and resume states of finished or unused
-    runs.  ValueError when the store holds no study record (nothing could be told apart)."""
+    runs; never a link or anything under one, nor anything changed in the last
+    `grace_hours`.  ValueError when the store holds no study record (nothing could be told
+    apart)."""
     root = Path(root)
+    if not (isinstance(grace_hours, (int, float)) and grace_hours >= 0):
+        raise ValueError(f"grace_hours must be a number >= 0, got {grace_hours!r}")
     records = read_study_records(root)
     if not records:
         raise ValueError(
@@ -165,8 +202,11 @@ def find_garbage(root: str | os.PathLike[str]) -> list[Garbage]:
         joint_groups |= set(record.get("joint_groups") or [])
 
     found: list[Garbage] = []
+    cutoff = time.time() - grace_hours * 3600
 
     def stale(path: Path, reason: str) -> None:
+        if _through_link(path, root) or _newest_change(path) > cutoff:
+            return
         found.append(Garbage(path, reason, _size(path)[0]))
 
     for run_dir in run_dirs(root):
@@ -202,7 +242,10 @@ def find_garbage(root: str | os.PathLike[str]) -> list[Garbage]:
 
 
 def remove(garbage: list[Garbage]) -> None:
+    """Remove what `find_garbage` listed; a path that became a link meanwhile is left."""
     for item in garbage:
+        if item.path.is_symlink():
+            continue
         if item.path.is_dir():
             shutil.rmtree(item.path)
         else:

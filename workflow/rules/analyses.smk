@@ -41,11 +41,13 @@ STAGE_FILES = sorted(
 
 # The study's record in the store (harsanyi.maintenance): no input, so it is written when
 # the study starts, and `harsanyi store gc` keeps what a running study is about to use.
+# First of all jobs: a study's record is what keeps `store gc` off its runs while it runs.
 rule study_record:
     output:
         f"{STUDY_DIR}/study.json",
     log:
         f"{STUDY_DIR}/logs/study_record.log",
+    priority: 1000
     localrule: True
     conda:
         "../../envs/harsanyi.yaml"
