@@ -30,3 +30,12 @@ rule all:
     default_target: True
     input:
         all_targets(),
+
+
+# The end of a run says where to look: the scorecard (its verdict counts), the figures and
+# the command that builds the report.
+onsuccess:
+    from snakemake.logging import logger
+    from harsanyi.analyses.scorecard import where_to_look
+
+    logger.info(where_to_look(STUDY_DIR, workflow.overwrite_configfiles or ()))

@@ -8,6 +8,7 @@ tests/test_figures.py checks sizes, labels and overlapping text of every figure.
 
 from __future__ import annotations
 
+import logging
 import re
 import textwrap
 from pathlib import Path
@@ -76,6 +77,9 @@ def save(fig: plt.Figure, out: str | Path) -> list[Path]:
     layout is constrained, so nothing is cut); close the figure."""
     out = Path(out)
     written = []
+    # matplotlib subsets the embedded fonts of a PDF with fontTools, which logs every table it
+    # touches at INFO: about 2,000 lines per study in the workflow's log.
+    logging.getLogger("fontTools").setLevel(logging.WARNING)
     for path in (out, out.with_suffix(".pdf")):
         with atomic_path(path) as temp:
             fig.savefig(temp, format=path.suffix[1:], dpi=DPI)
@@ -177,6 +181,37 @@ def _roles(epoch: int, first: int, last: int, start) -> str:
     return ", ".join(roles)
 
 
+GAP = "#8e44ad"
+# The phase-2 start and the loss-gap onset: a vertical line each, and a marker at the top
+# (phase-2 start, pointing down) or at the bottom (gap onset, pointing up) of the panel, so
+# that both stay visible where they fall on the same epoch.
+MARKS = {
+    "phase2_start": {"color": POSITIVE, "linestyle": ":", "marker": "v", "markersize": 4},
+    "gap_onset": {"color": GAP, "linestyle": "-.", "marker": "^", "markersize": 4},
+}
+
+
+def _epoch_marks(ax, marks: dict) -> None:
+    """The phase-2 start and the loss-gap onset of `marks` on a loss panel (`MARKS`)."""
+    for key, y in (("gap_onset", 0.0), ("phase2_start", 1.0)):  # red dots over purple
+        epoch = marks.get(key)
+        if epoch is None or not np.isfinite(float(epoch)):
+            continue
+        style = MARKS[key]
+        ax.axvline(float(epoch), color=style["color"], linestyle=style["linestyle"], linewidth=1)
+        ax.plot(
+            [float(epoch)],
+            [y],
+            transform=ax.get_xaxis_transform(),
+            clip_on=False,
+            linestyle="",
+            marker=style["marker"],
+            markersize=style["markersize"],
+            color=style["color"],
+            gid=key,
+        )
+
+
 def two_phase_figure(
     strength: pd.DataFrame,
     metrics: dict[str, pd.DataFrame],
@@ -253,12 +288,8 @@ def two_phase_figure(
         curve = metrics[run]
         ax.plot(curve.epoch, curve.train_loss, color="0.55")
         ax.plot(curve.epoch, curve.test_loss, color="0.15", linestyle="--")
-        ax.plot(curve.epoch, curve.loss_gap, color="#8e44ad", linewidth=1.4)
-        marks = points.get(run, {})
-        if marks.get("phase2_start") is not None:
-            ax.axvline(marks["phase2_start"], color=POSITIVE, linestyle=":", linewidth=1.1)
-        if marks.get("gap_onset") is not None and np.isfinite(marks["gap_onset"]):
-            ax.axvline(marks["gap_onset"], color="#8e44ad", linestyle="-.", linewidth=1)
+        ax.plot(curve.epoch, curve.loss_gap, color=GAP, linewidth=1.4)
+        _epoch_marks(ax, points.get(run, {}))
         ax.set_title("loss")
         ax.set_xlabel("epoch")
         ax.set_ylabel("cross-entropy")
@@ -270,9 +301,9 @@ def two_phase_figure(
             Patch(color=NEGATIVE, label="I⁻(k): negative"),
             Line2D([], [], color="0.55", label="train loss"),
             Line2D([], [], color="0.15", linestyle="--", label="test loss"),
-            Line2D([], [], color="#8e44ad", linewidth=1.4, label="gap (test − train)"),
-            Line2D([], [], color=POSITIVE, linestyle=":", label="phase-2 start"),
-            Line2D([], [], color="#8e44ad", linestyle="-.", label="loss-gap onset"),
+            Line2D([], [], color=GAP, linewidth=1.4, label="gap (test − train)"),
+            Line2D([], [], label="phase-2 start", **MARKS["phase2_start"]),
+            Line2D([], [], label="loss-gap onset", **MARKS["gap_onset"]),
             *(
                 [Line2D([], [], color=FACE_RANGE, label="ends of the optimal face")]
                 if face_shown
@@ -373,22 +404,69 @@ def _paired_bars(ax, data: pd.DataFrame, value: str) -> None:
     ax.set_xlabel("order k")
 
 
-def ood_figure(strength: pd.DataFrame, verdicts: pd.DataFrame, out: str | Path) -> list[Path]:
-    """Per noisy run (rows, `run_order`), at its last checkpoint: salient strength per order,
-    normal vs OOD (flipped-label) samples (left) and the per-sample normalised share (right),
-    with 95 % bootstrap CIs; shaded: the high orders the verdict compares."""
+OOD_CLAIM = "OOD samples carry more high-order strength"
+
+
+def _ood_claim_text(claim: dict | None) -> str:
+    """The scorecard's OOD verdict and numbers of one run, for its row title."""
+    if claim is None:
+        return "scorecard verdict: not given here (see scorecard.tsv)"
+    verdict = str(claim.get("verdict"))
+    effect = claim.get("effect")
+    if effect is None or not np.isfinite(float(effect)):
+        reason = claim.get("reason")
+        return f"scorecard verdict: {verdict}" + (f"\n{reason}" if isinstance(reason, str) else "")
+    return (
+        f"scorecard verdict: {verdict}\nchange of mean order from the first checkpoint, "
+        f"flipped − normal: {float(effect):.2f} [{float(claim['low']):.2f}, "
+        f"{float(claim['high']):.2f}] vs bound {float(claim['bound']):.2f}"
+    )
+
+
+def ood_mean_orders(strength: pd.DataFrame) -> pd.DataFrame:
+    """Per run, checkpoint and group: the mean over samples of the per-sample mean order,
+    Σ_k k·share(k) (`share` is the mean of the per-sample normalised strength, so the sum is
+    the mean of the samples' own mean orders); columns run, epoch, group, mean_order."""
+    weighted = strength.assign(_w=strength.order * strength.share)
+    table = weighted.groupby(["run", "epoch", "group"], as_index=False)._w.sum(min_count=1)
+    return table.rename(columns={"_w": "mean_order"})
+
+
+def ood_figure(
+    strength: pd.DataFrame,
+    verdicts: pd.DataFrame,
+    out: str | Path,
+    *,
+    claims: pd.DataFrame | None = None,
+) -> list[Path]:
+    """Per noisy run (rows, `run_order`), normal vs OOD (flipped-label) samples.  Left and
+    middle, descriptive, at the last checkpoint: salient strength per order and the
+    per-sample normalised share, with 95 % bootstrap CIs (shaded: orders k > n/2).  Right:
+    the scorecard's statistic, the group mean of the per-sample mean order at every
+    checkpoint, whose change from the first to the last checkpoint, flipped minus normal, the
+    scorecard's claim tests.  The row title gives the scorecard's verdict, effect, interval
+    and bound from `claims` (`analyses.ood.scorecard_claims`: the runs' claims.json), and
+    says so where none is given; `verdicts` (the descriptive high-order share comparison)
+    gives no verdict here."""
     _theme()
     runs = run_order(strength.run.unique())
     if not runs:
         fig, ax = plt.subplots(figsize=(SINGLE, 1.0), layout="constrained")
         _off(ax, "no run with label noise in this study")
         return save(fig, out)
-    fig, axes = plt.subplots(
-        len(runs),
-        2,
-        figsize=(DOUBLE, _rows_height(len(runs), 1.9, 0.35)),
-        squeeze=False,
-        layout="constrained",
+    by_run = {}
+    if claims is not None and len(claims):
+        by_run = {row["run"]: row for row in claims.to_dict(orient="records")}
+    mean_orders = ood_mean_orders(strength)
+    row_height = min(2.2, (MAX_HEIGHT - 0.3) / len(runs))
+    fig = plt.figure(
+        figsize=(DOUBLE, _rows_height(len(runs), row_height, 0.3)), layout="constrained"
+    )
+    subfigs = np.atleast_1d(
+        fig.subfigures(len(runs) + 1, 1, height_ratios=[0.3 / row_height] + [1] * len(runs))
+    )
+    axes = np.array(
+        [sub.subplots(1, 3, gridspec_kw={"width_ratios": [1, 1, 0.8]}) for sub in subfigs[1:]]
     )
     for row, run in enumerate(runs):
         data = strength[strength.run == run]
@@ -400,26 +478,46 @@ def ood_figure(strength: pd.DataFrame, verdicts: pd.DataFrame, out: str | Path) 
             if "high_from_order" in verdict and len(verdict)
             else n // 2 + 1
         )
-        for ax, value, label in (
-            (axes[row, 0], "strength", "salient Σ|I| per sample"),
-            (axes[row, 1], "share", "share of the sample's\nsalient strength"),
+        epoch = int(last.epoch.max())
+        for ax, value, label, title in (
+            (axes[row, 0], "strength", "salient Σ|I| per sample", "strength (descriptive)"),
+            (
+                axes[row, 1],
+                "share",
+                "share of the sample's\nsalient strength",
+                "share (descriptive)",
+            ),
         ):
             ax.axvspan(high - 0.5, n + 0.5, color="0.92", zorder=0, linewidth=0)
             _paired_bars(ax, last, value)
             ax.set_ylabel(label)
-        answer = f"; OOD more high-order: {verdict.verdict.iloc[0]}" if len(verdict) else ""
-        axes[row, 0].set_title(
-            f"{_run_label(run)}, epoch {int(last.epoch.max())}{answer}", loc="left"
+            ax.set_xlabel(f"order k (epoch {epoch})")
+            ax.set_title(title)
+        ax = axes[row, 2]
+        for group, colour in (("normal", NORMAL), ("flipped", FLIPPED)):
+            part = mean_orders[(mean_orders.run == run) & (mean_orders.group == group)]
+            part = part.sort_values("epoch")
+            ax.plot(part.epoch, part.mean_order, color=colour, marker="o", markersize=2.5)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("mean order per sample")
+        ax.set_title("the scorecard's statistic")
+        subfigs[row + 1].suptitle(
+            f"{_run_label(run)}: {_ood_claim_text(by_run.get(run))}",
+            x=0.005,
+            ha="left",
+            fontsize=FONT + 0.5,
+            weight="bold",
         )
+        sns.despine(subfigs[row + 1])
     _legend(
-        fig,
+        subfigs[0],
         [
             Patch(color=NORMAL, label="normal (label kept)"),
             Patch(color=FLIPPED, label="OOD (label flipped)"),
-            Patch(color="0.92", label="high orders (verdict)"),
+            Patch(color="0.92", label="orders k > n/2"),
         ],
+        loc="center",
     )
-    sns.despine(fig)
     return save(fig, out)
 
 
@@ -434,12 +532,20 @@ def similarity_figure(
     out: str | Path,
     *,
     tau: float = 0.05,
+    samples: pd.DataFrame | None = None,
 ) -> list[Path]:
     """Per stage (rows), over pairs of different comparable runs only (the self-comparison is
     left out): mean coverage at τ₁ = tau per ordered pair against the random-set expectation
-    and twice it (the scorecard's threshold); coverage per order and top-K overlap averaged over
+    and, where `samples` (`analyses.similarity.shared_samples_table`) is given, the coverage
+    of random sets with the pair's order profile, the baseline of the scorecard's claim (which
+    compares the excess over it at the end with the same pairs untrained: the init row; its
+    verdict is in scorecard.tsv, not here); coverage per order and top-K overlap averaged over
     pairs (one colour per dataset), each against the random-set baseline (dotted)."""
     _theme()
+    matched = {}
+    if samples is not None and len(samples):
+        means = samples.groupby(["stage", "run_a", "run_b"]).random_matched.mean()
+        matched = {(str(st), a, b): float(v) for (st, a, b), v in means.items()}
     pairs_all = coverage[(coverage.run_a != coverage.run_b) & np.isclose(coverage.tau1, tau)]
     if pairs_all.empty:
         fig, ax = plt.subplots(figsize=(SINGLE, 0.9), layout="constrained")
@@ -473,7 +579,15 @@ def similarity_figure(
             random = float(pair.random_expected.mean())
             ax.barh(y, value, color=palette[dataset], height=0.7)
             ax.plot([random], [y], marker="|", color="black", markersize=9, linestyle="")
-            ax.plot([2 * random], [y], marker="|", color=POSITIVE, markersize=9, linestyle="")
+            if (stage, a, b) in matched and np.isfinite(matched[(stage, a, b)]):
+                ax.plot(
+                    [matched[(stage, a, b)]],
+                    [y],
+                    marker="|",
+                    color=POSITIVE,
+                    markersize=9,
+                    linestyle="",
+                )
         ax.set_yticks(ys, [_pair_label(a, b) for _, a, b in keys])
         ax.invert_yaxis()
         ax.set_xlim(0, 1.02)
@@ -520,20 +634,26 @@ def similarity_figure(
             linestyle="",
             label="random-set expectation",
         ),
-        Line2D(
-            [],
-            [],
-            color=POSITIVE,
-            marker="|",
-            markersize=9,
-            linestyle="",
-            label="2× it (scorecard)",
+        *(
+            [
+                Line2D(
+                    [],
+                    [],
+                    color=POSITIVE,
+                    marker="|",
+                    markersize=9,
+                    linestyle="",
+                    label="same order profile (scorecard's baseline)",
+                )
+            ]
+            if matched
+            else []
         ),
         Line2D([], [], color="0.3", linestyle=":", label="random sets"),
         Line2D([], [], color="0.3", linestyle="-", label="AND"),
         Line2D([], [], color="0.3", linestyle="--", label="OR"),
     ]
-    _legend(fig, handles, ncol=len(handles))
+    _legend(fig, handles, ncol=min(len(handles), 5))
     sns.despine(fig)
     return save(fig, out)
 
@@ -906,9 +1026,21 @@ def _perturbation_label(name: str) -> str:
     return str(name)
 
 
+CHECKPOINT_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
+
+
 def _checkpoint_colours(count: int) -> list:
-    """Light (early) to dark (late), one colour per measured checkpoint."""
-    return sns.color_palette("crest", max(count, 2))[: max(count, 1)] if count > 1 else ["0.1"]
+    """Light (early) to dark (late), one colour per measured checkpoint: the sequential map
+    "mako" from CIE lightness about 80 down to 15, so that four checkpoints differ by about
+    20 in lightness each (crest, before, left them about 11 apart and near one hue)."""
+    if count <= 1:
+        return ["0.1"]
+    cmap = sns.color_palette("mako_r", as_cmap=True)
+    return [tuple(cmap(x)[:3]) for x in np.linspace(0.15, 0.85, count)]
+
+
+def _checkpoint_marker(position: int) -> str:
+    return CHECKPOINT_MARKERS[position % len(CHECKPOINT_MARKERS)]
 
 
 def sensitivity_figure(summary: pd.DataFrame, trend: pd.DataFrame, out: str | Path) -> list[Path]:
@@ -936,7 +1068,8 @@ def sensitivity_figure(summary: pd.DataFrame, trend: pd.DataFrame, out: str | Pa
             at = data[data.epoch == epoch].sort_values("order")
             at = at[np.isfinite(at["mean"]) & (at["mean"] > 0)]
             colour = colours[min(position, len(colours) - 1)]
-            ax.plot(at.order, at["mean"], color=colour, marker="o", markersize=2.5)
+            marker = _checkpoint_marker(position)
+            ax.plot(at.order, at["mean"], color=colour, marker=marker, markersize=2.5)
             ax.fill_between(
                 at.order, at.low.clip(lower=1e-12), at.high, color=colour, alpha=0.15, linewidth=0
             )
@@ -958,7 +1091,14 @@ def sensitivity_figure(summary: pd.DataFrame, trend: pd.DataFrame, out: str | Pa
     else:
         labels = [f"checkpoint {i + 1}" for i in range(positions)]
     handles = [
-        Line2D([], [], color=colours[min(i, len(colours) - 1)], marker="o", markersize=2.5, label=t)
+        Line2D(
+            [],
+            [],
+            color=colours[min(i, len(colours) - 1)],
+            marker=_checkpoint_marker(i),
+            markersize=2.5,
+            label=t,
+        )
         for i, t in enumerate(labels)
     ]
     _legend(fig, handles, ncol=min(len(handles), 6))
@@ -974,13 +1114,31 @@ JOINT_STYLES = {
 }
 
 
+def group_key(label: str) -> tuple:
+    """The `run_order` of a group of runs that differ only in their architecture, from its
+    label "<dataset> s<seed>[ noise <p>]: <arch> + <arch> …" (`analyses.joint`): dataset,
+    first architecture, seed, label noise."""
+    head, _, archs = str(label).partition(": ")
+    words = head.split()
+    seed = next((int(w[1:]) for w in words if re.fullmatch(r"s\d+", w)), -1)
+    noise = 0.0
+    if "noise" in words and words.index("noise") + 1 < len(words):
+        try:
+            noise = float(words[words.index("noise") + 1])
+        except ValueError:
+            pass
+    dataset = words[0] if words else ""
+    return (dataset, archs.split(" + ")[0], seed, noise, str(label))
+
+
 def joint_figure(table: pd.DataFrame, out: str | Path) -> list[Path]:
     """Shared salient strength of models that differ only in their architecture: per group
-    (columns), the shared fraction of the salient strength over training (top) and per order
-    at the last checkpoint (bottom), joint extraction (solid) against separately extracted
-    decompositions (dashed), averaged over the group's models."""
+    (columns, in `run_order`: dataset, architecture, seed, label noise, `group_key`), the
+    shared fraction of the salient strength over training (top) and per order at the last
+    checkpoint (bottom), joint extraction (solid) against separately extracted decompositions
+    (dashed), averaged over the group's models."""
     _theme()
-    groups = list(dict.fromkeys(table.sort_values("group_label").group_label))
+    groups = sorted(dict.fromkeys(table.group_label), key=group_key)
     if not groups:
         fig, ax = plt.subplots(figsize=(SINGLE, 0.9), layout="constrained")
         _off(ax, "No two runs differ only in their architecture:\nno group to extract jointly.")

@@ -202,6 +202,32 @@ def run_step(
     write_json(result, verdict)
 
 
+CLAIM_KEY = "ood_high_order"
+CLAIM_FIELDS = ("verdict", "effect", "low", "high", "null", "bound", "reason")
+
+
+def scorecard_claims(claims: Sequence[str | Path]) -> pd.DataFrame:
+    """The scorecard's OOD claim of each run, from the runs' claims.json (rule
+    scorecard_run): one row per run with `CLAIM_FIELDS` and the mean-order change of each
+    group (`change_flipped`, `change_normal`), the very numbers and verdict of scorecard.tsv."""
+    rows = []
+    for path in check_files(claims, "run claims"):
+        record = json.loads(Path(path).read_text())
+        entry = next((e for e in record["claims"] if e["key"] == CLAIM_KEY), None)
+        if entry is None:
+            raise ValueError(f"{path}: no claim {CLAIM_KEY!r}")
+        rows.append(
+            {
+                "run": record["run"],
+                **{name: entry.get(name) for name in CLAIM_FIELDS},
+                "change_flipped": entry.get("change_flipped"),
+                "change_normal": entry.get("change_normal"),
+            }
+        )
+    columns = ["run", *CLAIM_FIELDS, "change_flipped", "change_normal"]
+    return pd.DataFrame(rows, columns=columns)
+
+
 def study_step(
     *,
     tables: Sequence[str | Path],
@@ -209,8 +235,11 @@ def study_step(
     table: str | Path,
     verdict_table: str | Path,
     figure: str | Path,
+    claims: Sequence[str | Path] = (),
 ) -> None:
-    """Noisy runs together: strength TSV, one verdict row per run, figure at the last epoch."""
+    """Noisy runs together: strength TSV, one row per run with the descriptive high-order
+    share comparison (column `verdict`) and, from the runs' claims.json (`claims`), the
+    scorecard's verdict (`scorecard_verdict`, …); the figure, titled with the scorecard's."""
     from harsanyi.plots import ood_figure
 
     strength = read_tsvs(check_files(tables, "OOD tables"))
@@ -220,9 +249,13 @@ def study_step(
         row.pop("per_checkpoint", None)
         rows.append(row)
     verdicts_table = pd.DataFrame(rows)
+    card = scorecard_claims(claims) if len(claims) else None
+    if card is not None and len(verdicts_table):
+        renamed = card.rename(columns={c: f"scorecard_{c}" for c in card if c != "run"})
+        verdicts_table = verdicts_table.merge(renamed, on="run", how="left")
     write_tsv(strength, table)
     write_tsv(verdicts_table, verdict_table)
-    ood_figure(strength, verdicts_table, figure)
+    ood_figure(strength, verdicts_table, figure, claims=card)
 
 
 # --------------------------------------------------------------------------- claim

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -257,6 +258,38 @@ ORDER_CLAIMS = (
 DEPENDS = "depends on the decomposition"
 VERDICTS = ("yes", "no", DEPENDS, "inconclusive", "n/a")
 END_FIELDS = ("effect", "low", "high", "null", "bound", "verdict", "reason")
+
+
+def verdict_counts(table: str | Path | pd.DataFrame) -> dict[str, int]:
+    """{verdict: rows} of a scorecard (scorecard.tsv or its table), every one of `VERDICTS`
+    in their order (0 where none), then any other value found.  "n/a" is read as text."""
+    card = read_tsv(table) if isinstance(table, (str, Path)) else table
+    found = card.verdict.astype(str).value_counts() if len(card) else pd.Series(dtype=int)
+    counts = {verdict: int(found.get(verdict, 0)) for verdict in VERDICTS}
+    counts.update({str(v): int(c) for v, c in found.items() if v not in counts})
+    return counts
+
+
+def verdict_text(counts: Mapping[str, int]) -> str:
+    """'3 yes, 10 no, 0 depends on the decomposition, 2 inconclusive, 9 n/a'."""
+    return ", ".join(f"{count} {verdict}" for verdict, count in counts.items())
+
+
+def where_to_look(study_dir: str | Path, configfiles: Sequence[str | Path] = ()) -> str:
+    """The lines that end a study (the workflow's `onsuccess`): its scorecard (figure, table,
+    verdict counts), its figures' directory and the command that builds its report."""
+    directory = Path(study_dir)
+    lines = [f"Study finished: {directory}"]
+    card = directory / "scorecard.tsv"
+    if card.is_file():
+        lines.append(f"  verdicts   {verdict_text(verdict_counts(card))}")
+        lines.append(f"  scorecard  {directory / 'scorecard.png'} (table: {card})")
+    figures = sorted(path.name for path in directory.glob("*.png"))
+    if figures:
+        lines.append(f"  figures    {directory}/ ({', '.join(figures)}; PDF beside each)")
+    config = "".join(f" --configfile {shlex.quote(str(path))}" for path in configfiles)
+    lines.append(f"  report     python3 -m snakemake{config} --report report.zip")
+    return "\n".join(lines)
 
 
 def both_ends(low: Mapping, high: Mapping) -> tuple[str, str]:

@@ -201,8 +201,9 @@ def study_step(
     label_noise: Mapping[str, float] | None = None,
     tau: float = 0.05,
 ) -> None:
-    """Cross-model coverage and top-K overlap → three TSVs and the heatmap figure, and the
-    per-sample coverage with its order-matched random baseline (`shared_samples_table`)."""
+    """Cross-model coverage and top-K overlap → three TSVs and the figure (with the
+    order-matched random coverage of `shared_samples_table`, the scorecard's baseline), and
+    that per-sample table."""
     from harsanyi.plots import similarity_figure
 
     tables = similarity_tables(
@@ -214,17 +215,17 @@ def study_step(
     write_tsv(tables["coverage"], coverage)
     write_tsv(tables["orders"], orders)
     write_tsv(tables["topk"], topk)
-    write_tsv(
-        shared_samples_table(
-            check_files(interactions, "interaction files"),
-            stages=stages,
-            label_noise=label_noise,
-            tau1=tau,
-            tau2=tau,
-        ),
-        samples,
+    per_sample = shared_samples_table(
+        check_files(interactions, "interaction files"),
+        stages=stages,
+        label_noise=label_noise,
+        tau1=tau,
+        tau2=tau,
     )
-    similarity_figure(tables["coverage"], tables["orders"], tables["topk"], figure, tau=tau)
+    write_tsv(per_sample, samples)
+    similarity_figure(
+        tables["coverage"], tables["orders"], tables["topk"], figure, tau=tau, samples=per_sample
+    )
 
 
 # --------------------------------------------------------------------------- claim
