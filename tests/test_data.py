@@ -95,6 +95,7 @@ def test_registry_names_and_argument_errors(tmp_path):
     assert set(DATASETS) == {
         "digits", "breast_cancer", "wine", "sentiment", "mnist", "fashion_mnist",
         "cifar10", "cifar100", "cub200", "tiny_imagenet", "sst2",
+        "planted_tabular_and", "planted_tabular_or", "planted_image_and", "planted_image_or",
     }  # fmt: skip
     with pytest.raises(ValueError, match="imagenet_full.*known"):
         load_dataset("imagenet_full")

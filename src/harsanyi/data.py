@@ -992,6 +992,175 @@ def _load_sst2(
     )
 
 
+# --------------------------------------------------------------------------- planted rules
+
+
+@dataclass(frozen=True)
+class PlantedRule:
+    """The known rule of a generated positive-control dataset (`planted_*` in DATASETS).
+
+    Class 1 iff every planted input is present (`kind` "and") or at least one is ("or").
+    `inputs` are feature columns (tabular) or (row, col) cells of the `PLANTED_GRID`
+    partition (image).  Every input, planted or distractor, is either absent (0) or present
+    (a fixed pattern times a random sign ±1), with Gaussian noise of `PLANTED_NOISE` added
+    everywhere; the signs make the training mean ≈ 0, so the baseline "zero in the normalised
+    input space" (the training mean) is an absent input, a state the model sees in training.
+    The two planted inputs are both absent, only the first, only the second or both present
+    with probabilities `PLANTED_STATES`; each distractor is present with probability 1/2,
+    independently of the label.
+    """
+
+    kind: Literal["and", "or"]
+    inputs: tuple[Any, ...]
+
+    def label(self, present: np.ndarray) -> np.ndarray:
+        """int64 labels from (samples, len(inputs)) presence of the planted inputs."""
+        present = np.asarray(present, dtype=bool)
+        hit = present.all(axis=1) if self.kind == "and" else present.any(axis=1)
+        return hit.astype(np.int64)
+
+
+PLANTED_FEATURES = 10  # columns of the planted tabular datasets
+PLANTED_IMAGE = (8, 8)  # one channel
+PLANTED_GRID = (4, 4)  # cells of 2×2 pixels
+PLANTED_PATTERN = np.array([[1.0, -1.0], [-1.0, 1.0]])  # a present cell, times ±1
+PLANTED_STATES = (0.35, 0.15, 0.15, 0.35)  # planted pair: none, first only, second only, both
+PLANTED_NOISE = 0.1
+PLANTED_SIZES = (2000, 500)  # default n_train, n_test
+PLANTED_RULES: dict[str, PlantedRule] = {
+    "planted_tabular_and": PlantedRule("and", (2, 5)),
+    "planted_tabular_or": PlantedRule("or", (2, 5)),
+    "planted_image_and": PlantedRule("and", ((1, 1), (2, 3))),
+    "planted_image_or": PlantedRule("or", ((1, 1), (2, 3))),
+}
+
+
+def _planted_units(name: str) -> list[Any]:
+    """The inputs of a planted dataset in generation order: columns or row-major cells."""
+    if name.startswith("planted_tabular"):
+        return list(range(PLANTED_FEATURES))
+    return [(r, c) for r in range(PLANTED_GRID[0]) for c in range(PLANTED_GRID[1])]
+
+
+def _planted_draw(name: str, size: int, seed: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Presence (size, units) bool and signs (size, units) ±1 of planted dataset `name`."""
+    rule = PLANTED_RULES[name]
+    units = _planted_units(name)
+    rng = np.random.default_rng(seed)
+    present = rng.random((size, len(units))) < 0.5
+    state = rng.choice(4, size=size, p=PLANTED_STATES)  # bit 1: first input, bit 0: second
+    first, second = (units.index(unit) for unit in rule.inputs)
+    present[:, first] = state >= 2
+    present[:, second] = state % 2 == 1
+    signs = np.where(rng.random((size, len(units))) < 0.5, -1.0, 1.0)
+    return present, signs
+
+
+def planted_presence(
+    name: str,
+    split: str,
+    ids: Sequence[int],
+    seed: int = 0,
+    n_train: int = PLANTED_SIZES[0],
+    n_test: int = PLANTED_SIZES[1],
+) -> np.ndarray:
+    """(len(ids), len(inputs)) bool: which planted inputs of `PLANTED_RULES[name]` the
+    samples `ids` of `split` ("train" or "test", as loaded with `seed`, `n_train`, `n_test`)
+    hold."""
+    if name not in PLANTED_RULES:
+        raise ValueError(f"{name!r} has no planted rule; planted datasets: {sorted(PLANTED_RULES)}")
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    ids = np.asarray(ids, dtype=np.int64)
+    size = n_train if split == "train" else n_test
+    if ids.size and not 0 <= ids.min() <= ids.max() < size:
+        raise ValueError(
+            f"{name}: {split} ids must lie in [0, {size}), got {ids.min()}..{ids.max()}"
+        )
+    present, _ = _planted_draw(name, size, [seed, 0, 0 if split == "train" else 1])
+    units = _planted_units(name)
+    columns = [units.index(unit) for unit in PLANTED_RULES[name].inputs]
+    return present[ids][:, columns]
+
+
+def generate_planted(name: str, size: int, seed: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """`size` raw samples of planted dataset `name` and their labels: (size, F) features, or
+    (size, 1, H, W) images whose cells hold ±PLANTED_PATTERN when present."""
+    present, signs = _planted_draw(name, size, seed)
+    rule = PLANTED_RULES[name]
+    units = _planted_units(name)
+    labels = rule.label(present[:, [units.index(unit) for unit in rule.inputs]])
+    noise = np.random.default_rng([*seed, 1])
+    values = present * signs
+    if name.startswith("planted_tabular"):
+        x = values + PLANTED_NOISE * noise.standard_normal(values.shape)
+        return x, labels
+    rows, cols = PLANTED_GRID
+    cell_h, cell_w = PLANTED_IMAGE[0] // rows, PLANTED_IMAGE[1] // cols
+    cells = values.reshape(size, rows, 1, cols, 1) * PLANTED_PATTERN.reshape(
+        1, 1, cell_h, 1, cell_w
+    )
+    images = cells.reshape(size, 1, *PLANTED_IMAGE)
+    images = images + PLANTED_NOISE * noise.standard_normal(images.shape)
+    return images, labels
+
+
+def _load_planted(
+    name: str, *, max_train: int | None, max_test: int | None, seed: int, n_train: int, n_test: int
+) -> Dataset:
+    _check_size("n_train", n_train)
+    _check_size("n_test", n_test)
+    train_x, train_y = generate_planted(name, n_train, [seed, 0, 0])
+    test_x, test_y = generate_planted(name, n_test, [seed, 0, 1])
+    train_idx, test_idx = _subsets(train_y, test_y, max_train, max_test, seed)
+    classes = ["rule false", "rule true"]
+    if name.startswith("planted_tabular"):
+        return _tabular_dataset(
+            name,
+            train_x[train_idx],
+            train_y[train_idx],
+            train_idx,
+            test_x[test_idx],
+            test_y[test_idx],
+            test_idx,
+            classes,
+        )
+    return _image_dataset(
+        name,
+        torch.as_tensor(train_x[train_idx], dtype=torch.float32),
+        train_y[train_idx],
+        train_idx,
+        torch.as_tensor(test_x[test_idx], dtype=torch.float32),
+        test_y[test_idx],
+        test_idx,
+        classes,
+    )
+
+
+def _planted_loader(name: str) -> Callable[..., Dataset]:
+    rule = PLANTED_RULES[name]
+
+    def load(
+        root: Path | None,
+        *,
+        max_train: int | None,
+        max_test: int | None,
+        seed: int,
+        n_train: int = PLANTED_SIZES[0],
+        n_test: int = PLANTED_SIZES[1],
+    ) -> Dataset:
+        return _load_planted(
+            name, max_train=max_train, max_test=max_test, seed=seed, n_train=n_train, n_test=n_test
+        )
+
+    load.__name__ = f"_load_{name}"
+    load.__doc__ = (
+        f"A generated positive control: class 1 iff {rule.kind.upper()} of inputs "
+        f"{list(rule.inputs)} (PLANTED_RULES)."
+    )
+    return load
+
+
 # --------------------------------------------------------------------------- registry
 
 
@@ -1023,6 +1192,18 @@ DATASETS: dict[str, DatasetSpec] = {
     "cub200": DatasetSpec("image", None, 200, True, _load_cub200),
     "tiny_imagenet": DatasetSpec("image", None, 200, True, _load_tiny_imagenet),
     "sst2": DatasetSpec("text", (16,), 2, True, _load_sst2),
+    "planted_tabular_and": DatasetSpec(
+        "tabular", (PLANTED_FEATURES,), 2, False, _planted_loader("planted_tabular_and")
+    ),
+    "planted_tabular_or": DatasetSpec(
+        "tabular", (PLANTED_FEATURES,), 2, False, _planted_loader("planted_tabular_or")
+    ),
+    "planted_image_and": DatasetSpec(
+        "image", (1, *PLANTED_IMAGE), 2, False, _planted_loader("planted_image_and")
+    ),
+    "planted_image_or": DatasetSpec(
+        "image", (1, *PLANTED_IMAGE), 2, False, _planted_loader("planted_image_or")
+    ),
 }
 
 

@@ -69,6 +69,10 @@ class TrainConfig:
     ``checkpoint_epochs`` None means every epoch 0..epochs.  ``noise_seed`` None uses ``seed``.
     ``lr_schedule``: "constant", "cosine" (to 0 at the last epoch) or "step" (multiply by
     ``lr_gamma`` every ``lr_step`` epochs).
+    ``mask_players``: the probability with which every input element that can be a player
+    (a token position: attended, not a special token; a tabular feature) is replaced by its
+    baseline in each training batch, drawn afresh every epoch, labels kept; 0 (default) trains
+    on the data as it is.  It lets the baseline mean "absent" to the model (`Masking`).
     """
 
     epochs: int
@@ -85,6 +89,7 @@ class TrainConfig:
     seed: int = 0
     label_noise: float = 0.0
     noise_seed: int | None = None
+    mask_players: float = 0.0
 
     def __post_init__(self) -> None:
         _require_int("epochs", self.epochs, minimum=1)
@@ -114,6 +119,8 @@ class TrainConfig:
             raise ValueError(f"lr_gamma must lie in (0, 1], got {self.lr_gamma!r}")
         if not 0 <= self.label_noise < 1:
             raise ValueError(f"label_noise must lie in [0, 1), got {self.label_noise!r}")
+        if isinstance(self.mask_players, bool) or not 0 <= self.mask_players < 1:
+            raise ValueError(f"mask_players must lie in [0, 1), got {self.mask_players!r}")
         if self.optimizer not in ("sgd", "adam"):
             raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
         if self.lr_schedule not in ("constant", "cosine", "step"):
@@ -122,7 +129,37 @@ class TrainConfig:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        if not self.mask_players:
+            del out["mask_players"]  # runs without masking keep their checkpoints' config
+        return out
+
+
+@dataclass
+class Masking:
+    """What `TrainConfig.mask_players` puts in place of a masked input element.
+
+    `baseline`: one input of the split's shape holding the baseline (for text the [MASK]
+    token id at every position, `Dataset.feature_mean`; for tabular data the training mean,
+    which both tabular baselines of extraction are in the normalised input space).
+    `protected`: token ids never masked (text: the special tokens).
+    """
+
+    baseline: torch.Tensor
+    protected: tuple[int, ...] = ()
+
+    def apply(
+        self, x: torch.Tensor, attention_mask: torch.Tensor | None, drawn: torch.Tensor
+    ) -> torch.Tensor:
+        """`x` with the elements where `drawn` (bool, x's shape) is set replaced by the
+        baseline, except padding and protected tokens."""
+        replace = drawn.to(x.device)
+        if attention_mask is not None:
+            replace &= attention_mask.bool()
+        if self.protected:
+            protected = torch.as_tensor(self.protected, dtype=x.dtype, device=x.device)
+            replace &= ~torch.isin(x, protected)
+        return torch.where(replace, self.baseline.to(device=x.device, dtype=x.dtype), x)
 
 
 def _require_int(key: str, value: Any, minimum: int) -> None:
@@ -173,11 +210,13 @@ def train_run(
     progress: bool = True,
     log: logging.Logger = logger,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+    masking: Masking | None = None,
 ) -> pd.DataFrame:
     """Train ``model`` (already initialised by the caller) and write checkpoints and metrics.
 
     ``on_epoch_end(epoch, row)`` is called after each epoch's state has been saved (also for
-    epoch 0); raising from it interrupts the run like a kill would.  Returns the metrics table.
+    epoch 0); raising from it interrupts the run like a kill would.  ``masking`` is required
+    when ``config.mask_players`` > 0.  Returns the metrics table.
     """
     out_dir = Path(out_dir)
     state_dir = Path(state_dir) if state_dir is not None else default_state_dir(out_dir)
@@ -186,6 +225,16 @@ def train_run(
     _require_int("num_classes", num_classes, minimum=2)
     _check_split("train", train, num_classes)
     _check_split("test", test, num_classes)
+    if config.mask_players > 0:
+        if masking is None:
+            raise ValueError(
+                f"mask_players = {config.mask_players} needs a Masking (the baseline input)"
+            )
+        if tuple(masking.baseline.shape) != tuple(train.x.shape[1:]):
+            raise ValueError(
+                f"masking baseline of shape {tuple(masking.baseline.shape)} does not match "
+                f"inputs of shape {tuple(train.x.shape[1:])}"
+            )
     meta = dict(meta or {})
     device = pick_device() if device is None else torch.device(device)
     if device.type == "cuda":
@@ -226,6 +275,7 @@ def train_run(
             progress=progress,
             log=log,
             on_epoch_end=on_epoch_end,
+            masking=masking if config.mask_players > 0 else None,
         )
     finally:
         torch.use_deterministic_algorithms(previous_determinism, warn_only=previous_warn_only)
@@ -260,6 +310,26 @@ class _Tensors:
             out = model(self.x[index], self.attention_mask[index])
         return out.logits if hasattr(out, "logits") else out
 
+    def masked(self, masked: _MaskedEpoch, index: torch.Tensor) -> _Tensors:
+        """The samples `index` with this epoch's masking applied."""
+        mask = None if self.attention_mask is None else self.attention_mask[index]
+        return _Tensors(masked.apply(self.x[index], mask), self.y[index], mask)
+
+
+class _MaskedEpoch:
+    """One epoch's masking: its own generator, seeded by (seed, epoch), so a resumed run
+    draws the same masks and the shuffling and weight initialisation are unaffected."""
+
+    def __init__(self, masking: Masking, config: TrainConfig, epoch: int) -> None:
+        self.masking = masking
+        self.probability = config.mask_players
+        seed = np.random.SeedSequence([config.seed, epoch, 0x6D61736B]).generate_state(1)[0]
+        self.generator = torch.Generator().manual_seed(int(seed))
+
+    def apply(self, x: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        drawn = torch.rand(x.shape, generator=self.generator) < self.probability
+        return self.masking.apply(x, attention_mask, drawn)
+
 
 def _train(
     *,
@@ -276,6 +346,7 @@ def _train(
     progress: bool,
     log: logging.Logger,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None,
+    masking: Masking | None = None,
 ) -> list[dict[str, float]]:
     optimizer = _optimizer(model, config)
     shuffle = torch.Generator()
@@ -330,7 +401,8 @@ def _train(
         lr = learning_rate(config, epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        _train_epoch(model, optimizer, train, config.batch_size, shuffle)
+        masked = None if masking is None else _MaskedEpoch(masking, config, epoch)
+        _train_epoch(model, optimizer, train, config.batch_size, shuffle, masked)
         rows.append(_evaluate(model, train, test, clean_y, flipped, config, epoch=epoch))
         _end_epoch(
             epoch,
@@ -368,6 +440,7 @@ def _train_epoch(
     train: _Tensors,
     batch_size: int,
     shuffle: torch.Generator,
+    masked: _MaskedEpoch | None = None,
 ) -> None:
     model.train()
     # The order is drawn on the CPU (the same order on every device, and the generator's state
@@ -375,7 +448,11 @@ def _train_epoch(
     # moves one index vector to the device and no batch passes through the host.
     order = torch.randperm(len(train), generator=shuffle).to(train.y.device)
     for batch in order.split(batch_size):
-        loss = F.cross_entropy(train.logits(model, batch), train.y[batch])
+        if masked is None:
+            logits = train.logits(model, batch)
+        else:
+            logits = train.masked(masked, batch).logits(model, slice(None))
+        loss = F.cross_entropy(logits, train.y[batch])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -633,7 +710,16 @@ def train_from_settings(
         seed=settings["seed"],
         label_noise=settings["label_noise"],
         noise_seed=settings["noise_seed"],
+        mask_players=training.get("mask_players", 0.0),
     )
+    masking = None
+    if config.mask_players > 0:
+        if dataset.kind not in ("text", "tabular"):
+            raise ValueError(
+                f"training.mask_players is for text and tabular datasets, not {dataset.kind} "
+                f"dataset {settings['dataset']!r}"
+            )
+        masking = Masking(dataset.feature_mean, tuple(dataset.special_token_ids or ()))
     model = build_model(settings["arch"], dataset.input_shape, num_classes, seed=settings["seed"])
     meta = {
         "arch": settings["arch"],
@@ -653,11 +739,13 @@ def train_from_settings(
         state_dir=Path(state_dir),
         device=pick_device(device),
         progress=progress,
+        masking=masking,
     )
     write_manifest(run_dir, settings, provenance(pick_device(device), start=start))
 
 
 __all__ = [
+    "Masking",
     "TrainConfig",
     "checkpoint_schedule",
     "default_state_dir",
