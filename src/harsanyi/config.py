@@ -595,16 +595,30 @@ def read_yaml(path: str | Path) -> dict:
     return content
 
 
-def load_study(path: str | Path, *, check_data: bool = True) -> Study:
-    """Read, validate (schema with defaults) and resolve a study config file."""
-    import yaml
-    from jsonschema import Draft202012Validator, validators
+TEMPLATING_KEY = "__use_yte__"
 
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"study config {path} does not exist")
-    config = read_yaml(path)
-    schema = yaml.safe_load(schema_path().read_text())
+
+def refuse_templating(paths) -> None:
+    """ConfigError naming a config file that asks Snakemake for YTE templating: such a file
+    runs code for whoever reads it, and a study config is data (README, "For labs")."""
+    import yaml
+
+    for path in paths:
+        try:
+            content = yaml.safe_load(Path(path).read_text())
+        except (OSError, yaml.YAMLError):
+            continue  # reported by whoever reads it for real
+        if isinstance(content, dict) and TEMPLATING_KEY in content:
+            raise ConfigError(
+                f"{path}: {TEMPLATING_KEY}: config templating is refused (it runs code for "
+                "whoever reads the file); write the values out"
+            )
+
+
+def _strict_validator(schema: dict, *, defaults: bool):
+    """A JSON-schema validator whose "integer" is a Python int (6.0 is refused, naming its
+    key, rather than failing later), setting defaults when asked."""
+    from jsonschema import Draft202012Validator, validators
 
     def set_defaults(validator, properties, instance, schema):
         for prop, sub in properties.items():
@@ -614,8 +628,41 @@ def load_study(path: str | Path, *, check_data: bool = True) -> Study:
             validator, properties, instance, schema
         )
 
-    validator_cls = validators.extend(Draft202012Validator, {"properties": set_defaults})
-    errors = sorted(validator_cls(schema).iter_errors(config), key=lambda e: list(e.path))
+    checker = Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool)
+    )
+    extra = {"properties": set_defaults} if defaults else {}
+    return validators.extend(Draft202012Validator, extra, type_checker=checker)(schema)
+
+
+def check_types(config: dict, source: str = "config") -> None:
+    """ConfigError naming the first key whose value breaks the schema with integers taken
+    strictly (Snakemake's validation accepts 6.0 where an integer belongs)."""
+    import yaml
+
+    schema = yaml.safe_load(schema_path().read_text())
+    errors = sorted(
+        _strict_validator(schema, defaults=False).iter_errors(config),
+        key=lambda e: list(e.path),
+    )
+    if errors:
+        error = errors[0]
+        where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+        raise ConfigError(f"{source}: {where}: {error.message}")
+
+
+def load_study(path: str | Path, *, check_data: bool = True) -> Study:
+    """Read, validate (schema with defaults) and resolve a study config file."""
+    import yaml
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"study config {path} does not exist")
+    refuse_templating([path])
+    config = read_yaml(path)
+    schema = yaml.safe_load(schema_path().read_text())
+    validator = _strict_validator(schema, defaults=True)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.path))
     if errors:
         error = errors[0]
         where = ".".join(str(p) for p in error.absolute_path) or "(top level)"

@@ -5,7 +5,14 @@ import yaml
 
 from snakemake.exceptions import WorkflowError
 
-from harsanyi.config import VARIANT_KEYS, ConfigError, check_extraction_memory, resolve
+from harsanyi.config import (
+    VARIANT_KEYS,
+    ConfigError,
+    check_extraction_memory,
+    check_types,
+    refuse_templating,
+    resolve,
+)
 from harsanyi.io import settings_hash
 
 RESOURCES_FILE = Path(workflow.basedir) / "workflow" / "resources.yaml"
@@ -13,6 +20,8 @@ RESOURCES_FILE = Path(workflow.basedir) / "workflow" / "resources.yaml"
 RESOURCES = yaml.safe_load(RESOURCES_FILE.read_text())
 
 try:
+    refuse_templating(workflow.overwrite_configfiles or ["config/config.yaml"])
+    check_types(config)
     STUDY = resolve(config)
     # the mem_mb of an extract job: a command-line --set-resources, else resources.yaml
     extract_mem_mb = (
