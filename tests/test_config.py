@@ -261,12 +261,21 @@ def test_without_a_configfile_the_embedded_default_runs():
     assert len(groups) == 2  # digits lenet + mlp, without and with label noise
     assert jobs["joint_extract"] == sum(len(study.joint_epochs(r)) for r in groups.values())
     assert jobs["sensitivity_study"] == jobs["joint_study"] == 1
-    # every claim also under the published procedure and at qthres 0, from the stored games
-    assert set(study.variants) == {"published", "qthres0"}
+    # no variants in the default study itself (its time budget): config/variants.yaml adds them
+    assert not study.variants and "redecompose" not in jobs
     checkpoints = sum(len(run.epochs) for run in study.runs)
     assert jobs["extract"] == checkpoints
-    assert jobs["redecompose"] == len(study.variants) * checkpoints
-    assert jobs["variant_scorecard"] == len(study.variants) and jobs["variants_study"] == 1
+
+
+def test_the_variants_file_adds_the_published_procedure_and_qthres0_to_the_default():
+    """`--configfile config/config.yaml config/variants.yaml`: the default study, every claim
+    also under the published procedure and at qthres 0, from the stored games."""
+    jobs = _planned_jobs("--configfile", "config/config.yaml", "config/variants.yaml")
+    study = load_study(REPO / "config" / "config.yaml")
+    checkpoints = sum(len(run.epochs) for run in study.runs)
+    assert jobs["extract"] == checkpoints
+    assert jobs["redecompose"] == 2 * checkpoints
+    assert jobs["variant_scorecard"] == 2 and jobs["variants_study"] == 1
 
 
 def test_analysis_settings_name_the_paths_of_what_they_determine(tmp_path):
