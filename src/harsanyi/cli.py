@@ -694,6 +694,56 @@ def add_check_config(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=cmd_check_config)
 
 
+# --------------------------------------------------------------------------- draw
+
+
+def cmd_draw(args: argparse.Namespace) -> int:
+    from harsanyi.pictures import checkpoint_series, sample_input
+    from harsanyi.plots import interaction_picture
+
+    if args.top < 1:
+        raise CliError(f"--top must be at least 1, got {args.top}")
+    by_epoch, paths = checkpoint_series(args.files, args.sample)
+    first = by_epoch[min(by_epoch)]
+    data = sample_input(first, args.sample, path=paths[0], data_root=args.data_root)
+    if data.note:
+        print(f"harsanyi: note: {data.note}; drawing the players only", file=sys.stderr)
+    drawn = interaction_picture(by_epoch, args.sample, args.out, top=args.top, data=data)
+    print(args.out)
+    for item in drawn:
+        players = ",".join(str(j) for j in item.coalition)
+        print(f"epoch {item.epoch}\t{item.op}\t{{{players}}}\t{item.value:+.6g}")
+    return 0
+
+
+def add_draw(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "draw",
+        help="one sample's salient AND/OR interactions drawn on its input, per checkpoint",
+        description="Draw row K of results files of one run at different checkpoints (one "
+        "column each, by the epoch the files record): the strongest salient interactions "
+        "(|I| >= 0.05 max|I|, empty set excluded) on the input: image patches outlined "
+        "red (positive) or blue (negative), solid AND, dashed OR; features or tokens named "
+        "for tables and text. Writes a PNG and its PDF twin, and prints what was drawn "
+        "(epoch, op, players, value). Without the data (a dataset that needs --data-root) "
+        "the players alone are drawn, and the figure says so.",
+    )
+    parser.add_argument("files", type=Path, nargs="+", metavar="FILE", help="results files")
+    parser.add_argument(
+        "--sample", type=int, required=True, metavar="K", help="row of the files (0-based)"
+    )
+    parser.add_argument(
+        "--top", type=int, default=6, metavar="N", help="interactions per checkpoint (default 6)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("picture.png"), help="PNG to write (and its .pdf)"
+    )
+    parser.add_argument(
+        "--data-root", metavar="DIR", help="root of the dataset's files, where it needs one"
+    )
+    parser.set_defaults(func=cmd_draw)
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -707,6 +757,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  harsanyi store ls results/\n"
         "  harsanyi store verify results/\n"
         "  harsanyi check-config config/fashion_mnist.yaml\n"
+        "  harsanyi draw x-HASH/epoch_0000.h5 x-HASH/epoch_0040.h5 --sample 0 --out picture.png\n"
         "Run 'harsanyi COMMAND --help' for the options of a command.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -715,6 +766,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_store(subparsers)
     add_extract(subparsers)
     add_check_config(subparsers)
+    add_draw(subparsers)
     return parser
 
 

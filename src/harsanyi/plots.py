@@ -264,7 +264,7 @@ def two_phase_figure(
             ax.axhline(0, color="black", linewidth=0.5)
             if bars_y is None:
                 bars_y = ax
-                ax.set_ylim(-1.1, 2.0 if has_face else 1.5)
+                ax.set_ylim(-1.1, 2.5 if has_face else 1.5)
                 ax.set_yticks([-1, 0, 1])
             else:
                 ax.sharey(bars_y)
@@ -1186,3 +1186,268 @@ def joint_figure(table: pd.DataFrame, out: str | Path) -> list[Path]:
     _legend(fig, handles)
     sns.despine(fig)
     return save(fig, out)
+
+
+# --------------------------------------------------------------------------- one sample's picture
+
+from collections.abc import Mapping  # noqa: E402
+from typing import TYPE_CHECKING  # noqa: E402
+
+if TYPE_CHECKING:
+    from harsanyi.pictures import DrawnInteraction, SampleInput
+    from harsanyi.players import PatchGrid
+    from harsanyi.store import InteractionResults
+
+PICTURE_LINES = {"AND": "-", "OR": "--"}  # outline of a coalition's patches (image players)
+PICTURE_HATCH = {"AND": "", "OR": "////"}  # bars (tabular and text players)
+
+
+def _sign_colour(value: float) -> str:
+    return POSITIVE if value >= 0 else NEGATIVE
+
+
+def _cell_box(players: PatchGrid, cell: tuple[int, int]) -> tuple[float, float, float, float]:
+    """(x, y, width, height) of a grid cell in image pixel coordinates (`PatchGrid`)."""
+    (height, width), (rows, cols) = players.image_size, players.grid
+    r, c = cell
+    top, bottom = r * height // rows, (r + 1) * height // rows
+    left, right = c * width // cols, (c + 1) * width // cols
+    return left - 0.5, top - 0.5, right - left, bottom - top
+
+
+def _picture_image(ax: plt.Axes, data: SampleInput) -> None:
+    """The sample's image in grey (or colour), or a blank of its size where not loaded."""
+    height, width = data.players.image_size
+    image = data.image if data.image is not None else np.full((height, width), 0.93)
+    ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1)
+    ax.set_axis_off()  # a picture, no axes: a thin frame instead
+    ax.add_patch(
+        matplotlib.patches.Rectangle(
+            (0, 0),
+            1,
+            1,
+            transform=ax.transAxes,
+            fill=False,
+            edgecolor="0.6",
+            linewidth=0.4,
+            gid="frame",
+        )
+    )
+
+
+def _outline(
+    ax: plt.Axes,
+    data: SampleInput,
+    coalition: tuple[int, ...],
+    value: float,
+    op: str,
+    peak: float,
+) -> None:
+    """The patches of `coalition`, outlined (and lightly filled) in the colour of the sign,
+    solid for AND and dashed for OR, the line width growing with |I| / `peak`."""
+    colour = _sign_colour(value)
+    linewidth = 0.6 + 2.2 * abs(value) / peak if peak > 0 else 0.6
+    for player in coalition:
+        x, y, w, h = _cell_box(data.players, data.players.cells[player])
+        for fill, style in ((True, {"alpha": 0.22, "linewidth": 0}), (False, {})):
+            ax.add_patch(
+                matplotlib.patches.Rectangle(
+                    (x, y),
+                    w,
+                    h,
+                    fill=fill,
+                    facecolor=colour if fill else "none",
+                    edgecolor=colour,
+                    linestyle=PICTURE_LINES[op],
+                    **({"linewidth": linewidth} | style),
+                )
+            )
+
+
+def _picture_heading(
+    results: InteractionResults, sample: int, data: SampleInput, title: str | None
+) -> str:
+    model = results.meta.get("model") or {}
+    split = str(np.asarray(results.split).astype(str)[sample])
+    head = (
+        f"{title or _run_label(str(model.get('run', '')))}: row {sample}, sample "
+        f"{int(results.sample_ids[sample])} ({split}, label {int(results.labels[sample])})"
+    )
+    if data.text:
+        head += "\n" + data.text
+    if data.note:
+        what = "the player grid only" if data.kind == "image" else "players by position"
+        head += f"\n{data.note}: {what}"
+    return head
+
+
+def _wrapped(heading: str, width: float) -> str:
+    """`heading` wrapped to a figure `width` inches wide (about 16 characters an inch)."""
+    return "\n".join(textwrap.fill(line, int(width * 16)) for line in heading.split("\n"))
+
+
+def _image_picture(
+    results_by_epoch: Mapping[int, InteractionResults],
+    sample: int,
+    drawn: list[DrawnInteraction],
+    data: SampleInput,
+    heading: str,
+) -> plt.Figure:
+    epochs = sorted(results_by_epoch)
+    rows = 1 + max([sum(d.epoch == e for d in drawn) for e in epochs] + [0])
+    cols = len(epochs)
+    height, width = data.players.image_size
+    aspect = height / width
+    fig_width = min(DOUBLE, max(SINGLE, 1.45 * cols))
+    panel = min(1.6, fig_width / cols)
+    header = 0.55 + 0.13 * _wrapped(heading, 3.1).count("\n")  # at most this tall
+    if rows * (panel * aspect + 0.3) + header > MAX_HEIGHT:
+        panel = ((MAX_HEIGHT - header) / rows - 0.3) / aspect
+        fig_width = max(3.1, min(fig_width, panel * cols))
+    heading = _wrapped(heading, fig_width)
+    fig, axes = plt.subplots(
+        rows,
+        cols,
+        figsize=(fig_width, rows * (panel * aspect + 0.3) + header),
+        squeeze=False,
+        layout="constrained",
+    )
+    for col, epoch in enumerate(epochs):
+        results = results_by_epoch[epoch]
+        ax = axes[0, col]
+        _picture_image(ax, data)
+        for cell in data.players.cells:
+            x, y, w, h = _cell_box(data.players, cell)
+            ax.add_patch(
+                matplotlib.patches.Rectangle(
+                    (x, y), w, h, fill=False, edgecolor="#e67e22", linewidth=0.6
+                )
+            )
+        v_full = float(results.v[sample, -1])
+        ax.set_title(f"epoch {epoch}\nv(N) = {v_full:.2g}")
+        here = [d for d in drawn if d.epoch == epoch]
+        peak = max([abs(d.value) for d in here] + [0.0])
+        for row in range(1, rows):
+            ax = axes[row, col]
+            if row > len(here):
+                ax.set_axis_off()
+                continue
+            item = here[row - 1]
+            _picture_image(ax, data)
+            _outline(ax, data, item.coalition, item.value, item.op, peak)
+            ax.set_title(f"{item.op} {item.value:+.2g}")
+        if not here and rows > 1:
+            _off(axes[1, col], "no salient\ninteraction")
+    fig.suptitle(heading, fontsize=FONT + 0.5)
+    _legend(
+        fig,
+        [
+            Patch(color=POSITIVE, alpha=0.6, label="I(S) > 0"),
+            Patch(color=NEGATIVE, alpha=0.6, label="I(S) < 0"),
+            Line2D([], [], color="0.2", linestyle=PICTURE_LINES["AND"], label="AND"),
+            Line2D([], [], color="0.2", linestyle=PICTURE_LINES["OR"], label="OR"),
+            Line2D([], [], color="#e67e22", linewidth=0.6, label="players"),
+        ],
+        ncol=5,
+        loc="outside lower center",
+    )
+    return fig
+
+
+def _coalition_label(item: DrawnInteraction, names: list[str], width: int = 30) -> str:
+    joint = " & " if item.op == "AND" else " | "
+    text = f"{item.op}: " + joint.join(names[j] for j in item.coalition)
+    return textwrap.fill(text, width, subsequent_indent="  ")
+
+
+def _bar_picture(
+    results_by_epoch: Mapping[int, InteractionResults],
+    sample: int,
+    drawn: list[DrawnInteraction],
+    data: SampleInput,
+    heading: str,
+) -> plt.Figure:
+    epochs = sorted(results_by_epoch)
+    labels = {d: _coalition_label(d, data.names) for d in drawn}
+    lines = max([sum(labels[d].count("\n") + 1 for d in drawn if d.epoch == e) for e in epochs])
+    columns = 1 if len(epochs) == 1 else 2
+    per_row = 0.75 + max(lines, 1) * FONT * 1.35 / 72
+    fig, axes = _panels(len(epochs), columns, per_row, width=DOUBLE if columns > 1 else SINGLE)
+    heading = _wrapped(heading, fig.get_figwidth())
+    fig.set_figheight(fig.get_figheight() + 0.15 + 0.13 * heading.count("\n"))
+    for ax, epoch in zip(axes.ravel(), epochs, strict=False):
+        here = [d for d in drawn if d.epoch == epoch]
+        v_full = float(results_by_epoch[epoch].v[sample, -1])
+        if not here:
+            _off(ax, f"epoch {epoch}: no salient interaction")
+            continue
+        ys = np.arange(len(here))
+        for y, item in zip(ys, here, strict=True):
+            ax.barh(
+                y,
+                item.value,
+                color=_sign_colour(item.value),
+                hatch=PICTURE_HATCH[item.op],
+                edgecolor="white",
+                linewidth=0.0,
+                height=0.7,
+            )
+        ax.axvline(0, color="black", linewidth=0.5)
+        ax.set_yticks(ys, [labels[d] for d in here])
+        ax.invert_yaxis()
+        ax.set_xlabel("I(S)")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(4))
+        ax.set_title(f"epoch {epoch}, v(N) = {v_full:.2g}")
+    fig.suptitle(heading, fontsize=FONT + 0.5)
+    _legend(
+        fig,
+        [
+            Patch(color=POSITIVE, label="I(S) > 0"),
+            Patch(color=NEGATIVE, label="I(S) < 0"),
+            Patch(facecolor="0.5", label="AND"),
+            Patch(facecolor="0.5", hatch=PICTURE_HATCH["OR"], edgecolor="white", label="OR"),
+        ],
+        loc="outside lower center",
+    )
+    sns.despine(fig)
+    return fig
+
+
+def interaction_picture(
+    results_by_epoch: Mapping[int, InteractionResults],
+    sample: int,
+    out: str | Path,
+    *,
+    top: int = 6,
+    data: SampleInput | None = None,
+    ratio: float = 0.05,
+    title: str | None = None,
+) -> list[DrawnInteraction]:
+    """What the network learned on one sample: row `sample` of the results files of one run
+    at several checkpoints (`results_by_epoch`: epoch → `InteractionResults`, one column
+    each, epochs ascending; `pictures.checkpoint_series` reads and checks them), its `top`
+    strongest salient interactions (|I(S)| ≥ ratio·max|I|, ∅ excluded) at each checkpoint
+    drawn on the input `data` (`pictures.sample_input`).
+
+    Image players: the first row shows the input with its players outlined and v(N); below,
+    one panel per interaction (strongest first) with its coalition's patches outlined red
+    (I > 0) or blue (I < 0), solid for AND and dashed for OR, the line width growing with
+    |I| relative to the checkpoint's strongest.  Tabular and text players: one bar panel per
+    checkpoint, each coalition named by its feature names or tokens, OR bars hatched.  Where
+    `data` holds no input (None, or a `note`), the heading says so and the players alone
+    are drawn.  Returns what was drawn, `pictures.DrawnInteraction` (epoch, op, coalition,
+    value) per interaction; the figure is written to `out` and its PDF twin."""
+    from harsanyi.pictures import drawn_interactions, sample_input
+
+    if not results_by_epoch:
+        raise ValueError("interaction_picture: no checkpoint given")
+    _theme()
+    first = results_by_epoch[min(results_by_epoch)]
+    if data is None:
+        data = sample_input(first, sample, load=False)
+    drawn = drawn_interactions(results_by_epoch, sample, top=top, ratio=ratio)
+    heading = _picture_heading(first, sample, data, title)
+    draw = _image_picture if data.kind == "image" else _bar_picture
+    fig = draw(results_by_epoch, sample, drawn, data, heading)
+    save(fig, out)
+    return drawn
