@@ -17,7 +17,7 @@ from harsanyi.analyses.scorecard import README_END, readme_markdown, splice_read
 from harsanyi.io import write_text
 
 COMMAND = (
-    "python3 -m snakemake --cores 2 readme && "
+    "python3 -m snakemake --cores 2 readme{config} && "
     "python3 scripts/readme_results.py results/studies/<study>-<hash>/a-<hash>/readme"
 )
 README_FIGURE = "docs/default_two_phase.png"
@@ -26,12 +26,14 @@ if "snakemake" in globals():
     from harsanyi.jobs import setup_job
 
     setup_job(snakemake.log, snakemake.threads)  # noqa: F821
+    files = snakemake.params.configfiles  # noqa: F821
+    config = f" --configfile {' '.join(files)}" if files else ""
     section = readme_markdown(
         read_tsv(snakemake.input.scorecard),  # noqa: F821
         read_tsv(snakemake.input.pooled),  # noqa: F821
         study=snakemake.params.study,  # noqa: F821
         figure=README_FIGURE,
-        command=COMMAND,
+        command=COMMAND.format(config=config),
     )
     for table in snakemake.input.variants:  # noqa: F821 (the decomposition variants, if any)
         part = variants.readme_markdown(read_tsv(table), snakemake.params.variant_settings)  # noqa: F821

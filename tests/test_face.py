@@ -143,3 +143,22 @@ def test_show_prints_the_face_of_a_results_file(tmp_path, capsys):
     assert main(["show", str(path)]) == 0
     low, high = np.median(face.low.mean_order), np.median(face.high.mean_order)
     assert f"optimal face mean order (median) {low:.2f} to {high:.2f}" in capsys.readouterr().out
+
+
+def test_both_solution_paths_reach_the_same_ends(monkeypatch):
+    """The warm primal simplex (small n) and the cold interior point (large n) are two
+    routes to the same LP optima: same W at both ends, both certified."""
+    import harsanyi.face as face_module
+
+    v = additive_games(5, 3, seed=9)
+    reference = sparsify(v, workers=1)
+    warm = face_ends(v, reference, workers=1)
+    monkeypatch.setattr(face_module, "WARM_START_MAX_N", 0)
+    cold = face_ends(v, reference, workers=1)
+    assert cold.settings["method"] != warm.settings["method"]
+    # equal up to what the face's L1 slack allows a split to move: n·(cap − OPT)
+    slack = 5 * 2 * FACE_TOL * reference.l1_final
+    for end in ("low", "high"):
+        difference = np.abs(cold.end(end).weighted_order - warm.end(end).weighted_order)
+        assert (difference <= slack).all()
+    assert cold.certified.all() and warm.certified.all()

@@ -63,6 +63,11 @@ FACE_TOL = 1e-6
 DEFAULT_ORDER_GAP_TOL = 1e-3
 ENDS = ("low", "high")
 PRIMAL_SIMPLEX = 4  # HiGHS simplex_strategy: the reference optimum stays primal feasible
+# Up to this n the ends are reached fastest by primal simplex from the canonical optimum
+# (0.6–1.3× the canonical LP at n = 8); beyond it that path pivots too long (7–15× at n = 10
+# on network games) and a cold interior point with crossover is faster (about 2×):
+# benchmarks/bench_face.py.
+WARM_START_MAX_N = 8
 LP_DEFAULT_TOLERANCES = {"primal_feasibility_tolerance": 1e-7, "dual_feasibility_tolerance": 1e-7}
 
 
@@ -164,8 +169,9 @@ def face_ends(
 
     `reference` is ``sparsify(v, ...)`` with a certified solver ("exact" or "lp"): its qthres
     and normalisation define the problem and its L1 the face (cap = L1·(1 + tol)).  Two LPs
-    per sample, each a primal simplex started from the reference optimum (the high end from
-    the low end's basis), `workers` samples side by side in threads as in ``sparsify``.
+    per sample: up to n = ``WARM_START_MAX_N`` each a primal simplex started from the
+    reference optimum (the high end from the low end's basis), beyond it a cold interior
+    point with crossover; `workers` samples side by side in threads as in ``sparsify``.
     """
     if reference.solver not in CERTIFIED_SOLVERS:
         raise ValueError(
@@ -201,13 +207,17 @@ def face_ends(
     duals = {which: np.zeros_like(work) for which in ENDS}
     retries: list[int] = []
 
+    warm = n <= WARM_START_MAX_N
+
     def solve(k: int) -> None:
         model = _sample_model(template, work[k], eps[k], cap[k])
-        start = _lp_point(work[k], p_work[k], np.clip(q_work[k], -eps[k], eps[k]), n)
+        start = None
+        if warm:
+            start = _lp_point(work[k], p_work[k], np.clip(q_work[k], -eps[k], eps[k]), n)
         for which, sign in (("low", 1.0), ("high", -1.0)):
             model.changeColsCost(4 * size, np.arange(4 * size, dtype=np.int32), sign * weights)
-            x, y = _run(model, start, k, which, retries)
-            start = None  # the high end starts from the low end's basis
+            x, y = _run(model, start, warm, k, which, retries)
+            start = None  # warm: the high end starts from the low end's basis
             duals[which][k] = y[-size - 1 : -1]
             v_and = x[(4 + n) * size : (5 + n) * size]
             q = np.clip(x[4 * size : 5 * size], -eps[k], eps[k])
@@ -246,7 +256,9 @@ def face_ends(
         "tol": float(tol),
         "order_gap_tol": float(order_gap_tol),
         "statistic": "sum |S|·(|I_and(S)| + |I_or(S)|)",
-        "method": "HiGHS primal simplex from the reference optimum",
+        "method": "HiGHS primal simplex from the reference optimum"
+        if warm
+        else "HiGHS interior point with crossover",
         "loose_tolerance_samples": len(set(retries)),
     }
     return FaceEnds(low=ends["low"], high=ends["high"], cap=cap * scale, settings=settings)
@@ -295,16 +307,26 @@ def _sample_model(
 
 
 def _run(
-    model: highspy.Highs, start: np.ndarray | None, k: int, which: str, retries: list[int]
+    model: highspy.Highs,
+    start: np.ndarray | None,
+    warm: bool,
+    k: int,
+    which: str,
+    retries: list[int],
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(x, row duals) of the model's optimum: primal simplex from `start` (a feasible point:
-    the reference optimum) or from the last basis; once more at HiGHS's default tolerances
-    if the tight ones fail numerically (counted in `retries`)."""
+    """(x, row duals) of the model's optimum: `warm`, primal simplex from `start` (a
+    feasible point: the reference optimum) or from the last basis; else a cold interior
+    point with crossover (a vertex); once more at HiGHS's default tolerances if the tight
+    ones fail numerically (counted in `retries`)."""
     for options in (LP_OPTIONS, {}):
         for option, value in {**LP_DEFAULT_TOLERANCES, **options}.items():
             model.setOptionValue(option, value)
-        model.setOptionValue("solver", "simplex")
-        model.setOptionValue("simplex_strategy", PRIMAL_SIMPLEX)
+        if warm:
+            model.setOptionValue("solver", "simplex")
+            model.setOptionValue("simplex_strategy", PRIMAL_SIMPLEX)
+        else:
+            model.setOptionValue("solver", "ipm")
+            model.setOptionValue("run_crossover", "on")
         if start is not None:
             solution = highspy.HighsSolution()
             solution.col_value = start

@@ -625,5 +625,8 @@ rule readme:
     params:
         study=STUDY_ID,
         variant_settings=VARIANT_SETTINGS,
+        configfiles=[
+            os.path.relpath(path) for path in workflow.overwrite_configfiles or []
+        ],
     script:
         "../../scripts/readme_results.py"

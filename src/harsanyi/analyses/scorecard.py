@@ -287,7 +287,9 @@ def where_to_look(study_dir: str | Path, configfiles: Sequence[str | Path] = ())
     figures = sorted(path.name for path in directory.glob("*.png"))
     if figures:
         lines.append(f"  figures    {directory}/ ({', '.join(figures)}; PDF beside each)")
-    config = "".join(f" --configfile {shlex.quote(str(path))}" for path in configfiles)
+    # one --configfile with every file: a second --configfile would replace the first
+    files = " ".join(shlex.quote(str(path)) for path in configfiles)
+    config = f" --configfile {files}" if files else ""
     lines.append(f"  report     python3 -m snakemake{config} --report report.zip")
     return "\n".join(lines)
 
