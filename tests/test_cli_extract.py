@@ -59,6 +59,21 @@ def test_extract_writes_a_results_file(checkpoint, tmp_path, capsys):
     assert manifest["train"]["sample_ids"] == results.sample_ids[:2].tolist()
 
 
+@pytest.mark.parametrize("solver", ["exact", "adam"])
+def test_extract_stores_the_optimal_face_exactly_for_certified_solvers(
+    checkpoint, tmp_path, solver
+):
+    out = tmp_path / f"{solver}.h5"
+    args = ["extract", str(checkpoint), "--dataset", "breast_cancer", "--features", "0", "3"]
+    args += ["--n", "2", "--train-per-class", "1", "--test-per-class", "1", "--out", str(out)]
+    assert main([*args, "--solver", solver, "--threads", "1"]) == 0
+    results = read_results(out)
+    assert (results.face is not None) == (solver == "exact")
+    if solver == "exact":
+        low, high = results.face["low"], results.face["high"]
+        assert (low["weighted_order"] <= high["weighted_order"] + 1e-9).all()
+
+
 def test_extract_names_the_bad_key(checkpoint, tmp_path, capsys):
     code = main(
         [

@@ -263,7 +263,7 @@ def extract(
         progress=progress,
     )
     face = None
-    if extraction["face_ends"]:
+    if extraction.get("face_ends"):
         log.info("%s: both ends of the optimal face of %d samples", run, len(v))
         face = face_ends(v, decomposition, progress=progress)
         decomposition.settings["face"] = face.settings
