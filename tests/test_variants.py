@@ -238,7 +238,7 @@ def test_study_record_keeps_the_variants_files_from_garbage_collection(tmp_path)
         other = run_dir / "interactions" / "x-0123456789ab"
         other.mkdir()
         stale.append(other)
-    assert sorted(g.path for g in find_garbage(root)) == sorted(stale)
+    assert sorted(g.path for g in find_garbage(root, grace_hours=0)) == sorted(stale)
 
 
 # --------------------------------------------------------------------------- scorecards
