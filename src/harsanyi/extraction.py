@@ -21,7 +21,7 @@ import torch
 from harsanyi import __version__
 from harsanyi.config import EXTRACTION_DEFAULTS, DatasetPlan, resolve
 from harsanyi.data import flip_labels, flip_order, load_configured
-from harsanyi.face import face_datasets, face_ends
+from harsanyi.face import FaceEnds, face_datasets, face_ends
 from harsanyi.games import (
     FeatureMapMasker,
     ImageMasker,
@@ -253,20 +253,7 @@ def extract(
     log.info(
         "%s: sparse AND-OR decomposition of %d samples (%s)", run, len(v), extraction["solver"]
     )
-    decomposition = sparsify(
-        v,
-        qthres=extraction["qthres"],
-        lr=extraction["lr"],
-        iters=extraction["iters"],
-        solver=extraction["solver"],
-        normalize=extraction["normalize"],
-        progress=progress,
-    )
-    face = None
-    if extraction.get("face_ends"):
-        log.info("%s: both ends of the optimal face of %d samples", run, len(v))
-        face = face_ends(v, decomposition, progress=progress)
-        decomposition.settings["face"] = face.settings
+    decomposition, face = _decompose(v, extraction, run, progress)
     identity = checkpoint_identity(
         checkpoint, arch=settings["arch"], run=run, epoch=epoch, dataset=settings["dataset"]
     )
@@ -312,6 +299,28 @@ def extract(
         )
     _warn_unproven(run, decomposition)
     return write_results(out, results)
+
+
+def _decompose(
+    v, extraction: dict, run: str, progress: bool
+) -> tuple[SparsifyResult, FaceEnds | None]:
+    """The games decomposed under `extraction`'s settings, and both ends of the optimal face
+    where the settings ask for them (`face_ends`; absent for uncertified solvers)."""
+    decomposition = sparsify(
+        v,
+        qthres=extraction["qthres"],
+        lr=extraction["lr"],
+        iters=extraction["iters"],
+        solver=extraction["solver"],
+        normalize=extraction["normalize"],
+        progress=progress,
+    )
+    face = None
+    if extraction.get("face_ends"):
+        log.info("%s: both ends of the optimal face of %d samples", run, len(v))
+        face = face_ends(v, decomposition, progress=progress)
+        decomposition.settings["face"] = face.settings
+    return decomposition, face
 
 
 def _warn_unproven(run: str, decomposition: SparsifyResult) -> None:
@@ -368,20 +377,7 @@ def redecompose(
         extraction["solver"],
         extraction["qthres"],
     )
-    decomposition = sparsify(
-        stored.v,
-        qthres=extraction["qthres"],
-        lr=extraction["lr"],
-        iters=extraction["iters"],
-        solver=extraction["solver"],
-        normalize=extraction["normalize"],
-        progress=progress,
-    )
-    face = None
-    if extraction.get("face_ends"):
-        log.info("%s: both ends of the optimal face of %d samples", run, stored.n_samples)
-        face = face_ends(stored.v, decomposition, progress=progress)
-        decomposition.settings["face"] = face.settings
+    decomposition, face = _decompose(stored.v, extraction, run, progress)
     results = InteractionResults(
         v=stored.v,
         I_and=decomposition.I_and,
