@@ -43,14 +43,17 @@ def test_a_command_line_override_keeps_the_gpu_request():
     (train,) = resources["train"]
     assert "gpu=1" in train and "runtime=1440" in train
     assert f"mem_mb={RESOURCES['train']['mem_mb']}" in train
-    (extract,) = resources["extract"]
-    assert "gpu=1" in extract
-    (sensitivity,) = resources["sensitivity"]  # runs the model, like extract
+    (games,) = resources["games"]
+    assert "gpu=1" in games
+    (sensitivity,) = resources["sensitivity"]  # runs the model, like games
     assert "gpu=1" in sensitivity
+    # only the rules that run a model hold a GPU: the decompositions (extract, redecompose,
+    # joint_extract) and the analyses run on CPUs
+    assert "extract" in resources
     assert all(
         "gpu" not in line
         for rule in resources
-        if rule not in ("train", "extract", "sensitivity")
+        if rule not in ("train", "games", "sensitivity")
         for line in resources[rule]
     )
 

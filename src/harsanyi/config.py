@@ -29,6 +29,7 @@ from harsanyi.train import checkpoint_schedule
 TRAIN_VERSION = 1
 SELECT_VERSION = 2
 EXTRACT_VERSION = 1
+GAMES_VERSION = 1
 SENSITIVITY_VERSION = 1
 JOINT_VERSION = 1
 
@@ -207,6 +208,21 @@ class Study:
     def extraction_id(self, run: Run) -> str:
         return f"x-{settings_hash(self.extraction_settings(run.dataset, run.arch))}"
 
+    def game_settings(self, dataset: str, arch: str) -> dict:
+        """What the games of a checkpoint (v on every mask of every explained sample) depend
+        on beside the checkpoint: the samples and players, the baseline and the output; not
+        the decomposition settings, so every decomposition (and variant) of a checkpoint
+        shares one games file."""
+        settings = self.extraction_settings(dataset, arch)
+        return {
+            "version": GAMES_VERSION,
+            **{key: settings[key] for key in ("selection", "baseline", "output")},
+        }
+
+    def game_id(self, run: Run) -> str:
+        """`g-<hash>` of the games settings: the directory of a run's games files."""
+        return f"g-{settings_hash(self.game_settings(run.dataset, run.arch))}"
+
     @property
     def variants(self) -> dict[str, dict]:
         """The decomposition variants (`analysis.variants`) by name, without the name."""
@@ -331,6 +347,19 @@ def resolve(config: dict, *, check_data: bool = True) -> Study:
                     f"datasets.{name}.architectures: {arch!r} does not take {kind} inputs; "
                     f"use one of {architectures_for(kind)}"
                 )
+        sizes = entry.get("models") or {}
+        for arch, options in sizes.items():
+            if arch not in entry["architectures"]:
+                raise ConfigError(
+                    f"datasets.{name}.models.{arch}: {arch!r} is not among the dataset's "
+                    f"architectures {entry['architectures']}"
+                )
+            heads = options.get("num_heads", 2)
+            if options.get("hidden_size", 128) % heads:
+                raise ConfigError(
+                    f"datasets.{name}.models.{arch}.hidden_size "
+                    f"{options.get('hidden_size', 128)} is not a multiple of num_heads {heads}"
+                )
         players = {**DEFAULT_PLAYERS, **entry["players"]}
         player_type = players_for_input(kind)
         try:
@@ -384,6 +413,8 @@ def resolve(config: dict, *, check_data: bool = True) -> Study:
                         "dataset": name,
                         "data": data_options,
                         "arch": arch,
+                        # architecture sizes only where set: standard runs keep their names
+                        **({"model": dict(sizes[arch])} if sizes.get(arch) else {}),
                         "seed": int(seed),
                         "label_noise": noise,
                         "noise_seed": noise_seed,

@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from harsanyi import __version__
-from harsanyi.config import EXTRACTION_DEFAULTS, DatasetPlan, resolve
+from harsanyi.config import EXTRACTION_DEFAULTS, GAMES_VERSION, DatasetPlan, resolve
 from harsanyi.data import flip_labels, flip_order, load_configured
 from harsanyi.face import FaceEnds, face_datasets, face_ends
 from harsanyi.games import (
@@ -42,7 +42,15 @@ from harsanyi.players import (
 )
 from harsanyi.provenance import provenance, utc_now
 from harsanyi.sparsifier import SparsifyResult, sparsify
-from harsanyi.store import InteractionResults, checkpoint_identity, read_results, write_results
+from harsanyi.store import (
+    InteractionResults,
+    StoredGames,
+    checkpoint_identity,
+    read_games,
+    read_results,
+    write_games,
+    write_results,
+)
 
 log = logging.getLogger(__name__)
 
@@ -196,26 +204,32 @@ def _checkpoint_inputs(checkpoint, manifest_path, settings: dict, root, device: 
     (weights only) on the device the job may use, the players, and that device."""
     manifest = json.loads(Path(manifest_path).read_text())
     dataset = load_data(settings, root)
-    model = load_checkpoint(checkpoint, settings["arch"], dataset.input_shape, len(dataset.classes))
+    model = load_checkpoint(
+        checkpoint,
+        settings["arch"],
+        dataset.input_shape,
+        len(dataset.classes),
+        **settings.get("model", {}),
+    )
     torch_device = pick_device(device)
     model.to(torch_device)
     return manifest, dataset, model, Players.from_dict(manifest["players"]), torch_device
 
 
-def extract(
+def checkpoint_games(
     checkpoint: str | Path,
     manifest_path: str | Path,
     settings: dict,
     extraction: dict,
     root: str | None,
-    out: str | Path,
     *,
     run: str,
     epoch: int,
     device: str = "auto",
     progress: bool = True,
-) -> Path:
-    """Interactions of a run's explained samples under one checkpoint, as an HDF5 file."""
+) -> StoredGames:
+    """v on all 2^n masked inputs of a run's explained samples under one checkpoint: the
+    only part of an extraction that runs the model (on a GPU where the job has one)."""
     start = utc_now()
     manifest, dataset, model, players, torch_device = _checkpoint_inputs(
         checkpoint, manifest_path, settings, root, device
@@ -249,20 +263,18 @@ def extract(
         ids += group["sample_ids"]
         labels += group["labels"]
         splits += [group["split"]] * len(rows)
-    v = torch.cat(v_parts)
-    log.info(
-        "%s: sparse AND-OR decomposition of %d samples (%s)", run, len(v), extraction["solver"]
-    )
-    decomposition, face = _decompose(v, extraction, run, progress)
+    v = torch.cat(v_parts).numpy()
     identity = checkpoint_identity(
         checkpoint, arch=settings["arch"], run=run, epoch=epoch, dataset=settings["dataset"]
     )
-    results = InteractionResults(
-        v=v.numpy(),
-        I_and=decomposition.I_and,
-        I_or=decomposition.I_or,
-        p=decomposition.p,
-        q=decomposition.q,
+    games_settings = {
+        "version": GAMES_VERSION,
+        **{
+            key: extraction[key] for key in ("selection", "baseline", "output") if key in extraction
+        },
+    }
+    return StoredGames(
+        v=v,
         sample_ids=np.asarray(ids, dtype=np.int64),
         labels=np.asarray(labels, dtype=np.int64),
         split=np.asarray(splits),
@@ -271,17 +283,106 @@ def extract(
             "players": players.stored().to_dict(),
             "baseline": extraction["baseline"],
             "output": extraction["output"],
-            "solver": {"name": decomposition.solver, **decomposition.settings},
             "model": identity,
             "provenance": provenance(torch_device, start=start),
-            "extra": {
-                "extraction": extraction,
-                "l1_start": decomposition.l1_start.tolist(),
-                "l1_final": decomposition.l1_final.tolist(),
-                "above_start": decomposition.above_start.tolist(),
-            },
+            "extra": {"games": games_settings},
         },
         player_positions=torch.cat(positions_all).numpy() if positions_all else None,
+    )
+
+
+def evaluate_games(
+    checkpoint: str | Path,
+    manifest_path: str | Path,
+    settings: dict,
+    extraction: dict,
+    root: str | None,
+    out: str | Path,
+    *,
+    run: str,
+    epoch: int,
+    device: str = "auto",
+    progress: bool = True,
+) -> Path:
+    """`checkpoint_games` as a games file (rule games), for the decompositions to read."""
+    games = checkpoint_games(
+        checkpoint,
+        manifest_path,
+        settings,
+        extraction,
+        root,
+        run=run,
+        epoch=epoch,
+        device=device,
+        progress=progress,
+    )
+    return write_games(out, games)
+
+
+def decompose(
+    games: StoredGames | str | Path,
+    out: str | Path,
+    extraction: dict,
+    *,
+    progress: bool = False,
+    device: Any = None,
+    extra: dict | None = None,
+) -> Path:
+    """The games (a games file, a results file's stored v, or in memory) decomposed under
+    `extraction`'s settings (solver, qthres, lr, iters, normalize, face_ends) as a results
+    file at `out`: no model runs (`device`: the one that ran it, when the games were evaluated
+    in this process).  The results file's provenance is this job's; the games file's, where
+    the games come from one, is kept as extra.games_provenance."""
+    missing = [
+        key for key in ("solver", "qthres", "lr", "iters", "normalize") if key not in extraction
+    ]
+    if missing:
+        raise ValueError(f"decompose: extraction settings lack {missing}")
+    start = utc_now()
+    source = None
+    if not isinstance(games, StoredGames):
+        source = Path(games)
+        games = read_games(source)
+    model = games.meta.get("model") or {}
+    run = str(model.get("run", "games"))
+    log.info(
+        "%s: sparse AND-OR decomposition of %d samples (%s, qthres %g)%s",
+        run,
+        games.n_samples,
+        extraction["solver"],
+        extraction["qthres"],
+        f" from {source}" if source else "",
+    )
+    decomposition, face = _decompose(torch.as_tensor(games.v), extraction, run, progress)
+    details = {
+        "extraction": extraction,
+        "l1_start": decomposition.l1_start.tolist(),
+        "l1_final": decomposition.l1_final.tolist(),
+        "above_start": decomposition.above_start.tolist(),
+    }
+    if source is not None:
+        details["games_file"] = str(source)
+        details["games_provenance"] = games.meta.get("provenance")
+    results = InteractionResults(
+        v=games.v,
+        I_and=decomposition.I_and,
+        I_or=decomposition.I_or,
+        p=decomposition.p,
+        q=decomposition.q,
+        sample_ids=games.sample_ids,
+        labels=games.labels,
+        split=np.asarray(games.split).astype(str),
+        n=games.n,
+        meta={
+            "players": games.meta["players"],
+            "baseline": games.meta["baseline"],
+            "output": games.meta["output"],
+            "solver": {"name": decomposition.solver, **decomposition.settings},
+            "model": games.meta["model"],
+            "provenance": provenance(device, start=start),
+            "extra": {**details, **(extra or {})},
+        },
+        player_positions=games.player_positions,
         l1=decomposition.l1_final,
         lower_bound=decomposition.lower_bound,
         gap=decomposition.gap,
@@ -294,11 +395,41 @@ def extract(
             "from its proven bound (datasets face_low/gap, face_high/gap)",
             run,
             int((~face.certified).sum()),
-            len(v),
+            games.n_samples,
             face.settings["order_gap_tol"],
         )
     _warn_unproven(run, decomposition)
     return write_results(out, results)
+
+
+def extract(
+    checkpoint: str | Path,
+    manifest_path: str | Path,
+    settings: dict,
+    extraction: dict,
+    root: str | None,
+    out: str | Path,
+    *,
+    run: str,
+    epoch: int,
+    device: str = "auto",
+    progress: bool = True,
+) -> Path:
+    """Interactions of a run's explained samples under one checkpoint, as an HDF5 file: the
+    games and their decomposition in one process (a study runs them as two jobs, rules games
+    and extract)."""
+    games = checkpoint_games(
+        checkpoint,
+        manifest_path,
+        settings,
+        extraction,
+        root,
+        run=run,
+        epoch=epoch,
+        device=device,
+        progress=progress,
+    )
+    return decompose(games, out, extraction, progress=progress, device=pick_device(device))
 
 
 def _decompose(
@@ -356,66 +487,31 @@ def _warn_unproven(run: str, decomposition: SparsifyResult) -> None:
 def redecompose(
     source: str | Path, out: str | Path, extraction: dict, *, progress: bool = False
 ) -> Path:
-    """The games (v) stored in the results file `source` decomposed again under the
-    decomposition settings of `extraction` (solver, qthres, lr, iters, normalize: the
-    extraction settings of a decomposition variant, `config.Study.variant_settings`), as a
-    results file of its own at `out`: no forward pass, the same samples, players, baseline,
-    output and model; `extra.redecomposed_from` names the source and its solver."""
+    """The games stored in `source` (a games file or a results file) decomposed again under
+    the decomposition settings of `extraction` (a decomposition variant's,
+    `config.Study.variant_settings`): `decompose` with `extra.redecomposed_from` naming the
+    source and, for a results file, its solver and extraction."""
     missing = [
         key for key in ("solver", "qthres", "lr", "iters", "normalize") if key not in extraction
     ]
     if missing:
         raise ValueError(f"redecompose: extraction settings lack {missing}")
-    start = utc_now()
-    stored = read_results(source)
-    run = str(stored.meta["model"].get("run", Path(source).parent.parent.parent.name))
-    log.info(
-        "%s: sparse AND-OR decomposition of the %d games stored in %s (%s, qthres %g)",
-        run,
-        stored.n_samples,
-        source,
-        extraction["solver"],
-        extraction["qthres"],
+    stored = read_games(source)
+    origin: dict[str, Any] = {"path": str(source)}
+    if _is_results_file(source):
+        meta = read_results(source).meta
+        origin["solver"] = meta["solver"]
+        origin["extraction"] = (meta.get("extra") or {}).get("extraction")
+    return decompose(
+        stored, out, extraction, progress=progress, extra={"redecomposed_from": origin}
     )
-    decomposition, face = _decompose(stored.v, extraction, run, progress)
-    results = InteractionResults(
-        v=stored.v,
-        I_and=decomposition.I_and,
-        I_or=decomposition.I_or,
-        p=decomposition.p,
-        q=decomposition.q,
-        sample_ids=stored.sample_ids,
-        labels=stored.labels,
-        split=np.asarray(stored.split).astype(str),
-        n=stored.n,
-        meta={
-            "players": stored.meta["players"],
-            "baseline": stored.meta["baseline"],
-            "output": stored.meta["output"],
-            "solver": {"name": decomposition.solver, **decomposition.settings},
-            "model": stored.meta["model"],
-            "provenance": provenance(None, start=start),  # no model ran
-            "extra": {
-                "extraction": extraction,
-                "l1_start": decomposition.l1_start.tolist(),
-                "l1_final": decomposition.l1_final.tolist(),
-                "above_start": decomposition.above_start.tolist(),
-                "redecomposed_from": {
-                    "path": str(source),
-                    "solver": stored.meta["solver"],
-                    "extraction": (stored.meta.get("extra") or {}).get("extraction"),
-                },
-            },
-        },
-        player_positions=stored.player_positions,
-        l1=decomposition.l1_final,
-        lower_bound=decomposition.lower_bound,
-        gap=decomposition.gap,
-        certified=decomposition.certified,
-        face=None if face is None else face_datasets(face),
-    )
-    _warn_unproven(run, decomposition)
-    return write_results(out, results)
+
+
+def _is_results_file(path: str | Path) -> bool:
+    import h5py
+
+    with h5py.File(path, "r") as h5:
+        return "I_and" in h5
 
 
 def extract_sensitivity(

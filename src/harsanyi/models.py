@@ -172,26 +172,45 @@ def _vgg_init(model: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
+def _scaled(channels: int, width: float) -> int:
+    """A layer's channel count under the width multiplier `width` (at least 1)."""
+    return max(1, int(round(channels * width)))
+
+
+def _check_width(arch: str, width: float) -> float:
+    if not isinstance(width, (int, float)) or isinstance(width, bool) or not 0 < width <= 4:
+        raise ValueError(f"{arch}: width must be a number in (0, 4], got {width!r}")
+    return float(width)
+
+
 def _build_vgg(
     depth: int,
     input_shape: tuple[int, ...],
     num_classes: int,
     *,
     small_head: bool | None = None,
+    width: float = 1.0,
 ) -> nn.Module:
     """torchvision VGG; below 224 px (or small_head=True) a 512 → 512 → classes head after
-    global average pooling replaces the 25088 → 4096 → 4096 one."""
+    global average pooling replaces the 25088 → 4096 → 4096 one.  `width` multiplies every
+    convolution's channels (and the small head's), e.g. 0.25 for a CPU study; 1 is VGG."""
     from torchvision import models
     from torchvision.models.vgg import cfgs, make_layers
 
     arch = f"vgg{depth}"
     c, h, w = _image_shape(arch, input_shape, min_side=8)
+    width = _check_width(arch, width)
     if small_head is None:
-        small_head = min(h, w) < 224
+        small_head = min(h, w) < 224 or width != 1.0
     if small_head:
         # torchvision's own layer list, without building (and initialising) the 120M-weight head
-        features = make_layers(cfgs[{11: "A", 13: "B", 16: "D"}[depth]])
-        avgpool, classifier = nn.AdaptiveAvgPool2d(1), _small_head(512, num_classes)
+        layers = [
+            item if item == "M" else _scaled(item, width)
+            for item in cfgs[{11: "A", 13: "B", 16: "D"}[depth]]
+        ]
+        features = make_layers(layers)
+        avgpool = nn.AdaptiveAvgPool2d(1)
+        classifier = _small_head(_scaled(512, width), num_classes, _scaled(512, width))
     else:
         stock = getattr(models, arch)(weights=None, num_classes=num_classes)
         features, avgpool, classifier = stock.features, stock.avgpool, stock.classifier
@@ -204,24 +223,39 @@ def _build_vgg(
 
 
 def _build_alexnet(
-    input_shape: tuple[int, ...], num_classes: int, *, small_head: bool | None = None
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    *,
+    small_head: bool | None = None,
+    width: float = 1.0,
 ) -> nn.Module:
     """torchvision AlexNet; below 64 px its 11×11 stride-4 stem leaves nothing to pool, so a
-    3×3 stride-1 stem and a 256 → 512 → classes head (after global pooling) replace them."""
+    3×3 stride-1 stem and a 256 → 512 → classes head (after global pooling) replace them.
+    `width` multiplies every convolution's channels (and the small head's)."""
     from torchvision import models
 
     c, h, w = _image_shape("alexnet", input_shape, min_side=8)
+    width = _check_width("alexnet", width)
     stock = models.alexnet(weights=None, num_classes=num_classes)
     features = stock.features
     small = min(max(h, SMALL_SIDE), max(w, SMALL_SIDE)) < 64
+    if width != 1.0:
+        channels = c
+        for index, layer in enumerate(features):
+            if isinstance(layer, nn.Conv2d):
+                out = _scaled(layer.out_channels, width)
+                scaled = nn.Conv2d(channels, out, layer.kernel_size, layer.stride, layer.padding)
+                features[index], channels = scaled, out
     if small:
         features[0] = _first_conv_for(features[0], c, kernel_size=3, stride=1, padding=1)
     elif c != 3:
         features[0] = _first_conv_for(features[0], c)
     if small_head is None:
-        small_head = small
+        small_head = small or width != 1.0
     if small_head:
-        avgpool, classifier = nn.AdaptiveAvgPool2d(1), _small_head(256, num_classes)
+        last = _scaled(256, width)
+        avgpool = nn.AdaptiveAvgPool2d(1)
+        classifier = _small_head(last, num_classes, _scaled(512, width))
     else:
         avgpool, classifier = stock.avgpool, stock.classifier
     model = ConvClassifier(_input_adapter(h, w), features, avgpool, classifier)
@@ -246,14 +280,37 @@ class ResNetClassifier(nn.Module):
 
 
 def _build_resnet18(
-    input_shape: tuple[int, ...], num_classes: int, *, small_stem: bool | None = None
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    *,
+    small_stem: bool | None = None,
+    width: float = 1.0,
 ) -> nn.Module:
     """torchvision ResNet-18; at most 64 px (or small_stem=True) a 3×3 stride-1 stem without
-    max pooling, as for CIFAR, replaces the 7×7 stride-2 stem."""
+    max pooling, as for CIFAR, replaces the 7×7 stride-2 stem.  `width` multiplies the
+    channels of every stage (64, 128, 256, 512 at 1), built with torchvision's own blocks."""
     from torchvision import models
+    from torchvision.models.resnet import BasicBlock
 
     c, h, w = _image_shape("resnet18", input_shape, min_side=8)
+    width = _check_width("resnet18", width)
     stock = models.resnet18(weights=None, num_classes=num_classes)
+    if width != 1.0:
+        stem = _scaled(64, width)
+        stock.inplanes = stem
+        stock.conv1 = nn.Conv2d(3, stem, kernel_size=7, stride=2, padding=3, bias=False)
+        stock.bn1 = nn.BatchNorm2d(stem)
+        for index, channels in enumerate((64, 128, 256, 512), start=1):
+            stride = 1 if index == 1 else 2
+            layer = stock._make_layer(BasicBlock, _scaled(channels, width), 2, stride=stride)
+            setattr(stock, f"layer{index}", layer)
+        stock.fc = nn.Linear(_scaled(512, width), num_classes)
+        for module in stock.modules():  # torchvision's ResNet initialisation
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
     if small_stem is None:
         small_stem = min(h, w) <= 64
     if small_stem:
@@ -307,13 +364,27 @@ def _build_bert_small(
     hidden_size: int = 128,
     num_layers: int = 2,
     num_heads: int = 2,
-    intermediate_size: int = 512,
+    intermediate_size: int | None = None,
     dropout: float = 0.1,
 ) -> nn.Module:
-    """A small BERT trained from scratch, with the MiniLM tokenizer's vocabulary."""
+    """A small BERT trained from scratch, with the MiniLM tokenizer's vocabulary: `num_layers`
+    encoder layers of `hidden_size` (a multiple of `num_heads`), feed-forward
+    `intermediate_size` (None: 4 × hidden_size)."""
     from transformers import BertConfig, BertForSequenceClassification
 
     length = _text_length("bert_small", input_shape, max_positions=512)
+    for name, value in (
+        ("hidden_size", hidden_size),
+        ("num_layers", num_layers),
+        ("num_heads", num_heads),
+    ):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"bert_small: {name} must be a positive integer, got {value!r}")
+    if hidden_size % num_heads:
+        raise ValueError(
+            f"bert_small: hidden_size {hidden_size} is not a multiple of num_heads {num_heads}"
+        )
+    intermediate_size = 4 * hidden_size if intermediate_size is None else intermediate_size
     tokenizer = minilm_tokenizer()
     config = BertConfig(
         vocab_size=len(tokenizer),

@@ -488,6 +488,155 @@ def verify_results(path: str | os.PathLike[str]) -> None:
             raise ResultsFileError(path, f"split has values {unknown}, allowed are {SPLITS}")
 
 
+# --------------------------------------------------------------------------- games files
+
+# A games file holds v of the explained samples of one checkpoint on every mask (rule games:
+# the only step of an extraction that runs the model); the decompositions are computed from it
+# on CPUs (rules extract, redecompose, joint_extract).  Layout in docs/hdf5-layout.md.
+GAMES_LAYOUT = "games"
+GAMES_LAYOUT_VERSION = 1
+GAMES_JSON_ATTRS = ("players", "baseline", "output", "model", "provenance", "extra")
+
+
+@dataclass
+class StoredGames:
+    """v (samples × 2^n) of a set of samples under one checkpoint, with what identifies them:
+    sample ids, labels, splits, token positions of text players, and `meta` (players,
+    baseline, output, model, provenance, extra; extra["games"]: the games settings)."""
+
+    v: np.ndarray
+    sample_ids: np.ndarray
+    labels: np.ndarray
+    split: np.ndarray
+    n: int
+    meta: dict
+    player_positions: np.ndarray | None = None
+
+    @property
+    def n_samples(self) -> int:
+        return int(np.shape(self.v)[0])
+
+
+def write_games(path: str | os.PathLike[str], games: StoredGames) -> Path:
+    """Write `games` to `path` (games layout version 1), atomically; ValueError names the bad
+    field before anything is written."""
+    arrays = _checked_arrays(
+        InteractionResults(
+            v=games.v,
+            I_and=games.v,
+            I_or=games.v,
+            p=games.v,
+            q=games.v,
+            sample_ids=games.sample_ids,
+            labels=games.labels,
+            split=games.split,
+            n=games.n,
+            meta={},
+            player_positions=games.player_positions,
+        )
+    )
+    for name in ("I_and", "I_or", "p", "q"):
+        del arrays[name]
+    unknown = sorted(set(games.meta) - set(GAMES_JSON_ATTRS))
+    if unknown:
+        raise ValueError(f"games meta has unknown keys {unknown}; allowed {GAMES_JSON_ATTRS}")
+    attrs = {
+        key: json.dumps(jsonable(games.meta.get(key), f"meta[{key!r}]")) for key in GAMES_JSON_ATTRS
+    }
+
+    def write(temp: Path) -> None:
+        with _open_h5(temp, "w") as h5:
+            for name, data in arrays.items():
+                if data.ndim == 2:
+                    h5.create_dataset(name, data=data, chunks=(1, data.shape[1]), **COMPRESSION)
+                else:
+                    h5.create_dataset(name, data=data)
+            h5.attrs["layout"] = GAMES_LAYOUT
+            h5.attrs["games_layout_version"] = GAMES_LAYOUT_VERSION
+            h5.attrs["n"] = int(games.n)
+            h5.attrs["library_version"] = __version__
+            h5.attrs["created"] = _utc_now()
+            for key, text in attrs.items():
+                h5.attrs[key] = text
+
+    return atomic_write(path, write)
+
+
+def read_games(path: str | os.PathLike[str]) -> StoredGames:
+    """The games of a games file, or those a results file stores beside its decomposition
+    (results files hold v too: a store written before games files existed is read alike).
+    ResultsFileError names the file and what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise ResultsFileError(path, "no such file")
+    if _h5_layout(path) != GAMES_LAYOUT:
+        results = read_results(path)
+        return StoredGames(
+            v=results.v,
+            sample_ids=results.sample_ids,
+            labels=results.labels,
+            split=np.asarray(results.split).astype(str),
+            n=results.n,
+            meta={key: results.meta.get(key) for key in GAMES_JSON_ATTRS},
+            player_positions=results.player_positions,
+        )
+    try:
+        h5 = _open_h5(path, "r")
+    except OSError as exc:
+        raise ResultsFileError(path, f"not a readable HDF5 file: {exc}") from None
+    with h5:
+        version = h5.attrs.get("games_layout_version")
+        if version != GAMES_LAYOUT_VERSION:
+            raise ResultsFileError(
+                path,
+                f"games layout version {version}; this library (harsanyi {__version__}) reads "
+                f"version {GAMES_LAYOUT_VERSION}",
+            )
+        missing = [
+            name for name in ("v", *SAMPLE_DATASETS) if not isinstance(h5.get(name), h5py.Dataset)
+        ]
+        missing += [key for key in ("n", *GAMES_JSON_ATTRS) if key not in h5.attrs]
+        if missing:
+            raise ResultsFileError(path, f"missing datasets/attributes {missing}")
+        try:
+            n = check_n(int(h5.attrs["n"]))
+            v = h5["v"][()]
+            sample_ids, labels = h5["sample_ids"][()], h5["labels"][()]
+            split = h5["split"].asstr()[()]
+            positions = h5["player_positions"][()] if "player_positions" in h5 else None
+            meta = {key: json.loads(h5.attrs[key]) for key in GAMES_JSON_ATTRS}
+        except (OSError, TypeError, ValueError) as exc:
+            raise ResultsFileError(
+                path, f"unreadable data (truncated or corrupt?): {exc}"
+            ) from None
+    if v.dtype.kind not in "fiu" or v.ndim != 2 or v.shape[1] != 2**n:
+        raise ResultsFileError(
+            path, f"v has {v.dtype} {v.shape}, expected numbers (samples, 2^{n})"
+        )
+    rows = v.shape[0]
+    for name, a in (("sample_ids", sample_ids), ("labels", labels), ("split", split)):
+        if a.shape != (rows,):
+            raise ResultsFileError(path, f"dataset {name} has shape {a.shape}, expected ({rows},)")
+    if np.isnan(v).any():
+        raise ResultsFileError(path, "v contains NaN")
+    unknown = sorted(set(split.tolist()) - set(SPLITS))
+    if unknown:
+        raise ResultsFileError(path, f"split has values {unknown}, allowed are {SPLITS}")
+    if positions is not None and positions.shape != (rows, n):
+        raise ResultsFileError(
+            path, f"player_positions has shape {positions.shape}, expected ({rows}, {n})"
+        )
+    return StoredGames(
+        v=v.astype(np.float64, copy=False),
+        sample_ids=sample_ids.astype(np.int64, copy=False),
+        labels=labels.astype(np.int64, copy=False),
+        split=split,
+        n=n,
+        meta=meta,
+        player_positions=positions,
+    )
+
+
 def file_sha256(path: str | os.PathLike[str]) -> str:
     """Hex sha256 of a file's bytes (for the checkpoint identity in meta["model"])."""
     digest = hashlib.sha256()
@@ -540,6 +689,10 @@ def run_label(settings: dict) -> str:
         if value is None or (key == "label_noise" and value == 0):
             continue
         parts.append(prefix + _label_part(value))
+        if key == "arch" and isinstance(settings.get("model"), dict):
+            size = settings["model"]
+            if "width" in size:  # a resized architecture reads as such: "vgg11w0.25"
+                parts[-1] += "w" + _label_part(float(size["width"]))
     return "-".join(part for part in parts if part) or "run"
 
 
@@ -708,14 +861,20 @@ def _h5_layout(path: Path) -> str | None:
 
 
 _EPOCH_FILE = re.compile(r"^epoch_(\d{4,})\.h5$")
-_EXTRACTION_DIR = re.compile(r"^x-([0-9a-f]{12})$")
+_EXTRACTION_DIR = re.compile(r"^([xg])-([0-9a-f]{12})$")
+_SETTINGS_KEY = {"x": "extraction", "g": "games"}
+_FILES_DIR = {"x": "interactions", "g": "games"}
 
 
 def _identity_problem(path: Path) -> str | None:
-    """A run's results file (`<run>/interactions/x-<hash>/epoch_XXXX.h5`) whose recorded run,
-    epoch or extraction settings are not those of its place: copied or renamed."""
+    """A run's results file (`<run>/interactions/x-<hash>/epoch_XXXX.h5`) or games file
+    (`<run>/games/g-<hash>/epoch_XXXX.h5`) whose recorded run, epoch or settings are not those
+    of its place: copied or renamed."""
     epoch, extraction = _EPOCH_FILE.match(path.name), _EXTRACTION_DIR.match(path.parent.name)
-    if epoch is None or extraction is None or path.parent.parent.name != "interactions":
+    if epoch is None or extraction is None:
+        return None
+    kind, place_hash = extraction.groups()
+    if path.parent.parent.name != _FILES_DIR[kind]:
         return None
     run = path.parent.parent.parent.name
     with _open_h5(path, "r") as h5:
@@ -726,9 +885,9 @@ def _identity_problem(path: Path) -> str | None:
         found.append(f"run {model.get('run')!r}")
     if isinstance(model, dict) and model.get("epoch") != int(epoch.group(1)):
         found.append(f"epoch {model.get('epoch')!r}")
-    settings = extra.get("extraction") if isinstance(extra, dict) else None
-    if isinstance(settings, dict) and _settings_hash(settings) != extraction.group(1):
-        found.append(f"extraction settings of x-{_settings_hash(settings)}")
+    settings = extra.get(_SETTINGS_KEY[kind]) if isinstance(extra, dict) else None
+    if isinstance(settings, dict) and _settings_hash(settings) != place_hash:
+        found.append(f"{_SETTINGS_KEY[kind]} settings of {kind}-{_settings_hash(settings)}")
     if not found:
         return None
     return (
@@ -752,7 +911,11 @@ def _file_problem(path: Path, root: Path | None = None) -> str | None:
     suffix = path.suffix
     try:
         if suffix == ".h5":
-            if _h5_layout(path) == "joint":
+            layout = _h5_layout(path)
+            if layout == GAMES_LAYOUT:
+                read_games(path)
+                return _identity_problem(path)
+            if layout == "joint":
                 from harsanyi.joint import read_joint  # a joint extraction (rule joint_extract)
 
                 try:

@@ -720,7 +720,13 @@ def train_from_settings(
                 f"dataset {settings['dataset']!r}"
             )
         masking = Masking(dataset.feature_mean, tuple(dataset.special_token_ids or ()))
-    model = build_model(settings["arch"], dataset.input_shape, num_classes, seed=settings["seed"])
+    model = build_model(
+        settings["arch"],
+        dataset.input_shape,
+        num_classes,
+        seed=settings["seed"],
+        **settings.get("model", {}),
+    )
     meta = {
         "arch": settings["arch"],
         "dataset": settings["dataset"],

@@ -47,6 +47,7 @@ STUDY_ROOT = f"{RESULTS}/studies/{STUDY_ID}"
 # lab-scale study (a run's name hashes its settings).
 RUN_DIRS = {run: f"{RESULTS}/{run.dataset}/runs/{name}" for name, run in RUNS.items()}
 EXTRACTION_IDS = {run: STUDY.extraction_id(run) for run in STUDY.runs}
+GAME_IDS = {run: STUDY.game_id(run) for run in STUDY.runs}
 MANIFESTS = {
     name: f"{RESULTS}/{name}/samples/{plan.selection_id}.json"
     for name, plan in STUDY.datasets.items()
@@ -58,6 +59,7 @@ wildcard_constraints:
     run="[A-Za-z0-9_.-]+-[0-9a-f]{12}",
     epoch="[0-9]{4}",
     xid="x-[0-9a-f]{12}",
+    gid="g-[0-9a-f]{12}",
     sel="sel-[0-9a-f]{12}",
     sid="s-[0-9a-f]{12}",
     group="j-[0-9a-f]{12}",
@@ -82,6 +84,18 @@ def run_dir(run):
 
 def manifest_path(dataset):
     return MANIFESTS[dataset]
+
+
+def games_file(run, epoch):
+    """The games file of one checkpoint of `run` (rule games)."""
+    if epoch not in run.epochs:
+        raise WorkflowError(f"run {run.name} has no checkpoint of epoch {epoch}")
+    return f"{run_dir(run)}/games/{GAME_IDS[run]}/epoch_{epoch:04d}.h5"
+
+
+def games_of(wildcards):
+    """The games file an extract or redecompose job decomposes."""
+    return games_file(run_of(wildcards), int(wildcards.epoch))
 
 
 def interaction_files(run, xid=None):
@@ -124,18 +138,6 @@ def variant_of(wildcards):
     return run, name
 
 
-def variant_source(wildcards):
-    """The results file whose games a redecompose job decomposes again."""
-    run, _ = variant_of(wildcards)
-    if int(wildcards.epoch) not in run.epochs:
-        raise WorkflowError(
-            f"run {run.name} has no checkpoint of epoch {wildcards.epoch}"
-        )
-    return (
-        f"{run_dir(run)}/interactions/{EXTRACTION_IDS[run]}/epoch_{wildcards.epoch}.h5"
-    )
-
-
 def variant_stage_files(name):
     """The first and last results files of every run under variant `name`."""
     files = []
@@ -170,6 +172,11 @@ def sensitivity_files(run):
 
 # Groups of runs that differ only in their architecture, by j-<hash> (config `joint`).
 JOINT_GROUPS = STUDY.joint_groups() if STUDY.joint["enabled"] else {}
+
+
+def joint_games(group, epoch):
+    """The games files of one checkpoint of every run of a joint group."""
+    return [games_file(run, epoch) for run in JOINT_GROUPS[group]]
 
 
 def joint_inputs(group, epoch):

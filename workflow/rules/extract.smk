@@ -1,8 +1,37 @@
-rule extract:
+# The games of a checkpoint: v on every mask of every explained sample (harsanyi.extraction.
+# evaluate_games). The only extraction step that runs the model, so the only one with a GPU.
+rule games:
     input:
         checkpoints=f"{RESULTS}/{{dataset}}/runs/{{run}}/checkpoints",
         metrics=f"{RESULTS}/{{dataset}}/runs/{{run}}/metrics.tsv",
         samples=lambda wildcards: manifest_path(wildcards.dataset),
+    output:
+        f"{RESULTS}/{{dataset}}/runs/{{run}}/games/{{gid}}/epoch_{{epoch}}.h5",
+    log:
+        f"{RESULTS}/logs/games/{{dataset}}/{{run}}/{{gid}}/{{epoch}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/games/{{dataset}}/{{run}}/{{gid}}/{{epoch}}.tsv"
+    conda:
+        "../../envs/harsanyi.yaml"
+    resources:
+        **RESOURCES["games"],
+    params:
+        run=lambda wildcards: sorted_keys(run_of(wildcards).settings),
+        name=lambda wildcards: wildcards.run,
+        root=lambda wildcards: STUDY.datasets[wildcards.dataset].root,
+        extraction=lambda wildcards: sorted_keys(
+            STUDY.extraction_settings(wildcards.dataset, run_of(wildcards).arch)
+        ),
+        epoch=lambda wildcards: int(wildcards.epoch),
+    script:
+        "../../scripts/games.py"
+
+
+# The sparse AND-OR decomposition of a checkpoint's stored games (harsanyi.extraction.
+# decompose): CPU only, no model.
+rule extract:
+    input:
+        games=games_of,
     output:
         f"{RESULTS}/{{dataset}}/runs/{{run}}/interactions/{{xid}}/epoch_{{epoch}}.h5",
     log:
@@ -14,13 +43,9 @@ rule extract:
     resources:
         **RESOURCES["extract"],
     params:
-        run=lambda wildcards: sorted_keys(run_of(wildcards).settings),
-        name=lambda wildcards: wildcards.run,
-        root=lambda wildcards: STUDY.datasets[wildcards.dataset].root,
         extraction=lambda wildcards: sorted_keys(
             STUDY.extraction_settings(wildcards.dataset, run_of(wildcards).arch)
         ),
-        epoch=lambda wildcards: int(wildcards.epoch),
     script:
         "../../scripts/extract.py"
 
@@ -55,10 +80,10 @@ rule sensitivity:
 
 
 # Joint extraction of the runs that differ only in their architecture (config `joint`;
-# harsanyi.analyses.joint.extract_step), from the games their interaction files store.
+# harsanyi.analyses.joint.extract_step), from their games files (CPU only).
 rule joint_extract:
     input:
-        interactions=lambda wildcards: joint_inputs(
+        interactions=lambda wildcards: joint_games(
             wildcards.group, int(wildcards.epoch)
         ),
     output:
@@ -78,12 +103,12 @@ rule joint_extract:
         "../../scripts/joint_extract.py"
 
 
-# A decomposition variant (config `analysis.variants`): the games a results file stores
-# decomposed again under the variant's settings (harsanyi.extraction.redecompose), as a
-# results file of the variant's own extraction id: no model, no forward pass, CPU only.
+# A decomposition variant (config `analysis.variants`): a checkpoint's games decomposed
+# under the variant's settings (harsanyi.extraction.redecompose), as a results file of the
+# variant's own extraction id: no model, no forward pass, CPU only.
 rule redecompose:
     input:
-        variant_source,
+        games_of,
     output:
         f"{RESULTS}/{{dataset}}/runs/{{run}}/interactions/{{xid}}/epoch_{{epoch}}.h5",
     log:

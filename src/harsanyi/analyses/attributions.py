@@ -172,6 +172,7 @@ def run_step(
             run["arch"],
             dataset.input_shape,
             len(dataset.classes),
+            **run.get("model", {}),
         )
         model.to(pick_device(device))
         groups = explained_samples(manifest, dataset, run["label_noise"])

@@ -24,10 +24,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harsanyi.analyses.common import check_files, load, uncertified
+from harsanyi.analyses.common import IDENTITY, check_files, load, uncertified
 from harsanyi.io import write_tsv
 from harsanyi.joint import DEFAULT_ALPHA, extract_joint, read_joint, shared_specific, write_joint
 from harsanyi.stats import DEFAULT_RATIO
+from harsanyi.store import read_games
 
 
 def _same(values: list, what: str, paths: Sequence) -> None:
@@ -42,12 +43,16 @@ def extract_step(
     alpha: float = DEFAULT_ALPHA,
     qthres: float = 0.02,
 ) -> None:
-    """Joint decomposition of the games stored in `interactions` (one file per model, same
-    samples, players, baseline and output) → `out`."""
-    paths = check_files(interactions, "interaction files")
+    """Joint decomposition of the games stored in `interactions` (games files or results
+    files, one per model, same samples, players, baseline and output) → `out`."""
+    paths = check_files(interactions, "games files")
     if len(paths) < 2:
         raise ValueError(f"a joint extraction needs two or more models, got {paths}")
-    results = [load(path) for path in paths]
+    results = [read_games(path) for path in paths]
+    for path, games in zip(paths, results, strict=True):
+        missing = [key for key in IDENTITY if key not in (games.meta.get("model") or {})]
+        if missing:
+            raise ValueError(f"{path}: meta['model'] lacks {missing}; needs {IDENTITY}")
     _same([r.sample_ids for r in results], "samples", paths)
     _same([r.split.astype(str) for r in results], "splits", paths)
     for key in ("players", "baseline", "output"):
