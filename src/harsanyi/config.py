@@ -167,6 +167,9 @@ class DatasetPlan:
             "samples": self.samples,
             # not the noise levels: flips are nested, so the selection serves every level
             "noise_seed": self.noise_seed,
+            # text: only sentences with at least n playable tokens are chosen (other kinds
+            # keep their ids)
+            **({"eligible": "tokens >= n"} if self.kind == "text" else {}),
         }
 
     @property

@@ -39,6 +39,7 @@ from harsanyi.players import (
     Players,
     TokenPositions,
     players_for_input,
+    token_counts,
 )
 from harsanyi.provenance import provenance, utc_now
 from harsanyi.sparsifier import SparsifyResult, sparsify
@@ -80,6 +81,15 @@ def _stratified(
     return chosen
 
 
+def _eligible(plan: DatasetPlan, dataset, split) -> np.ndarray:
+    """Which samples of a split can be explained: all, except text shorter than n players
+    (fewer attended, non-special tokens than `players.n`)."""
+    if plan.kind != "text":
+        return np.ones(len(split.y), dtype=bool)
+    counts = token_counts(split.x, split.attention_mask, dataset.special_token_ids)
+    return (counts >= plan.players["n"]).numpy()
+
+
 def select_samples(plan: DatasetPlan, root: str | None, out: str | Path) -> dict:
     """Choose the explained train/test/flipped samples and the players of a dataset.
 
@@ -96,19 +106,31 @@ def select_samples(plan: DatasetPlan, root: str | None, out: str | Path) -> dict
     order = flip_order(len(train_y), plan.noise_seed)
     clean = np.zeros(len(train_y), dtype=bool)
     clean[order[int(round(MAX_LABEL_NOISE * len(train_y))) :]] = True
+    eligible_train = _eligible(plan, dataset, dataset.train)
+    eligible_test = _eligible(plan, dataset, dataset.test)
     key = f"datasets.{plan.name}.samples"
+    flipped = [int(p) for p in order if eligible_train[p]][: samples["flipped"]]
+    if len(flipped) < samples["flipped"]:
+        raise ValueError(
+            f"{key}.flipped: {samples['flipped']} requested, {len(flipped)} training samples "
+            "are eligible"
+        )
     positions = {
         "train": _stratified(
-            rng, train_y, clean, samples["train_per_class"], f"{key}.train_per_class"
+            rng,
+            train_y,
+            clean & eligible_train,
+            samples["train_per_class"],
+            f"{key}.train_per_class",
         ),
         "test": _stratified(
             rng,
             dataset.test.y.numpy(),
-            np.ones(len(dataset.test.y), bool),
+            eligible_test,
             samples["test_per_class"],
             f"{key}.test_per_class",
         ),
-        "flipped": sorted(order[: samples["flipped"]].tolist()),
+        "flipped": sorted(flipped),
     }
     noisy, _ = flip_labels(dataset.train.y, plan.num_classes, MAX_LABEL_NOISE, plan.noise_seed)
     manifest = {

@@ -358,6 +358,17 @@ class FeatureColumns(Players):
 # ----------------------------------------------------------------------------- token positions
 
 
+def token_counts(
+    input_ids: torch.Tensor, attention_mask: torch.Tensor | None, special_ids: Sequence[int]
+) -> torch.Tensor:
+    """(B,) long: the attended, non-special tokens of each sample (those players can be)."""
+    specials = torch.as_tensor(list(special_ids), dtype=input_ids.dtype)
+    candidate = ~torch.isin(input_ids.cpu(), specials)
+    if attention_mask is not None:
+        candidate &= attention_mask.cpu().bool()
+    return candidate.sum(dim=1)
+
+
 def choose_token_players(
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor | None,
