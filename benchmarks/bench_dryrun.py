@@ -43,11 +43,25 @@ TRAINING = {
 }
 CHECKPOINTS_PER_RUN = 20
 LOCAL_RULES = {"all", "study_record"}
-# Rules that go out inside group jobs: one job per run (its index rule) and one per study.
-RUN_GROUP = {"two_phase_run", "jaccard_run", "ood_run", "theory_run", "shapley_run"}
-RUN_GROUP |= {"attributions_run", "run_analyses"}
-STUDY_GROUP = {"two_phase_study", "jaccard_study", "ood_study", "similarity_study"}
-STUDY_GROUP |= {"theory_study", "shapley_study", "attributions_study", "scorecard"}
+# Rules whose arrays are released per batch of finished trainings (most: one per run).
+PER_TRAINING_ARRAYS = {"games", "extract", "redecompose", "sensitivity"}
+
+
+def rule_groups() -> dict[str, str]:
+    """rule -> its `group:` in workflow/rules/*.smk: the jobs that go out as one group job
+    (one per run for run_analyses, one per study for study_analyses), read from the workflow
+    itself so that a rule added to a group is counted in it."""
+    groups = {}
+    for path in sorted((REPO / "workflow" / "rules").glob("*.smk")):
+        rule = None
+        lines = path.read_text().splitlines()
+        for index, line in enumerate(lines):
+            match = re.match(r"(?:local)?rule (\w+):", line)
+            if match:
+                rule = match[1]
+            elif line.strip() == "group:" and rule is not None:
+                groups[rule] = lines[index + 1].strip().strip('"')
+    return groups
 
 
 def lab_config(data_root: Path, results: Path) -> dict:
@@ -119,20 +133,23 @@ def slurm_submissions(counts: dict[str, int], n_runs: int) -> dict[str, tuple[in
     profile = yaml.safe_load((SLURM_PROFILE / "config.yaml").read_text())
     array_rules = {r.strip() for r in str(profile.get("slurm-array-jobs", "")).split(",")}
     limit = int(profile.get("slurm-array-limit", 1000))
+    groups = rule_groups()
     calls = {}
     for rule, count in counts.items():
-        if rule in LOCAL_RULES or rule in RUN_GROUP - {"run_analyses"} or rule in STUDY_GROUP:
+        if rule in LOCAL_RULES:
             continue
-        if rule == "run_analyses":
-            calls["group run_analyses"] = (count, count)
+        if groups.get(rule) == "run_analyses":
+            calls["group run_analyses"] = (n_runs, n_runs)  # one group job per run
+        elif groups.get(rule) == "study_analyses":
+            calls["group study_analyses"] = (1, 1)
+        elif rule in groups:
+            raise RuntimeError(f"rule {rule}: group {groups[rule]!r} is not counted here")
         elif rule in array_rules and count > 1:
             fewest = math.ceil(count / limit)
-            most = max(fewest, n_runs) if rule == "extract" else fewest
+            most = max(fewest, n_runs) if rule in PER_TRAINING_ARRAYS else fewest
             calls[rule] = (fewest, most)
         else:
             calls[rule] = (count, count)
-    if any(rule in counts for rule in STUDY_GROUP):
-        calls["group study_analyses"] = (1, 1)
     return calls
 
 

@@ -102,3 +102,22 @@ def test_a_resized_checkpoint_loads_with_its_sizes_only(tmp_path):
     torch.testing.assert_close(loaded(x), model.eval()(x))
     with pytest.raises(ValueError, match="does not fit resnet18"):
         load_checkpoint(path, "resnet18", (1, 28, 28), 10)
+
+
+def test_the_cross_architecture_configs_resolve():
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    cross = load_study(repo / "config" / "cross_arch.yaml")
+    archs = {(run.dataset, run.arch) for run in cross.runs}
+    assert archs == {
+        ("fashion_mnist", "mlp"),
+        ("fashion_mnist", "lenet"),
+        ("fashion_mnist", "vgg11"),
+        ("fashion_mnist", "resnet18"),
+        ("sentiment", "bert_small"),
+    }
+    assert len(cross.runs) == 20 and cross.joint["enabled"]
+    gpu = load_study(repo / "config" / "gpu_study.yaml", check_data=False)
+    assert all("model" not in run.settings for run in gpu.runs)  # full width
+    assert {run.arch for run in gpu.runs} == {"vgg11", "resnet18", "alexnet"}
