@@ -85,8 +85,9 @@ def test_gpu_rules_get_a_gpu_and_cpu_rule_none(
 
 # --------------------------------------------------------------------------- the tiny study
 
-GPU_RULES = {"train", "extract", "sensitivity"}  # workflow/resources.yaml
-ARRAY_RULES = {"select_samples", "train", "extract", "sensitivity", "joint_extract"}
+GPU_RULES = {"train", "games", "sensitivity"}  # workflow/resources.yaml: they run a model
+ARRAY_RULES = {"select_samples", "train", "games", "extract", "redecompose", "sensitivity"}
+ARRAY_RULES |= {"joint_extract"}
 # (slurm-array-jobs, profiles/slurm)
 GROUPS = {"run_analyses", "study_analyses"}  # analyses go out as group jobs
 RESOURCES = yaml.safe_load((REPO / "workflow" / "resources.yaml").read_text())
@@ -247,8 +248,9 @@ def test_tiny_study_on_slurm_as_typed(
     study = load_study(TINY)
     n_extract = sum(len(run.epochs) for run in study.runs)
     assert jobs_per_rule["train"] == len(study.runs) and calls["train"] == 1
-    assert jobs_per_rule["extract"] == n_extract
-    assert calls["extract"] <= len(study.runs)  # one array per batch of finished trainings
+    assert jobs_per_rule["games"] == jobs_per_rule["extract"] == n_extract
+    assert calls["games"] <= len(study.runs)  # one array per batch of finished trainings
+    assert calls["extract"] <= n_extract  # one array per batch of finished games
     n_sensitivity = sum(len(study.sensitivity_epochs(run)) for run in study.runs)
     assert jobs_per_rule["sensitivity"] == n_sensitivity and calls["sensitivity"] <= len(study.runs)
     assert calls["run_analyses"] == len(study.runs)
@@ -277,3 +279,5 @@ def test_tiny_study_on_slurm_as_typed(
             )
         provenance = on_slurm.meta["provenance"]
         assert provenance["slurm_job_id"] and provenance["host"], provenance
+        games = on_slurm.meta["extra"]["games_provenance"]  # the job that ran the model
+        assert games["slurm_job_id"] and games["slurm_job_id"] != provenance["slurm_job_id"]

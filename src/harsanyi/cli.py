@@ -441,13 +441,28 @@ def cmd_store_show(args: argparse.Namespace) -> int:
 
 
 def cmd_store_verify(args: argparse.Namespace) -> int:
+    from harsanyi.sharing import sharing_problems
+
     problems = verify_store(args.root)
+    if args.shared and args.root.is_dir():
+        problems += sharing_problems(args.root)
     for problem in problems:
         print(problem)
     if problems:
         print(f"{len(problems)} problem(s) under {args.root}", file=sys.stderr)
         return 1
     print(f"no problems found under {args.root}")
+    return 0
+
+
+def cmd_store_share(args: argparse.Namespace) -> int:
+    from harsanyi.sharing import share_store
+
+    report = share_store(args.root, args.group)
+    print(
+        f"{args.root}: {report.directories} directories and {report.files} files shared with "
+        f"the group ({report.changed} changes; {report.links_skipped} links left alone)"
+    )
     return 0
 
 
@@ -619,7 +634,23 @@ def add_store(subparsers: argparse._SubParsersAction) -> None:
         "and exits with status 1 if there is any.",
     )
     verify.add_argument("root", type=Path, help="results root directory")
+    verify.add_argument(
+        "--shared",
+        action="store_true",
+        help="also report what another member of the store's group could not read or extend",
+    )
     verify.set_defaults(func=cmd_store_verify)
+
+    share = actions.add_parser(
+        "share",
+        help="make the store readable and extendable by every member of a Unix group",
+        description="Give the group (default: the root directory's) every directory "
+        "(group-owned, setgid, g+rwx) and file (group-owned, g+rw) of the store; links are "
+        "not followed. Set `group_writable: true` in the study config to keep new files so.",
+    )
+    share.add_argument("root", type=Path, help="results root directory")
+    share.add_argument("--group", help="Unix group of the lab (default: the root's group)")
+    share.set_defaults(func=cmd_store_share)
 
     du = actions.add_parser(
         "du", help="disk usage by kind (checkpoints, interactions, studies, ...) and by run"

@@ -59,6 +59,8 @@ DEFAULT_STUDY: dict[str, Any] = {
     "label_noise": [0.0],
     "noise_seed": 0,
     "device": "auto",
+    # umask 002 in the workflow and every job: a results store a Unix group shares
+    "group_writable": False,
 }
 EXTRACTION_DEFAULTS: dict[str, Any] = {
     "output": "log_odds",

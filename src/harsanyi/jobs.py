@@ -18,6 +18,8 @@ from collections.abc import Mapping
 
 import torch
 
+from harsanyi.sharing import apply_group_umask_if_asked
+
 log = logging.getLogger(__name__)
 
 #: CUDA_VISIBLE_DEVICES values that hide every GPU (SLURM writes NoDevFiles on some setups).
@@ -178,6 +180,7 @@ def setup_job(
     rule's log files, torch limited to the threads Snakemake gave the job (so parallel
     jobs do not oversubscribe), and under SLURM the job's comment naming rule and run."""
     torch.set_num_threads(max(1, int(threads)))
+    apply_group_umask_if_asked()  # config group_writable: a store the lab's group shares
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     handlers += [logging.FileHandler(str(path), mode="w") for path in log_paths]
     logging.basicConfig(

@@ -38,6 +38,11 @@ try:
 except ConfigError as error:
     raise WorkflowError(f"config: {error}") from None
 
+if config.get("group_writable"):
+    from harsanyi.sharing import apply_group_umask
+
+    apply_group_umask()  # and every job it starts: HARSANYI_GROUP_UMASK
+
 RESULTS = str(STUDY.results)
 RUNS = {run.name: run for run in STUDY.runs}
 STUDY_ID = STUDY.study_id
