@@ -39,3 +39,16 @@ onsuccess:
     from harsanyi.analyses.scorecard import where_to_look
 
     logger.info(where_to_look(STUDY_DIR, workflow.overwrite_configfiles or ()))
+
+
+# A failed job's reason in one line (rule, run, reason, log file): Snakemake itself can only
+# say "Detailed failure reason unavailable" where the cluster has no accounting.
+onerror:
+    from snakemake.logging import logger
+    from harsanyi.jobs import failed_jobs
+
+    for job in failed_jobs(RESULTS, since=WORKFLOW_START):
+        logger.error(job.one_line())
+    logger.error(
+        f"every failed job with its log's last lines: harsanyi failed {RESULTS}"
+    )

@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import textwrap
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -693,6 +694,38 @@ def add_store(subparsers: argparse._SubParsersAction) -> None:
     gc.set_defaults(func=cmd_store_gc)
 
 
+# --------------------------------------------------------------------------- failed
+
+
+def cmd_failed(args: argparse.Namespace) -> int:
+    from harsanyi.jobs import failed_jobs
+
+    since = None if args.hours is None else time.time() - 3600 * args.hours
+    jobs = failed_jobs(args.results, since=since, lines=args.lines)
+    for job in jobs:
+        print(job.one_line())
+        for line in job.tail:
+            print(f"    {line}")
+    if not jobs:
+        print(f"no failed job recorded in the rule logs under {args.results / 'logs'}")
+    return 1 if jobs else 0
+
+
+def add_failed(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "failed",
+        help="the jobs whose rule log records a failure, with the last lines of their logs",
+        description="Every job of a study writes its rule's log under <results>/logs/ "
+        "(local or SLURM, single, array task or group member); a job that died writes its "
+        "reason there. Lists those jobs newest first: rule, run, reason, log file and its "
+        "last lines. Exit status 1 when there is any.",
+    )
+    parser.add_argument("results", type=Path, help="results root (the config's `results`)")
+    parser.add_argument("--lines", type=int, default=5, help="last lines of each log shown")
+    parser.add_argument("--hours", type=float, help="only logs written in the last HOURS")
+    parser.set_defaults(func=cmd_failed)
+
+
 # --------------------------------------------------------------------------- check-config
 
 
@@ -788,6 +821,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  harsanyi store ls results/\n"
         "  harsanyi store verify results/\n"
         "  harsanyi check-config config/fashion_mnist.yaml\n"
+        "  harsanyi failed results/            # jobs that failed, with their logs' last lines\n"
         "  harsanyi draw x-HASH/epoch_0000.h5 x-HASH/epoch_0040.h5 --sample 0 --out picture.png\n"
         "Run 'harsanyi COMMAND --help' for the options of a command.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -798,6 +832,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_extract(subparsers)
     add_check_config(subparsers)
     add_draw(subparsers)
+    add_failed(subparsers)
     return parser
 
 

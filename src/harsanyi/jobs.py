@@ -12,9 +12,12 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import re
 import subprocess
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -192,8 +195,68 @@ def setup_job(
 
     def log_uncaught(kind, error, traceback) -> None:
         # the rule's log file, not only the scheduler's stderr, must say why a job failed
-        log.critical("job failed: %s", error, exc_info=(kind, error, traceback))
+        log.critical("job failed: %s: %s", kind.__name__, error, exc_info=(kind, error, traceback))
 
     sys.excepthook = log_uncaught
     if rule is not None:
         label_slurm_job(rule, wildcards or {})
+
+
+# --------------------------------------------------------------------------- failed jobs
+
+# What setup_job's hook writes into a rule's log when a job dies of an exception.
+FAILED_MARK = " CRITICAL job failed: "
+_RUN_PART = re.compile(r"^[A-Za-z0-9_.-]+-[0-9a-f]{12}")
+_TAIL_BYTES = 64 * 1024
+
+
+@dataclass
+class FailedJob:
+    """A job whose rule log ends in a failure: its rule, run, log, reason and last lines."""
+
+    rule: str
+    run: str
+    log: Path
+    reason: str
+    modified: float
+    tail: list[str]
+
+    def one_line(self) -> str:
+        return f"FAILED {self.rule} ({self.run}): {self.reason}  [log: {self.log}]"
+
+
+def failed_jobs(
+    results: str | os.PathLike[str], *, since: float | None = None, lines: int = 5
+) -> list[FailedJob]:
+    """Jobs whose rule log under `<results>/logs/` records a failure (setup_job's hook), newest
+    first; `since`: only logs written after this time (seconds since the epoch), e.g. those of
+    one run of the workflow.  A job that succeeded again rewrote its log, so it is not listed.
+    SLURM's own logs (`logs/slurm/`) are not read."""
+    root = Path(results) / "logs"
+    found = []
+    for path in root.rglob("*.log") if root.is_dir() else ():
+        relative = path.relative_to(root)
+        if relative.parts[0] == "slurm" or not path.is_file() or path.is_symlink():
+            continue
+        modified = path.stat().st_mtime
+        if since is not None and modified < since:
+            continue
+        with open(path, "rb") as handle:
+            handle.seek(max(0, path.stat().st_size - _TAIL_BYTES))
+            text = handle.read().decode("utf-8", errors="replace")
+        marks = [line for line in text.splitlines() if FAILED_MARK in line]
+        if not marks:
+            continue
+        run = next((p for p in relative.parts[1:] if _RUN_PART.match(p)), "-")
+        match = _RUN_PART.match(run)
+        found.append(
+            FailedJob(
+                rule=relative.parts[0],
+                run=match.group(0) if match else run,
+                log=path,
+                reason=marks[-1].split(FAILED_MARK, 1)[1].strip(),
+                modified=modified,
+                tail=[line for line in text.splitlines() if line.strip()][-lines:],
+            )
+        )
+    return sorted(found, key=lambda job: job.modified, reverse=True)

@@ -1,5 +1,6 @@
 import os
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -16,6 +17,8 @@ from harsanyi.config import (
 )
 from harsanyi.io import settings_hash
 
+# When this run of the workflow started: its failed jobs are those whose logs are newer.
+WORKFLOW_START = time.time()
 RESOURCES_FILE = Path(workflow.basedir) / "workflow" / "resources.yaml"
 # Resources of every rule (gpu, mem_mb, runtime); workflow/resources.yaml says why there.
 RESOURCES = yaml.safe_load(RESOURCES_FILE.read_text())
