@@ -87,3 +87,14 @@ def test_a_failing_study_names_the_failed_job_in_one_line(tmp_path):
     assert lines, done.stderr[-3000:]
     assert "DeviceError" in lines[0] and "[log: " in lines[0] and "logs/train/" in lines[0]
     assert f"harsanyi failed {tmp_path / 'results'}" in done.stderr
+
+
+def test_store_show_names_only_run_directories(tmp_path, capsys):
+    root = tmp_path / "store"
+    run = root / "digits" / "runs" / RUN
+    run.mkdir(parents=True)
+    assert main(["store", "show", str(root), RUN]) == 0
+    capsys.readouterr()
+    for bad in ("..", ".", "../store"):
+        assert main(["store", "show", str(root), bad]) != 0, bad
+        assert str(tmp_path / "store" / "..") not in capsys.readouterr().out

@@ -415,9 +415,11 @@ def _find_run(root: Path, run: str) -> Path:
     directories lie directly under `root` or under `<root>/<dataset>/runs/`."""
     if not root.is_dir():
         raise CliError(f"results root {root} is not a directory")
-    if (root / run).is_dir():
-        return root / run
     runs = run_dirs(root)
+    if (root / run).is_dir() and (root / run).resolve() in {p.resolve() for p in runs}:
+        return root / run  # a run directory directly under root, named whole
+    if not run or "/" in run or run in (".", ".."):
+        raise CliError(f"run {run!r} is not a run directory name in {root}")
     exact = [p for p in runs if p.name == run]
     matches = exact or [p for p in runs if run in p.name]
     if len(matches) != 1:
