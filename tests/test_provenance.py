@@ -148,3 +148,28 @@ def test_the_lock_file_pins_what_is_installed_and_every_numeric_package():
         if metadata.version(name) != version
     }
     assert not stale, f"requirements.lock differs from the installed versions: {stale}"
+
+
+def test_provenance_names_the_workflow_checkout_that_ran(tmp_path, monkeypatch):
+    import subprocess
+
+    from harsanyi.provenance import WORKFLOW_DIR_VARIABLE, git_state
+
+    def git(*args):
+        return subprocess.run(
+            ["git", "-C", str(tmp_path), *args], capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    git("init", "-q")
+    (tmp_path / "Snakefile").write_text("rule all:\n")
+    git("add", "Snakefile")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "workflow")
+    monkeypatch.setenv(WORKFLOW_DIR_VARIABLE, str(tmp_path))
+    git_state.cache_clear()
+    try:
+        assert git_state() == {"git_commit": git("rev-parse", "HEAD"), "git_dirty": False}
+        (tmp_path / "Snakefile").write_text("rule all:\n    input: []\n")
+        git_state.cache_clear()
+        assert git_state()["git_dirty"] is True
+    finally:
+        git_state.cache_clear()

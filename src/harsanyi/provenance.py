@@ -54,10 +54,16 @@ def _user() -> str | None:
         return None
 
 
+# Set by the workflow to its own directory: the checkout whose rules and scripts ran, which
+# may differ from the one the package is imported from (an installed package, another clone).
+WORKFLOW_DIR_VARIABLE = "HARSANYI_WORKFLOW_DIR"
+
+
 def _git(*args: str) -> str | None:
+    where = os.environ.get(WORKFLOW_DIR_VARIABLE) or str(PACKAGE_DIR)
     try:
         done = subprocess.run(
-            ["git", "-C", str(PACKAGE_DIR), *args],
+            ["git", "-C", where, *args],
             capture_output=True,
             text=True,
             timeout=10,
@@ -69,8 +75,9 @@ def _git(*args: str) -> str | None:
 
 @lru_cache(maxsize=1)
 def git_state() -> dict[str, Any]:
-    """Commit of the checkout the package is imported from, and whether tracked files differ
-    from it; both None for an installed (non-checkout) package."""
+    """Commit of the workflow checkout that runs the job (HARSANYI_WORKFLOW_DIR, set by the
+    workflow), else of the checkout the package is imported from, and whether tracked files
+    differ from it; both None outside a git checkout."""
     commit = _git("rev-parse", "HEAD")
     if commit is None:
         return {"git_commit": None, "git_dirty": None}

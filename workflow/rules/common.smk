@@ -17,6 +17,9 @@ from harsanyi.config import (
 )
 from harsanyi.io import settings_hash
 
+# Provenance names the commit of this workflow checkout (not of wherever harsanyi is
+# installed from); jobs inherit the variable, locally and under SLURM.
+os.environ["HARSANYI_WORKFLOW_DIR"] = str(workflow.basedir)
 # When this run of the workflow started: its failed jobs are those whose logs are newer.
 WORKFLOW_START = time.time()
 RESOURCES_FILE = Path(workflow.basedir) / "workflow" / "resources.yaml"
