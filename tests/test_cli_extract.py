@@ -100,3 +100,25 @@ def test_extract_help_is_readable(capsys):
     text = capsys.readouterr().out
     for word in ["--dataset", "--grid", "--features", "--solver", "examples:"]:
         assert word in text
+
+
+def test_extract_on_a_full_disk_says_so_in_one_line_and_leaves_nothing(
+    checkpoint, tmp_path, capsys, monkeypatch
+):
+    import errno
+
+    from harsanyi import extraction
+
+    def full_disk(path, results):
+        raise OSError(errno.ENOSPC, f"No space left on device while writing {path}")
+
+    monkeypatch.setattr(extraction, "write_results", full_disk)
+    out = tmp_path / "full.h5"
+    args = ["extract", str(checkpoint), "--dataset", "breast_cancer", "--features", "0", "3"]
+    args += ["--n", "2", "--train-per-class", "1", "--test-per-class", "1", "--out", str(out)]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("harsanyi: error: ") and "No space left on device" in last
+    assert "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("full")) == []

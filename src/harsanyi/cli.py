@@ -8,6 +8,7 @@ Adding a subcommand is adding these two functions and one line in `build_parser(
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -855,6 +856,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.close(devnull)
         return SIGPIPE_STATUS
     except (CliError, ResultsFileError, FileNotFoundError, ValueError) as exc:
+        print(f"harsanyi: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a full disk, a quota, a permission: one line, no traceback
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS):
+            raise
         print(f"harsanyi: error: {exc}", file=sys.stderr)
         return 1
 

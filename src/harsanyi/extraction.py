@@ -686,15 +686,21 @@ def extract_checkpoint(
     run = next(r for r in study.runs if r.label_noise == float(label_noise))
     out = Path(out)
     manifest = out.with_name(out.name + ".samples.json")
+    existed = manifest.exists()
     select_samples(study.datasets[dataset], study.datasets[dataset].root, manifest)
-    return extract(
-        checkpoint,
-        manifest,
-        run.settings,
-        study.extraction_settings(dataset, arch),
-        study.datasets[dataset].root,
-        out,
-        run=checkpoint.parent.parent.name,
-        epoch=int(stored.get("epoch", -1)),
-        device=device,
-    )
+    try:
+        return extract(
+            checkpoint,
+            manifest,
+            run.settings,
+            study.extraction_settings(dataset, arch),
+            study.datasets[dataset].root,
+            out,
+            run=checkpoint.parent.parent.name,
+            epoch=int(stored.get("epoch", -1)),
+            device=device,
+        )
+    except BaseException:
+        if not existed:  # no results file: no manifest of it left behind either
+            manifest.unlink(missing_ok=True)
+        raise
