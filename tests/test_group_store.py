@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+import harsanyi.io
 from harsanyi.sharing import share_store, sharing_problems
 
 GROUP = "harsanyilab"
@@ -31,10 +32,14 @@ pytestmark = pytest.mark.skipif(
 # user; writes one file under the store with the umask given, then reads another back.
 AS_USER = textwrap.dedent(
     """
-    import os, sys
+    import importlib.util, json, os, sys
     from pathlib import Path
-    from harsanyi.io import write_json
-    import json
+
+    # harsanyi.io alone, without the package (whose import loads torch: seconds per user)
+    spec = importlib.util.spec_from_file_location("harsanyi_io", sys.argv[5])
+    io = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(io)
+    write_json = io.write_json
 
     user, umask, write, read = sys.argv[1], int(sys.argv[2], 8), sys.argv[3], sys.argv[4]
     import grp, pwd
@@ -84,7 +89,7 @@ def store(lab):
 
 def as_user(user: str, umask: str, write: Path, read: Path | str = "-"):
     return subprocess.run(
-        [sys.executable, "-c", AS_USER, user, umask, str(write), str(read)],
+        [sys.executable, "-c", AS_USER, user, umask, str(write), str(read), harsanyi.io.__file__],
         capture_output=True,
         text=True,
         timeout=120,
