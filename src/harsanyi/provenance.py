@@ -59,6 +59,12 @@ def _user() -> str | None:
 WORKFLOW_DIR_VARIABLE = "HARSANYI_WORKFLOW_DIR"
 
 
+def record_workflow_dir(path: str | os.PathLike[str]) -> None:
+    """Name the workflow checkout that runs (the workflow calls this at start-up): the jobs it
+    starts inherit the variable, locally and under SLURM, and record that checkout's commit."""
+    os.environ[WORKFLOW_DIR_VARIABLE] = str(path)
+
+
 def _git(*args: str) -> str | None:
     where = os.environ.get(WORKFLOW_DIR_VARIABLE) or str(PACKAGE_DIR)
     try:

@@ -16,10 +16,11 @@ from harsanyi.config import (
     resolve,
 )
 from harsanyi.io import settings_hash
+from harsanyi.provenance import record_workflow_dir
 
 # Provenance names the commit of this workflow checkout (not of wherever harsanyi is
 # installed from); jobs inherit the variable, locally and under SLURM.
-os.environ["HARSANYI_WORKFLOW_DIR"] = str(workflow.basedir)
+record_workflow_dir(workflow.basedir)
 # When this run of the workflow started: its failed jobs are those whose logs are newer.
 WORKFLOW_START = time.time()
 RESOURCES_FILE = Path(workflow.basedir) / "workflow" / "resources.yaml"
@@ -107,6 +108,19 @@ def games_file(run, epoch):
 def games_of(wildcards):
     """The games file an extract or redecompose job decomposes."""
     return games_file(run_of(wildcards), int(wildcards.epoch))
+
+
+def run_games(wildcards):
+    """The run's games files of its other checkpoints, as ancient inputs of a decomposition:
+    the run's decompositions become ready together and go out as one SLURM array, not one
+    sbatch call per checkpoint as each games job ends; being ancient, a newer games file of
+    another checkpoint reruns nothing."""
+    run = run_of(wildcards)
+    return [
+        ancient(games_file(run, epoch))
+        for epoch in run.epochs
+        if epoch != int(wildcards.epoch)
+    ]
 
 
 def interaction_files(run, xid=None):

@@ -32,6 +32,7 @@ rule games:
 rule extract:
     input:
         games=games_of,
+        run_games=run_games,
     output:
         f"{RESULTS}/{{dataset}}/runs/{{run}}/interactions/{{xid}}/epoch_{{epoch}}.h5",
     log:
@@ -108,7 +109,8 @@ rule joint_extract:
 # variant's own extraction id: no model, no forward pass, CPU only.
 rule redecompose:
     input:
-        games_of,
+        games=games_of,
+        run_games=run_games,
     output:
         f"{RESULTS}/{{dataset}}/runs/{{run}}/interactions/{{xid}}/epoch_{{epoch}}.h5",
     log:
