@@ -30,6 +30,7 @@ def store(tmp_path) -> dict:
         run_dir = root / run.dataset / "runs" / run.name
         write_manifest(run_dir, run.settings)
         xid = study.extraction_id(run)
+        (run_dir / "games" / study.game_id(run)).mkdir(parents=True)
         (run_dir / "interactions" / xid).mkdir(parents=True)
         (run_dir / "interactions" / xid / "epoch_0000.h5").write_bytes(b"x" * 100)
         for aid in RUN_AIDS.values():
@@ -39,6 +40,8 @@ def store(tmp_path) -> dict:
     paths["stale_x"] = used / "interactions" / "x-000000000000"
     paths["stale_x"].mkdir()
     (paths["stale_x"] / "epoch_0000.h5").write_bytes(b"y" * 1000)
+    paths["stale_g"] = used / "games" / "g-000000000000"  # games of other settings
+    paths["stale_g"].mkdir()
     paths["stale_x_analysis"] = used / "analysis" / "x-000000000000"
     paths["stale_x_analysis"].mkdir()
     xid = study.extraction_id(study.runs[0])
@@ -79,6 +82,7 @@ def age(root: Path, days: float) -> None:
 
 
 STALE = [
+    "stale_g",
     "stale_x",
     "stale_x_analysis",
     "stale_a",
@@ -167,3 +171,17 @@ def test_gc_never_follows_a_link_out_of_the_store(store, tmp_path):
     assert main(["store", "gc", str(store["root"]), "--apply"]) == 0
     assert (outside_run / "keep.txt").exists() and (target / "epoch_0000.h5").exists()
     assert leaf.is_symlink()
+
+
+def test_gc_keeps_every_games_file_of_runs_recorded_before_games_files(store):
+    import json
+
+    (record_path,) = store["root"].glob("studies/*/*/study.json")
+    record = json.loads(record_path.read_text())
+    for run in record["runs"]:
+        del run["games"]  # a record written before games files existed
+    record_path.write_text(json.dumps(record))
+    age(store["root"], days=2)
+    found = {item.path for item in find_garbage(store["root"])}
+    assert store["stale_g"] not in found
+    assert found == {store[key] for key in STALE if key != "stale_g"}

@@ -45,6 +45,7 @@ def study_record(study: Any, run_analysis_ids: dict[str, str]) -> dict:
                 "run": run.name,
                 "dataset": run.dataset,
                 "extraction": study.extraction_id(run),
+                "games": study.game_id(run),  # g-<hash> of its games files
                 # x-<hash> of each decomposition variant (config analysis.variants)
                 "variants": {name: study.variant_id(run, name) for name in study.variants},
             }
@@ -114,7 +115,7 @@ def disk_usage(root: str | os.PathLike[str]) -> list[dict]:
             rows.append({"path": str(path), "kind": kind, "bytes": size, "files": files})
 
     for run_dir in run_dirs(root):
-        parts = {"checkpoints", "interactions", "analysis", "sensitivity"}
+        parts = {"checkpoints", "games", "interactions", "analysis", "sensitivity"}
         for part in sorted(parts):
             add(run_dir / part, part)
         other = [p for p in run_dir.iterdir() if p.name not in parts]
@@ -188,6 +189,7 @@ def find_garbage(
             "once with this version so that it records the runs it uses, then collect"
         )
     extractions: dict[str, set[str]] = {}
+    games: dict[str, set[str] | None] = {}  # None: a record older than games files
     analyses: set[str] = set()
     selections: set[str] = set()
     sensitivities: set[str] = set()
@@ -196,6 +198,10 @@ def find_garbage(
         for run in record["runs"]:
             used = extractions.setdefault(run["run"], set())
             used |= {run["extraction"], *(run.get("variants") or {}).values()}
+            if run.get("games") is None or games.get(run["run"], set()) is None:
+                games[run["run"]] = None  # keep every games file of the run
+            else:
+                games.setdefault(run["run"], set()).add(run["games"])
         analyses |= set((record.get("run_analysis_ids") or {}).values())
         selections |= set((record.get("selections") or {}).values())
         sensitivities |= {record["sensitivity"]} if record.get("sensitivity") else set()
@@ -214,6 +220,10 @@ def find_garbage(
         if used is None:
             stale(run_dir, "run used by no recorded study")
             continue
+        used_games = games.get(run_dir.name)
+        for gdir in sorted((run_dir / "games").glob("g-*")) if used_games is not None else ():
+            if gdir.name not in used_games:
+                stale(gdir, "games settings used by no recorded study")
         for kind in ("interactions", "analysis", "sensitivity"):
             for xdir in sorted((run_dir / kind).glob("x-*")):
                 if xdir.name not in used:
