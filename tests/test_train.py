@@ -434,3 +434,20 @@ def test_label_flips_are_nested_across_noise_levels():
     order = flip_order(1000, 3)
     assert set(high_idx) == set(order[:300].tolist())
     assert not set(order[500:].tolist()) & set(flip_labels(y, 7, 0.5, seed=3)[1].tolist())
+
+
+def test_a_finished_training_leaves_no_resume_leftover_of_a_killed_write(tmp_path):
+    from harsanyi.train import RESUME_FILE, _delete_resume_state
+
+    state = tmp_path / ".resume" / "digits-lenet-s0-0123456789ab"
+    (state / "checkpoints").mkdir(parents=True)
+    (state / RESUME_FILE).write_bytes(b"state")
+    (state / "checkpoints" / "epoch_0001.pt").write_bytes(b"c")
+    (state / ".resume.tmp-0a1b2c3d.pt").write_bytes(b"half")  # a write killed midway
+    (state / "notes.txt").write_text("the caller's")
+    _delete_resume_state(state)
+    assert sorted(p.name for p in state.iterdir()) == ["notes.txt"]
+    (state / "notes.txt").unlink()
+    (state / ".resume.tmp-0a1b2c3d.pt").write_bytes(b"half")
+    _delete_resume_state(state)
+    assert not state.exists()

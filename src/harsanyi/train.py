@@ -582,6 +582,9 @@ def _load_resume_state(
 def _delete_resume_state(state_dir: Path) -> None:
     (state_dir / RESUME_FILE).unlink(missing_ok=True)
     shutil.rmtree(state_dir / "checkpoints", ignore_errors=True)
+    for leftover in state_dir.glob(".*"):  # temporary files of a killed earlier write
+        if is_temp_file(leftover) and leftover.is_file():
+            leftover.unlink(missing_ok=True)
     try:
         state_dir.rmdir()
     except OSError:
