@@ -117,7 +117,8 @@ def test_the_cross_architecture_configs_resolve():
         ("fashion_mnist", "resnet18"),
         ("sentiment", "bert_small"),
     }
-    assert len(cross.runs) == 20 and cross.joint["enabled"]
+    assert len(cross.runs) == 20 and not cross.joint["enabled"]  # too costly here at n = 10
     gpu = load_study(repo / "config" / "gpu_study.yaml", check_data=False)
     assert all("model" not in run.settings for run in gpu.runs)  # full width
     assert {run.arch for run in gpu.runs} == {"vgg11", "resnet18", "alexnet"}
+    assert gpu.joint["enabled"]
