@@ -649,3 +649,25 @@ def test_tiny_study_figures_are_print_ready(tmp_path_factory, tmp_path, captured
         if problems:
             failures[name] = problems[:5]
     assert not failures, failures
+
+
+def test_attributions_figure_leaves_out_runs_without_input_space_players(tmp_path):
+    """A study with text runs (attributions "n/a", read back as missing) beside image runs:
+    the figure draws the image runs (found by the cross-architecture study)."""
+    import numpy as np
+    import pandas as pd
+
+    from harsanyi.plots import attributions_figure
+
+    rows = [
+        ["fashion_mnist-lenet-s0-6da193df91e4", "lenet", "fashion_mnist", 10, "saliency", a, s]
+        for a, s in (("shapley", 0.02), ("occlusion", 0.01))
+    ]
+    rows.append(
+        ["sentiment-bert_small-s0-ed4e458026fb", "bert_small", "sentiment", 10] + [np.nan] * 3
+    )
+    table = pd.DataFrame(
+        rows, columns=["run", "arch", "dataset", "epoch", "method", "allocation", "explained_share"]
+    )
+    paths = attributions_figure(table, tmp_path / "attributions.png")
+    assert all(p.exists() and p.stat().st_size > 0 for p in paths)

@@ -971,7 +971,9 @@ def attributions_figure(table: pd.DataFrame, out: str | Path) -> list[Path]:
     """Share of each captum attribution explained by each allocation of the interactions;
     one panel per run with input-space players (`run_order`), methods as rows."""
     _theme()
-    data = table[table.method != "n/a"].copy()
+    # runs without input-space players (text) have no method or allocation: "n/a" or empty
+    kept = table.method.notna() & table.allocation.notna() & (table.method != "n/a")
+    data = table[kept].copy()
     runs = run_order(data.run.unique())
     if not runs:
         fig, ax = plt.subplots(figsize=(SINGLE, 0.9), layout="constrained")
