@@ -271,6 +271,15 @@ def write_results(path: str | os.PathLike[str], results: InteractionResults) -> 
     """
     arrays = _checked_arrays(results)
     attrs = _checked_meta(results.meta)
+    return _write_h5(path, arrays, {"layout_version": LAYOUT_VERSION, "n": int(results.n)}, attrs)
+
+
+def _write_h5(
+    path: str | os.PathLike[str], arrays: dict[str, np.ndarray], header: dict, attrs: dict
+) -> Path:
+    """Validated `arrays` (rows chunked one sample each, compressed) and attributes (`header`,
+    the stamps, then the JSON `attrs`) as the HDF5 file `path`, atomically: the one writer of
+    results and games files."""
 
     def write(temp: Path) -> None:
         with _open_h5(temp, "w") as h5:
@@ -285,8 +294,8 @@ def write_results(path: str | os.PathLike[str], results: InteractionResults) -> 
                     )
                 else:
                     h5.create_dataset(name, data=data, maxshape=(None,))
-            h5.attrs["layout_version"] = LAYOUT_VERSION
-            h5.attrs["n"] = int(results.n)
+            for key, value in header.items():
+                h5.attrs[key] = value
             h5.attrs["library_version"] = __version__
             h5.attrs["created"] = _utc_now()
             for key, text in attrs.items():
@@ -543,23 +552,12 @@ def write_games(path: str | os.PathLike[str], games: StoredGames) -> Path:
     attrs = {
         key: json.dumps(jsonable(games.meta.get(key), f"meta[{key!r}]")) for key in GAMES_JSON_ATTRS
     }
-
-    def write(temp: Path) -> None:
-        with _open_h5(temp, "w") as h5:
-            for name, data in arrays.items():
-                if data.ndim == 2:
-                    h5.create_dataset(name, data=data, chunks=(1, data.shape[1]), **COMPRESSION)
-                else:
-                    h5.create_dataset(name, data=data)
-            h5.attrs["layout"] = GAMES_LAYOUT
-            h5.attrs["games_layout_version"] = GAMES_LAYOUT_VERSION
-            h5.attrs["n"] = int(games.n)
-            h5.attrs["library_version"] = __version__
-            h5.attrs["created"] = _utc_now()
-            for key, text in attrs.items():
-                h5.attrs[key] = text
-
-    return atomic_write(path, write)
+    header = {
+        "layout": GAMES_LAYOUT,
+        "games_layout_version": GAMES_LAYOUT_VERSION,
+        "n": int(games.n),
+    }
+    return _write_h5(path, arrays, header, attrs)
 
 
 def read_games(path: str | os.PathLike[str]) -> StoredGames:
