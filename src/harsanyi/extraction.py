@@ -47,6 +47,8 @@ from harsanyi.store import (
     InteractionResults,
     StoredGames,
     checkpoint_identity,
+    games_of,
+    is_games_file,
     read_games,
     read_results,
     write_games,
@@ -518,22 +520,17 @@ def redecompose(
     ]
     if missing:
         raise ValueError(f"redecompose: extraction settings lack {missing}")
-    stored = read_games(source)
     origin: dict[str, Any] = {"path": str(source)}
-    if _is_results_file(source):
-        meta = read_results(source).meta
-        origin["solver"] = meta["solver"]
-        origin["extraction"] = (meta.get("extra") or {}).get("extraction")
+    if is_games_file(source):
+        stored = read_games(source)
+    else:  # a results file: its games, and what decomposed them first
+        results = read_results(source)
+        stored = games_of(results)
+        origin["solver"] = results.meta["solver"]
+        origin["extraction"] = (results.meta.get("extra") or {}).get("extraction")
     return decompose(
         stored, out, extraction, progress=progress, extra={"redecomposed_from": origin}
     )
-
-
-def _is_results_file(path: str | Path) -> bool:
-    import h5py
-
-    with h5py.File(path, "r") as h5:
-        return "I_and" in h5
 
 
 def extract_sensitivity(

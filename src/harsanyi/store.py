@@ -560,6 +560,24 @@ def write_games(path: str | os.PathLike[str], games: StoredGames) -> Path:
     return _write_h5(path, arrays, header, attrs)
 
 
+def games_of(results: InteractionResults) -> StoredGames:
+    """The games a results file stores beside its decomposition."""
+    return StoredGames(
+        v=results.v,
+        sample_ids=results.sample_ids,
+        labels=results.labels,
+        split=np.asarray(results.split).astype(str),
+        n=results.n,
+        meta={key: results.meta.get(key) for key in GAMES_JSON_ATTRS},
+        player_positions=results.player_positions,
+    )
+
+
+def is_games_file(path: str | os.PathLike[str]) -> bool:
+    """Whether `path` is a games file (else a results file, or not ours)."""
+    return _h5_layout(Path(path)) == GAMES_LAYOUT
+
+
 def read_games(path: str | os.PathLike[str]) -> StoredGames:
     """The games of a games file, or those a results file stores beside its decomposition
     (results files hold v too: a store written before games files existed is read alike).
@@ -568,16 +586,7 @@ def read_games(path: str | os.PathLike[str]) -> StoredGames:
     if not path.is_file():
         raise ResultsFileError(path, "no such file")
     if _h5_layout(path) != GAMES_LAYOUT:
-        results = read_results(path)
-        return StoredGames(
-            v=results.v,
-            sample_ids=results.sample_ids,
-            labels=results.labels,
-            split=np.asarray(results.split).astype(str),
-            n=results.n,
-            meta={key: results.meta.get(key) for key in GAMES_JSON_ATTRS},
-            player_positions=results.player_positions,
-        )
+        return games_of(read_results(path))
     try:
         h5 = _open_h5(path, "r")
     except OSError as exc:
