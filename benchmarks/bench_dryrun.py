@@ -44,7 +44,7 @@ TRAINING = {
 CHECKPOINTS_PER_RUN = 20
 LOCAL_RULES = {"all", "study_record"}
 # Rules whose arrays are released per batch of finished trainings (most: one per run).
-PER_TRAINING_ARRAYS = {"games", "extract", "redecompose", "sensitivity"}
+PER_TRAINING_ARRAYS = {"games", "extract", "redecompose", "sensitivity_games", "sensitivity"}
 
 
 def rule_groups() -> dict[str, str]:

@@ -256,7 +256,8 @@ def test_without_a_configfile_the_embedded_default_runs():
     assert jobs["train"] == len(study.runs)
     # sensitivity per measured checkpoint, joint extraction per group and shared checkpoint
     assert study.sensitivity["enabled"] and study.joint["enabled"]
-    assert jobs["sensitivity"] == sum(len(study.sensitivity_epochs(r)) for r in study.runs)
+    n_sensitivity = sum(len(study.sensitivity_epochs(r)) for r in study.runs)
+    assert jobs["sensitivity_games"] == jobs["sensitivity"] == n_sensitivity
     groups = study.joint_groups()
     assert len(groups) == 2  # digits lenet + mlp, without and with label noise
     assert jobs["joint_extract"] == sum(len(study.joint_epochs(r)) for r in groups.values())

@@ -45,15 +45,15 @@ def test_a_command_line_override_keeps_the_gpu_request():
     assert f"mem_mb={RESOURCES['train']['mem_mb']}" in train
     (games,) = resources["games"]
     assert "gpu=1" in games
-    (sensitivity,) = resources["sensitivity"]  # runs the model, like games
+    (sensitivity,) = resources["sensitivity_games"]  # runs the model, like games
     assert "gpu=1" in sensitivity
     # only the rules that run a model hold a GPU: the decompositions (extract, redecompose,
-    # joint_extract) and the analyses run on CPUs
-    assert "extract" in resources
+    # sensitivity, joint_extract) and the analyses run on CPUs
+    assert "extract" in resources and "sensitivity" in resources
     assert all(
         "gpu" not in line
         for rule in resources
-        if rule not in ("train", "games", "sensitivity")
+        if rule not in ("train", "games", "sensitivity_games")
         for line in resources[rule]
     )
 

@@ -85,8 +85,16 @@ def test_gpu_rules_get_a_gpu_and_cpu_rule_none(
 
 # --------------------------------------------------------------------------- the tiny study
 
-GPU_RULES = {"train", "games", "sensitivity"}  # workflow/resources.yaml: they run a model
-ARRAY_RULES = {"select_samples", "train", "games", "extract", "redecompose", "sensitivity"}
+GPU_RULES = {"train", "games", "sensitivity_games"}  # workflow/resources.yaml: they run a model
+ARRAY_RULES = {
+    "select_samples",
+    "train",
+    "games",
+    "extract",
+    "redecompose",
+    "sensitivity_games",
+    "sensitivity",
+}
 ARRAY_RULES |= {"joint_extract"}
 # (slurm-array-jobs, profiles/slurm)
 GROUPS = {"run_analyses", "study_analyses"}  # analyses go out as group jobs
@@ -257,7 +265,8 @@ def test_tiny_study_on_slurm_as_typed(
     assert calls["games"] <= len(study.runs)  # one array per batch of finished trainings
     assert calls["extract"] <= len(study.runs)  # a run's decompositions go out together
     n_sensitivity = sum(len(study.sensitivity_epochs(run)) for run in study.runs)
-    assert jobs_per_rule["sensitivity"] == n_sensitivity and calls["sensitivity"] <= len(study.runs)
+    for rule in ("sensitivity_games", "sensitivity"):
+        assert jobs_per_rule[rule] == n_sensitivity and calls[rule] <= len(study.runs)
     assert calls["run_analyses"] == len(study.runs)
     assert calls["study_analyses"] == 1
 

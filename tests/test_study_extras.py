@@ -16,6 +16,8 @@ from harsanyi.analyses.scorecard import CLAIMS, run_claims
 from harsanyi.config import ConfigError, resolve
 from harsanyi.extraction import (
     build_masker,
+    decompose_sensitivity,
+    evaluate_sensitivity_games,
     explained_samples,
     extract_sensitivity,
     load_data,
@@ -26,6 +28,7 @@ from harsanyi.joint import read_joint, shared_specific
 from harsanyi.models import build_model, load_checkpoint
 from harsanyi.players import Players
 from harsanyi.sensitivity import sensitivity_by_order
+from harsanyi.store import StoredGames, _file_problem, is_games_file, read_games, write_games
 
 
 def rows_from(relative: np.ndarray, names=("gauss:0.05", "pgd:0.01"), run="r", epoch=0):
@@ -126,7 +129,8 @@ def test_joint_groups_pair_architectures_of_the_same_seed_and_noise():
         assert len(study.joint_epochs(runs)) == 3
 
 
-def test_extract_sensitivity_file_matches_the_library(tmp_path):
+def _sensitivity_checkpoint(tmp_path):
+    """A study with sensitivity on, its manifest and an untrained MLP checkpoint at epoch 2."""
     study = resolve(
         {
             "datasets": {
@@ -139,13 +143,18 @@ def test_extract_sensitivity_file_matches_the_library(tmp_path):
             "sensitivity": {"enabled": True, "samples_per_split": 3, "permutations": 200},
         }
     )
-    run = study.runs[0]
     plan = study.datasets["breast_cancer"]
     manifest = tmp_path / "manifest.json"
     select_samples(plan, None, manifest)
     model = build_model("mlp", plan.input_shape, plan.num_classes, seed=0)
     checkpoint = tmp_path / "epoch_0002.pt"
     torch.save({"state_dict": model.state_dict(), "epoch": 2, "meta": {"arch": "mlp"}}, checkpoint)
+    return study, manifest, checkpoint
+
+
+def test_extract_sensitivity_file_matches_the_library(tmp_path):
+    study, manifest, checkpoint = _sensitivity_checkpoint(tmp_path)
+    run = study.runs[0]
     extraction = study.extraction_settings("breast_cancer", "mlp")
     out = tmp_path / "sens.json"
     extract_sensitivity(
@@ -183,6 +192,55 @@ def test_extract_sensitivity_file_matches_the_library(tmp_path):
     mine = table[table.split == "train"]
     _, got = sens.relative_array(mine)
     np.testing.assert_allclose(got, direct.relative, rtol=1e-9, equal_nan=True)
+
+
+def test_sensitivity_in_two_jobs_gives_the_file_of_one(tmp_path):
+    """Rule sensitivity_games (the model) then rule sensitivity (the LPs, from the stored
+    games) write the file that the one-process extract_sensitivity writes."""
+    study, manifest, checkpoint = _sensitivity_checkpoint(tmp_path)
+    run = study.runs[0]
+    extraction = study.extraction_settings("breast_cancer", "mlp")
+    common = dict(run=run.name, epoch=2, device="cpu")
+    args = (checkpoint, manifest, run.settings, extraction, study.sensitivity, None)
+    extract_sensitivity(*args, tmp_path / "one.json", **common)
+    games = evaluate_sensitivity_games(*args, tmp_path / "games" / "epoch_0002.h5", **common)
+    stored = read_games(games)
+    kinds = stored.meta["extra"]["perturbation"]
+    assert kinds.count("clean") == 6  # 3 samples per split, each split's clean rows once
+    settings = study.sensitivity
+    assert set(kinds) == {"clean"} | {f"gauss:{s:g}" for s in settings["sigmas"]} | {
+        f"pgd:{e:g}" for e in settings["pgd_eps"]
+    }
+    assert stored.meta["provenance"]["device"].startswith("cpu")  # where the model ran
+    decompose_sensitivity(
+        games, tmp_path / "two.json", qthres=extraction["qthres"], sensitivity=study.sensitivity
+    )
+    one, one_table = read_sensitivity(tmp_path / "one.json")
+    two, two_table = read_sensitivity(tmp_path / "two.json")
+    pd.testing.assert_frame_equal(one_table, two_table)
+    assert two["provenance"]["device"] is None  # no model ran in the decomposition
+    assert two["games_provenance"]["device"].startswith("cpu") and two["games_file"] == str(games)
+    for key in ("run", "epoch", "model", "players", "baseline", "output", "settings"):
+        assert one[key] == two[key], key
+    # the store's check reads it as a games file, finding nothing wrong
+    assert is_games_file(games) and _file_problem(games) is None
+
+
+def test_sensitivity_refuses_games_without_perturbations(tmp_path):
+    v = np.random.default_rng(0).normal(size=(3, 16))
+    path = write_games(
+        tmp_path / "plain.h5",
+        StoredGames(
+            v=v,
+            sample_ids=np.arange(3),
+            labels=np.zeros(3, dtype=np.int64),
+            split=np.array(["train"] * 3),
+            n=4,
+            meta={"players": {}, "baseline": {}, "output": "log_odds", "model": {}},
+        ),
+    )
+    with pytest.raises(ValueError, match="plain.h5: not sensitivity games"):
+        decompose_sensitivity(path, tmp_path / "out.json", qthres=0.02, sensitivity={})
 
 
 def test_scorecard_run_claims_carry_the_sensitivity_claim():

@@ -533,6 +533,201 @@ def redecompose(
     )
 
 
+SENSITIVITY_CLEAN = "clean"  # the perturbation name of a sensitivity games file's clean rows
+
+
+def sensitivity_games(
+    checkpoint: str | Path,
+    manifest_path: str | Path,
+    settings: dict,
+    extraction: dict,
+    sensitivity: dict,
+    root: str | None,
+    *,
+    run: str,
+    epoch: int,
+    device: str = "auto",
+) -> StoredGames:
+    """The model's part of a sensitivity analysis (`harsanyi.sensitivity.perturbed_games`) on
+    the first `samples_per_split` train and test samples of the manifest: one games row per
+    split, perturbation, draw and sample, clean rows first; `meta["extra"]["perturbation"]`
+    names each row's perturbation ("clean", "gauss:σ", "pgd:ε")."""
+    from harsanyi.sensitivity import perturbed_games
+
+    start = utc_now()
+    manifest, dataset, model, players, torch_device = _checkpoint_inputs(
+        checkpoint, manifest_path, settings, root, device
+    )
+    if isinstance(players, TokenPositions):
+        raise ValueError(f"{manifest_path}: sensitivity needs continuous inputs, not token players")
+    masker = build_masker(players, extraction["baseline"], dataset)
+    count = sensitivity["samples_per_split"]
+    v, ids, labels, splits, kinds = [], [], [], [], []
+    made: dict = {}
+    for group in explained_samples(manifest, dataset, 0.0):
+        rows = torch.as_tensor(group["positions"][:count], dtype=torch.long)
+        y = torch.as_tensor(group["labels"][:count], dtype=torch.long)
+        log.info(
+            "%s epoch %d: v of %d %s samples, clean and perturbed, on 2^%d masks",
+            run,
+            epoch,
+            len(rows),
+            group["split"],
+            masker.n,
+        )
+        games = perturbed_games(
+            model,
+            masker,
+            group["source"].x[rows],
+            y,
+            sigmas=sensitivity["sigmas"],
+            pgd_eps=sensitivity["pgd_eps"],
+            pgd_steps=sensitivity["pgd_steps"],
+            draws=sensitivity["draws"],
+            output=extraction["output"],
+            memory_budget=extraction["memory_budget_mb"] * 2**20,
+            seed=sensitivity["seed"],
+        )
+        made = games.settings
+        for name, values in ((SENSITIVITY_CLEAN, games.clean), *games.perturbed.items()):
+            repeats = len(values) // len(rows)
+            v.append(values)
+            ids += list(np.asarray(group["sample_ids"][:count])) * repeats
+            labels += y.tolist() * repeats
+            splits += [group["split"]] * len(values)
+            kinds += [name] * len(values)
+    stacked = np.concatenate(v)
+    identity = checkpoint_identity(
+        checkpoint, arch=settings["arch"], run=run, epoch=epoch, dataset=settings["dataset"]
+    )
+    return StoredGames(
+        v=stacked,
+        sample_ids=np.asarray(ids, dtype=np.int64),
+        labels=np.asarray(labels, dtype=np.int64),
+        split=np.asarray(splits),
+        n=int(np.log2(stacked.shape[1])),
+        meta={
+            "players": players.stored().to_dict(),
+            "baseline": extraction["baseline"],
+            "output": extraction["output"],
+            "model": identity,
+            "provenance": provenance(torch_device, start=start),
+            "extra": {"sensitivity": sensitivity, "perturbed": made, "perturbation": kinds},
+        },
+    )
+
+
+def evaluate_sensitivity_games(
+    checkpoint: str | Path,
+    manifest_path: str | Path,
+    settings: dict,
+    extraction: dict,
+    sensitivity: dict,
+    root: str | None,
+    out: str | Path,
+    *,
+    run: str,
+    epoch: int,
+    device: str = "auto",
+) -> Path:
+    """`sensitivity_games` as a games file (rule sensitivity_games), for
+    `decompose_sensitivity` to read."""
+    games = sensitivity_games(
+        checkpoint,
+        manifest_path,
+        settings,
+        extraction,
+        sensitivity,
+        root,
+        run=run,
+        epoch=epoch,
+        device=device,
+    )
+    return write_games(out, games)
+
+
+def decompose_sensitivity(
+    games: StoredGames | str | Path,
+    out: str | Path,
+    *,
+    qthres: float,
+    sensitivity: dict,
+    device: Any = None,
+) -> Path:
+    """Relative change per order of the interactions of stored sensitivity games
+    (`sensitivity_games`), as a JSON file (rule sensitivity, CPU only): one row per sample ×
+    perturbation × order (`table`), with the settings, the model's identity and provenance.
+    Decompositions are exact (`sparsify(solver="exact")`) whatever the extraction's solver."""
+    from harsanyi.sensitivity import PerturbedGames, sensitivity_of_games
+
+    start = utc_now()
+    source = None
+    if not isinstance(games, StoredGames):
+        source = Path(games)
+        games = read_games(source)
+    extra = games.meta.get("extra") or {}
+    if not isinstance(extra, dict) or len(extra.get("perturbation") or []) != games.n_samples:
+        raise ValueError(f"{source or 'games'}: not sensitivity games (no extra.perturbation)")
+    kinds = np.asarray(extra["perturbation"])
+    model = games.meta.get("model") or {}
+    run, epoch = model.get("run"), model.get("epoch")
+    columns: dict[str, list] = {
+        key: [] for key in ("sample_id", "split", "label", "perturbation", "order", "relative")
+    }
+    uncertified = 0
+    for split in dict.fromkeys(np.asarray(games.split).astype(str)):
+        in_split = np.asarray(games.split).astype(str) == split
+        clean = in_split & (kinds == SENSITIVITY_CLEAN)
+        names = [name for name in dict.fromkeys(kinds[in_split]) if name != SENSITIVITY_CLEAN]
+        log.info(
+            "%s epoch %s: %d %s samples decomposed under %s", run, epoch, clean.sum(), split, names
+        )
+        result = sensitivity_of_games(
+            PerturbedGames(
+                perturbations=names,
+                clean=games.v[clean],
+                perturbed={name: games.v[in_split & (kinds == name)] for name in names},
+                settings=extra.get("perturbed") or {},
+            ),
+            qthres=qthres,
+            n_perm=sensitivity["permutations"],
+            seed=sensitivity["seed"],
+        )
+        uncertified += int((~result.clean.certified).sum())
+        uncertified += sum(int((~r.certified).sum()) for r in result.perturbed.values())
+        # rows perturbation-major, then sample, then order
+        shape = result.relative.shape
+        columns["sample_id"] += np.tile(
+            np.repeat(games.sample_ids[clean], shape[2]), shape[0]
+        ).tolist()
+        columns["split"] += [split] * result.relative.size
+        columns["label"] += np.tile(np.repeat(games.labels[clean], shape[2]), shape[0]).tolist()
+        columns["perturbation"] += np.repeat(result.perturbations, shape[1] * shape[2]).tolist()
+        columns["order"] += np.tile(np.arange(1, shape[2] + 1), shape[0] * shape[1]).tolist()
+        columns["relative"] += [
+            float(r) if np.isfinite(r) else None for r in result.relative.ravel()
+        ]
+    if uncertified:
+        log.warning("%s epoch %s: %d decompositions without certificate", run, epoch, uncertified)
+    record = {
+        "layout": "harsanyi-sensitivity",
+        "version": 1,
+        "run": run,
+        "epoch": epoch,
+        "model": model,
+        "players": games.meta["players"],
+        "baseline": games.meta["baseline"],
+        "output": games.meta["output"],
+        "settings": {**sensitivity, "solver": "exact", "qthres": qthres},
+        "uncertified": uncertified,
+        "provenance": provenance(device, start=start),
+        "games_file": None if source is None else str(source),
+        "games_provenance": games.meta.get("provenance"),
+        "table": columns,
+    }
+    return write_json(record, out)
+
+
 def extract_sensitivity(
     checkpoint: str | Path,
     manifest_path: str | Path,
@@ -546,86 +741,26 @@ def extract_sensitivity(
     epoch: int,
     device: str = "auto",
 ) -> Path:
-    """Relative change per order of a checkpoint's interactions under the perturbations of
-    `sensitivity` (study config), on the first `samples_per_split` train and test samples of
-    the manifest, as a JSON file: one row per sample × perturbation × order (`table`), with
-    the settings, the model's identity and provenance.  Decompositions are exact
-    (`sparsify(solver="exact")`) whatever the extraction's solver."""
-    from harsanyi.sensitivity import sensitivity_by_order
-
-    start = utc_now()
-    manifest, dataset, model, players, torch_device = _checkpoint_inputs(
-        checkpoint, manifest_path, settings, root, device
+    """`sensitivity_games` then `decompose_sensitivity` in one process (a notebook, or a
+    machine without a cluster): the same file as the two rules write."""
+    games = sensitivity_games(
+        checkpoint,
+        manifest_path,
+        settings,
+        extraction,
+        sensitivity,
+        root,
+        run=run,
+        epoch=epoch,
+        device=device,
     )
-    if isinstance(players, TokenPositions):
-        raise ValueError(f"{manifest_path}: sensitivity needs continuous inputs, not token players")
-    masker = build_masker(players, extraction["baseline"], dataset)
-    count = sensitivity["samples_per_split"]
-    columns: dict[str, list] = {
-        key: [] for key in ("sample_id", "split", "label", "perturbation", "order", "relative")
-    }
-    uncertified = 0
-    for group in explained_samples(manifest, dataset, 0.0):
-        rows = torch.as_tensor(group["positions"][:count], dtype=torch.long)
-        x = group["source"].x[rows]
-        y = torch.as_tensor(group["labels"][:count], dtype=torch.long)
-        log.info(
-            "%s epoch %d: sensitivity of %d %s samples on 2^%d masks",
-            run,
-            epoch,
-            len(rows),
-            group["split"],
-            masker.n,
-        )
-        result = sensitivity_by_order(
-            model,
-            masker,
-            x,
-            y,
-            sigmas=sensitivity["sigmas"],
-            pgd_eps=sensitivity["pgd_eps"],
-            pgd_steps=sensitivity["pgd_steps"],
-            draws=sensitivity["draws"],
-            qthres=extraction["qthres"],
-            output=extraction["output"],
-            memory_budget=extraction["memory_budget_mb"] * 2**20,
-            n_perm=sensitivity["permutations"],
-            seed=sensitivity["seed"],
-        )
-        uncertified += int((~result.clean.certified).sum())
-        uncertified += sum(int((~r.certified).sum()) for r in result.perturbed.values())
-        # rows perturbation-major, then sample, then order
-        shape = result.relative.shape
-        columns["sample_id"] += np.tile(
-            np.repeat(group["sample_ids"][:count], shape[2]), shape[0]
-        ).tolist()
-        columns["split"] += [group["split"]] * result.relative.size
-        columns["label"] += np.tile(np.repeat(y.numpy(), shape[2]), shape[0]).tolist()
-        columns["perturbation"] += np.repeat(result.perturbations, shape[1] * shape[2]).tolist()
-        columns["order"] += np.tile(np.arange(1, shape[2] + 1), shape[0] * shape[1]).tolist()
-        columns["relative"] += [
-            float(r) if np.isfinite(r) else None for r in result.relative.ravel()
-        ]
-    if uncertified:
-        log.warning("%s epoch %d: %d decompositions without certificate", run, epoch, uncertified)
-    identity = checkpoint_identity(
-        checkpoint, arch=settings["arch"], run=run, epoch=epoch, dataset=settings["dataset"]
+    return decompose_sensitivity(
+        games,
+        out,
+        qthres=extraction["qthres"],
+        sensitivity=sensitivity,
+        device=pick_device(device),
     )
-    record = {
-        "layout": "harsanyi-sensitivity",
-        "version": 1,
-        "run": run,
-        "epoch": int(epoch),
-        "model": identity,
-        "players": players.stored().to_dict(),
-        "baseline": extraction["baseline"],
-        "output": extraction["output"],
-        "settings": {**sensitivity, "solver": "exact", "qthres": extraction["qthres"]},
-        "uncertified": uncertified,
-        "provenance": provenance(torch_device, start=start),
-        "table": columns,
-    }
-    return write_json(record, out)
 
 
 def read_sensitivity(path: str | Path) -> tuple[dict, pd.DataFrame]:

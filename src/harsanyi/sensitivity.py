@@ -32,8 +32,10 @@ null (each sample's order labels shuffled independently, `n_perm` times), giving
 p-value.  The claim "higher orders are more sensitive" is *supported* for a perturbation iff
 p < `level` (0.05) and the interval's lower end is > 0.
 
-Entry point: `sensitivity_by_order(model, masker, x, y, ...)` → `SensitivityResult` (tables
-`summary` and `trend`, ready for TSV; per-sample `relative`).
+Entry points: `sensitivity_by_order(model, masker, x, y, ...)` → `SensitivityResult` (tables
+`summary` and `trend`, ready for TSV; per-sample `relative`), in two steps that a cluster runs
+apart: `perturbed_games` (the model, on a GPU where there is one) → `PerturbedGames`, and
+`sensitivity_of_games` (the LPs, CPU only).
 """
 
 from __future__ import annotations
@@ -274,7 +276,138 @@ def pgd_perturbation(
     return adv.detach().to(x.device)
 
 
-# --------------------------------------------------------------------------- entry point
+# --------------------------------------------------------------------------- entry points
+
+
+@dataclass
+class PerturbedGames:
+    """The games of one batch of samples, clean and under each perturbation (the model's
+    part of a sensitivity analysis; `sensitivity_of_games` decomposes them without it).
+
+    `clean` is (samples, 2^n); `perturbed[name]` is (draws·samples, 2^n), draw-major, for
+    each name in `perturbations` ("gauss:σ" has `draws` draws, "pgd:ε" one); `settings`
+    records how they were made."""
+
+    perturbations: list[str]
+    clean: np.ndarray
+    perturbed: dict[str, np.ndarray]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def draws_of(self, name: str) -> int:
+        return len(self.perturbed[name]) // len(self.clean)
+
+
+def perturbed_games(
+    model: torch.nn.Module,
+    masker,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    sigmas: Sequence[float] = DEFAULT_SIGMAS,
+    pgd_eps: Sequence[float] = DEFAULT_PGD_EPS,
+    pgd_steps: int = DEFAULT_PGD_STEPS,
+    draws: int = 1,
+    output: str = "log_odds",
+    memory_budget: int = 2**30,
+    seed: int = 0,
+) -> PerturbedGames:
+    """v on every mask of x and of each perturbation of x: Gaussian noise of each σ in
+    `sigmas` (`draws` draws each, from a generator seeded with `seed`) and PGD of each L∞
+    budget in `pgd_eps` (module docstring).  The only step that runs the model."""
+    if any(not (s > 0) for s in sigmas) or any(not (e > 0) for e in pgd_eps):
+        raise ValueError(f"sigmas and pgd_eps must be positive, got {sigmas} and {pgd_eps}")
+    if not sigmas and not pgd_eps:
+        raise ValueError("give at least one perturbation (sigmas or pgd_eps)")
+    if draws < 1 or pgd_steps < 1:
+        raise ValueError(f"draws and pgd_steps must be >= 1, got {draws} and {pgd_steps}")
+
+    def games(inputs: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
+        v = game_values(model, masker, inputs, labels, output=output, memory_budget=memory_budget)
+        return v.numpy()  # float64 on the CPU
+
+    y = torch.as_tensor(y)
+    generator = torch.Generator().manual_seed(seed)
+    perturbed: dict[str, np.ndarray] = {}
+    for sigma in sigmas:
+        inputs = torch.cat([gaussian_perturbation(x, sigma, generator) for _ in range(draws)])
+        perturbed[f"gauss:{sigma:g}"] = games(inputs, y.repeat(draws))
+    for eps in pgd_eps:
+        adversarial = pgd_perturbation(model, x, y, eps, pgd_steps, output=output)
+        perturbed[f"pgd:{eps:g}"] = games(adversarial, y)
+    settings = {
+        "sigmas": [float(s) for s in sigmas],
+        "pgd_eps": [float(e) for e in pgd_eps],
+        "pgd_steps": int(pgd_steps),
+        "pgd_step_size": "2.5*eps/steps",
+        "pgd_objective": f"lower {output} of y on the full input",
+        "draws": int(draws),
+        "output": output,
+        "seed": int(seed),
+        "perturbed": "whole input, model input space, no clipping",
+    }
+    return PerturbedGames(list(perturbed), games(x, y), perturbed, settings)
+
+
+def sensitivity_of_games(
+    games: PerturbedGames,
+    *,
+    qthres: float = 0.02,
+    min_share: float = MIN_SHARE,
+    min_orders: int = MIN_ORDERS,
+    n_boot: int = 1000,
+    n_perm: int = 1000,
+    level: float = LEVEL,
+    seed: int = 0,
+) -> SensitivityResult:
+    """Relative change per order (module docstring) of the certified exact decompositions
+    (`sparsify(solver="exact")`) of `games`, with summaries and the trend test.  No model:
+    this step runs on CPUs from stored games."""
+    clean = sparsify(torch.from_numpy(games.clean), qthres=qthres, solver="exact")
+    relative = []
+    perturbed: dict[str, SparsifyResult] = {}
+    for name in games.perturbations:
+        draws = games.draws_of(name)
+        result = sparsify(torch.from_numpy(games.perturbed[name]), qthres=qthres, solver="exact")
+        rel = relative_change_by_order(
+            np.tile(clean.I_and, (draws, 1)),
+            np.tile(clean.I_or, (draws, 1)),
+            result.I_and,
+            result.I_or,
+            min_share=min_share,
+        )
+        relative.append(rel.reshape(draws, len(games.clean), -1).mean(axis=0))
+        perturbed[name] = result
+    rel = np.stack(relative)
+    summary, trend = summarise(
+        rel,
+        games.perturbations,
+        n_boot=n_boot,
+        level=level,
+        seed=seed,
+        min_orders=min_orders,
+        n_perm=n_perm,
+    )
+    settings = {
+        **games.settings,
+        "qthres": float(qthres),
+        "solver": "exact",
+        "min_share": float(min_share),
+        "min_orders": int(min_orders),
+        "tie_rtol": TIE_RTOL,
+        "n_boot": int(n_boot),
+        "n_perm": int(n_perm),
+        "level": float(level),
+        "seed": int(seed),
+    }
+    return SensitivityResult(
+        perturbations=list(games.perturbations),
+        relative=rel,
+        summary=summary,
+        trend=trend,
+        clean=clean,
+        perturbed=perturbed,
+        settings=settings,
+    )
 
 
 def sensitivity_by_order(
@@ -299,75 +432,27 @@ def sensitivity_by_order(
 ) -> SensitivityResult:
     """Relative change of the AND-OR interactions per order under Gaussian noise of each σ in
     `sigmas` and under PGD of each L∞ budget in `pgd_eps` (module docstring), with summaries
-    and the trend test.  Interactions come from `game_values` + `sparsify(solver="exact")`."""
-    if any(not (s > 0) for s in sigmas) or any(not (e > 0) for e in pgd_eps):
-        raise ValueError(f"sigmas and pgd_eps must be positive, got {sigmas} and {pgd_eps}")
-    if not sigmas and not pgd_eps:
-        raise ValueError("give at least one perturbation (sigmas or pgd_eps)")
-    if draws < 1 or pgd_steps < 1:
-        raise ValueError(f"draws and pgd_steps must be >= 1, got {draws} and {pgd_steps}")
-
-    def decompose(inputs: torch.Tensor, labels: torch.Tensor) -> SparsifyResult:
-        v = game_values(model, masker, inputs, labels, output=output, memory_budget=memory_budget)
-        return sparsify(v, qthres=qthres, solver="exact")
-
-    y = torch.as_tensor(y)
-    clean = decompose(x, y)
-    generator = torch.Generator().manual_seed(seed)
-    names: list[str] = []
-    relative = []
-    perturbed: dict[str, SparsifyResult] = {}
-    for sigma in sigmas:
-        inputs = torch.cat([gaussian_perturbation(x, sigma, generator) for _ in range(draws)])
-        result = decompose(inputs, y.repeat(draws))
-        rel = relative_change_by_order(
-            np.tile(clean.I_and, (draws, 1)),
-            np.tile(clean.I_or, (draws, 1)),
-            result.I_and,
-            result.I_or,
-            min_share=min_share,
-        )
-        names.append(f"gauss:{sigma:g}")
-        relative.append(rel.reshape(draws, len(x), -1).mean(axis=0))
-        perturbed[names[-1]] = result
-    for eps in pgd_eps:
-        result = decompose(pgd_perturbation(model, x, y, eps, pgd_steps, output=output), y)
-        names.append(f"pgd:{eps:g}")
-        relative.append(
-            relative_change_by_order(
-                clean.I_and, clean.I_or, result.I_and, result.I_or, min_share=min_share
-            )
-        )
-        perturbed[names[-1]] = result
-    rel = np.stack(relative)
-    summary, trend = summarise(
-        rel, names, n_boot=n_boot, level=level, seed=seed, min_orders=min_orders, n_perm=n_perm
+    and the trend test: `perturbed_games` then `sensitivity_of_games`."""
+    games = perturbed_games(
+        model,
+        masker,
+        x,
+        y,
+        sigmas=sigmas,
+        pgd_eps=pgd_eps,
+        pgd_steps=pgd_steps,
+        draws=draws,
+        output=output,
+        memory_budget=memory_budget,
+        seed=seed,
     )
-    settings = {
-        "sigmas": [float(s) for s in sigmas],
-        "pgd_eps": [float(e) for e in pgd_eps],
-        "pgd_steps": int(pgd_steps),
-        "pgd_step_size": "2.5*eps/steps",
-        "pgd_objective": f"lower {output} of y on the full input",
-        "draws": int(draws),
-        "qthres": float(qthres),
-        "solver": "exact",
-        "output": output,
-        "min_share": float(min_share),
-        "min_orders": int(min_orders),
-        "tie_rtol": TIE_RTOL,
-        "n_boot": int(n_boot),
-        "n_perm": int(n_perm),
-        "level": float(level),
-        "seed": int(seed),
-        "perturbed": "whole input, model input space, no clipping",
-    }
-    return SensitivityResult(
-        perturbations=names,
-        relative=rel,
-        summary=summary,
-        trend=trend,
-        clean=clean,
-        perturbed=perturbed,
-        settings=settings,
+    return sensitivity_of_games(
+        games,
+        qthres=qthres,
+        min_share=min_share,
+        min_orders=min_orders,
+        n_boot=n_boot,
+        n_perm=n_perm,
+        level=level,
+        seed=seed,
     )

@@ -195,6 +195,18 @@ def sensitivity_files(run):
     return [f"{base}/epoch_{epoch:04d}.json" for epoch in STUDY.sensitivity_epochs(run)]
 
 
+def run_sensitivity_games(wildcards):
+    """The run's other sensitivity games files, as ancient inputs (as `run_games`): its
+    sensitivity decompositions go out together, as one SLURM array."""
+    run = run_of(wildcards)
+    base = f"{run_dir(run)}/sensitivity/{wildcards.xid}/{wildcards.sid}/games"
+    return [
+        ancient(f"{base}/epoch_{epoch:04d}.h5")
+        for epoch in STUDY.sensitivity_epochs(run)
+        if epoch != int(wildcards.epoch)
+    ]
+
+
 # Groups of runs that differ only in their architecture, by j-<hash> (config `joint`).
 JOINT_GROUPS = STUDY.joint_groups() if STUDY.joint["enabled"] else {}
 

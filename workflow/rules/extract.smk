@@ -51,12 +51,42 @@ rule extract:
         "../../scripts/extract.py"
 
 
-# Sensitivity of the interactions to input perturbations, per checkpoint (config
-# `sensitivity`; harsanyi.extraction.extract_sensitivity), beside the interactions.
-rule sensitivity:
+# The games of the sensitivity analysis, per checkpoint (config `sensitivity`; harsanyi.
+# extraction.evaluate_sensitivity_games): v on every mask of the clean and perturbed inputs.
+# It runs the model (PGD needs its gradients), so it is the sensitivity step with a GPU.
+rule sensitivity_games:
     input:
         checkpoints=f"{RESULTS}/{{dataset}}/runs/{{run}}/checkpoints",
         samples=lambda wildcards: manifest_path(wildcards.dataset),
+    output:
+        f"{RESULTS}/{{dataset}}/runs/{{run}}/sensitivity/{{xid}}/{{sid}}/games/epoch_{{epoch}}.h5",
+    log:
+        f"{RESULTS}/logs/sensitivity_games/{{dataset}}/{{run}}/{{xid}}/{{sid}}/{{epoch}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/sensitivity_games/{{dataset}}/{{run}}/{{xid}}/{{sid}}/{{epoch}}.tsv"
+    conda:
+        "../../envs/harsanyi.yaml"
+    resources:
+        **RESOURCES["sensitivity_games"],
+    params:
+        run=lambda wildcards: sorted_keys(run_of(wildcards).settings),
+        name=lambda wildcards: wildcards.run,
+        root=lambda wildcards: STUDY.datasets[wildcards.dataset].root,
+        extraction=lambda wildcards: sorted_keys(
+            STUDY.extraction_settings(wildcards.dataset, run_of(wildcards).arch)
+        ),
+        sensitivity=sorted_keys(STUDY.sensitivity),
+        epoch=lambda wildcards: int(wildcards.epoch),
+    script:
+        "../../scripts/sensitivity_games.py"
+
+
+# Sensitivity of the interactions to input perturbations, per checkpoint (harsanyi.extraction.
+# decompose_sensitivity): the exact LPs of the stored clean and perturbed games, CPU only.
+rule sensitivity:
+    input:
+        games=f"{RESULTS}/{{dataset}}/runs/{{run}}/sensitivity/{{xid}}/{{sid}}/games/epoch_{{epoch}}.h5",
+        run_games=run_sensitivity_games,
     output:
         f"{RESULTS}/{{dataset}}/runs/{{run}}/sensitivity/{{xid}}/{{sid}}/epoch_{{epoch}}.json",
     log:
@@ -68,14 +98,10 @@ rule sensitivity:
     resources:
         **RESOURCES["sensitivity"],
     params:
-        run=lambda wildcards: sorted_keys(run_of(wildcards).settings),
-        name=lambda wildcards: wildcards.run,
-        root=lambda wildcards: STUDY.datasets[wildcards.dataset].root,
-        extraction=lambda wildcards: sorted_keys(
-            STUDY.extraction_settings(wildcards.dataset, run_of(wildcards).arch)
-        ),
+        qthres=lambda wildcards: STUDY.extraction_settings(
+            wildcards.dataset, run_of(wildcards).arch
+        )["qthres"],
         sensitivity=sorted_keys(STUDY.sensitivity),
-        epoch=lambda wildcards: int(wildcards.epoch),
     script:
         "../../scripts/sensitivity.py"
 
