@@ -5,12 +5,20 @@ sbatch recorder of tests/test_slurm.py first on PATH, runs the study through pro
 and profiles/default, and prints the sbatch calls and jobs per rule (or group).
 
     python benchmarks/bench_slurm_calls.py tests/data/tiny.yaml      # from the repository root
-    python benchmarks/bench_slurm_calls.py config/config.yaml --timeout 7200
+    python benchmarks/bench_slurm_calls.py config/config.yaml --timeout 7200 \
+        --json docs/slurm/default.json
+
+The cluster's GPUs are fake (GRES on character devices), so the study computes on the CPU
+(`device=cpu`; a job given a GPU it cannot use would refuse to run).  `--json FILE` writes
+the numbers (wall time, sbatch calls and array tasks or jobs per rule or group, the command,
+the commit) for the documentation and `bench_dryrun.py --observed FILE` to read.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +35,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("config", type=Path, help="study config")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds for the study")
+    parser.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-slurm-") as temp:
         temp_dir = Path(temp)
@@ -44,6 +53,7 @@ def main() -> int:
                 str(args.config.resolve()),
                 "--config",
                 f"results={workdir / 'results'}",
+                "device=cpu",
                 workflow_profile=str(REPO / "profiles" / "default"),
                 timeout_s=args.timeout,
             )
@@ -59,6 +69,27 @@ def main() -> int:
     for rule in sorted(calls):
         print(f"{rule:<20}{calls[rule]:>14}{jobs[rule]:>18}")
     print(f"{'total':<20}{sum(calls.values()):>14}{sum(jobs.values()):>18}")
+    if args.json:
+        commit = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        record = {
+            "config": str(args.config),
+            "command": " ".join(["python3", "benchmarks/bench_slurm_calls.py", *sys.argv[1:]]),
+            "commit": commit,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "wall_s": round(elapsed),
+            "sbatch_calls": dict(sorted(calls.items())),
+            "jobs": dict(sorted(jobs.items())),
+            "total_calls": sum(calls.values()),
+            "total_jobs": sum(jobs.values()),
+        }
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        temp = args.json.with_name(f".{args.json.name}.tmp")
+        temp.write_text(json.dumps(record, indent=1) + "\n")
+        temp.replace(args.json)
     return 0
 
 
