@@ -42,7 +42,8 @@ def main() -> int:
         workdir = temp_dir / "study"
         workdir.mkdir()
         records = temp_dir / "sbatch-calls"
-        with running_slurm_cluster(temp_dir / "slurm") as cluster:
+        # profiles/slurm as shipped (its status-check delay too), only the partition set
+        with running_slurm_cluster(temp_dir / "slurm", status_check_seconds=None) as cluster:
             cluster = record_sbatch_calls(cluster, records)
             start = time.monotonic()
             cluster.run_snakemake(

@@ -66,8 +66,10 @@ class SlurmCluster:
         *args: str,
         workflow_profile: str = "none",
         timeout_s: float = 600,
+        check: bool = True,
     ) -> subprocess.CompletedProcess[str]:
-        """``snakemake --profile <self.profile> ... *args`` in ``workdir``; fails with all logs.
+        """``snakemake --profile <self.profile> ... *args`` in ``workdir``; fails with all logs
+        (unless ``check`` is false: a run expected to fail).
 
         A workflow profile (``profiles/default`` next to the Snakefile or in ``workdir``)
         overrides the cluster profile key by key, so none is used unless one is named.
@@ -77,7 +79,7 @@ class SlurmCluster:
         done = subprocess.run(
             argv, cwd=workdir, env=self.env, capture_output=True, text=True, timeout=timeout_s
         )
-        if done.returncode != 0:
+        if check and done.returncode != 0:
             raise AssertionError(
                 f"{' '.join(argv)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}\n"
                 f"{_slurm_job_logs(workdir)}\nDaemon logs:\n{self.log_tail()}"
@@ -110,12 +112,17 @@ def slurm_cluster(tmp_path: Path) -> Iterator[SlurmCluster]:
 
 @contextmanager
 def running_slurm_cluster(
-    root: Path, start_timeout_s: float = 60.0, real_memory_mb: int | None = None
+    root: Path,
+    start_timeout_s: float = 60.0,
+    real_memory_mb: int | None = None,
+    status_check_seconds: int | None = STATUS_CHECK_SECONDS,
 ) -> Iterator[SlurmCluster]:
     """Bring a one-node cluster up under ``root`` (must not exist yet) and tear it down after.
 
     ``real_memory_mb``: the node's memory as SLURM knows it (default: 90% of this machine's),
     e.g. exactly a job's request, to check that the request is what reaches sbatch.
+    ``status_check_seconds``: the profile's first status-check delay (quick for tests; None
+    keeps profiles/slurm's own, for measuring a study as a lab would run it).
     """
     reason = slurm_cluster_unavailable_reason()
     if reason is not None:
@@ -135,7 +142,7 @@ def running_slurm_cluster(
             node=node,
             partition=PARTITION,
             n_gpus=N_FAKE_GPUS,
-            profile=_write_profile(layout["profile"], PARTITION),
+            profile=_write_profile(layout["profile"], PARTITION, status_check_seconds),
         )
         munged = _start_munged(daemons, layout, cluster, start_timeout_s)
         log = layout["log"]
@@ -269,8 +276,9 @@ PartitionName={PARTITION} Nodes={node} Default=YES MaxTime=INFINITE State=UP
     return etc / "slurm.conf"
 
 
-def _write_profile(directory: Path, partition: str) -> Path:
-    """Copy profiles/slurm with our partition, no account (none exist here), quick status checks."""
+def _write_profile(directory: Path, partition: str, status_check_seconds: int | None) -> Path:
+    """Copy profiles/slurm with our partition, no account (none exist here) and, unless None,
+    quick status checks."""
     shutil.copytree(SLURM_PROFILE, directory, dirs_exist_ok=True)
     config_path = directory / "config.yaml"
     config = yaml.safe_load(config_path.read_text())
@@ -278,7 +286,8 @@ def _write_profile(directory: Path, partition: str) -> Path:
     resources.pop("slurm_account", None)
     resources["slurm_partition"] = partition
     config["default-resources"] = resources
-    config["slurm-init-seconds-before-status-checks"] = STATUS_CHECK_SECONDS
+    if status_check_seconds is not None:
+        config["slurm-init-seconds-before-status-checks"] = status_check_seconds
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     return directory
 

@@ -295,3 +295,41 @@ def test_tiny_study_on_slurm_as_typed(
         assert provenance["slurm_job_id"] and provenance["host"], provenance
         games = on_slurm.meta["extra"]["games_provenance"]  # the job that ran the model
         assert games["slurm_job_id"] and games["slurm_job_id"] != provenance["slurm_job_id"]
+
+
+@pytest.mark.slow
+def test_a_failure_a_retry_cannot_fix_is_submitted_once_and_explained(
+    node_sized_cluster: SlurmCluster,
+    tmp_path: Path,
+) -> None:
+    """On these fake GPUs every `train` task stops with DeviceError (PyTorch cannot use the
+    GPU SLURM gave it): the profile does not resubmit it (retries 0; SLURM itself requeues
+    only jobs whose node failed or that were preempted), and the terminal names the rule, the
+    run, the reason and the log in one line per failed task."""
+    workdir = tmp_path / "study"
+    workdir.mkdir()
+    records = tmp_path / "sbatch-calls"
+    cluster = record_sbatch_calls(node_sized_cluster, records)
+    done = cluster.run_snakemake(
+        workdir,
+        "-s",
+        str(REPO / "Snakefile"),
+        "--configfile",
+        str(TINY),
+        "--config",
+        f"results={workdir / 'results'}",
+        "device=auto",
+        workflow_profile=str(REPO / "profiles" / "default"),
+        timeout_s=900,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode != 0, output
+    trains = [sub for sub in read_submissions(records) if sub.rule == "train"]
+    assert len(trains) == 1, [sub.argv for sub in trains]  # one array, never resubmitted
+    assert "--requeue" in trains[0].argv  # node failures and preemption: SLURM requeues
+    failed = re.findall(r"FAILED train \((\S+)\): DeviceError: .*\[log: (\S+)\]", output)
+    study = load_study(TINY)
+    assert {run for run, _ in failed} == {run.name for run in study.runs}, output
+    for _, log in failed:
+        assert "DeviceError" in (workdir / log).read_text()  # workdir / an absolute path: it
