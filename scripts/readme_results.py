@@ -1,10 +1,11 @@
-"""The README's study results, never typed by hand.
+"""The default study's results in the documentation, never typed by hand.
 
 As the script of rule `readme` (snakemake --cores 2 readme): the study's scorecard tables
 → a markdown section (readme_results.md) and a copy of its two-phase figure.
 As a command: python3 scripts/readme_results.py <results>/studies/<study>-<hash>/a-<hash>/readme
-[README] splices that section into README.md between its study-results markers and copies
-the figure to docs/.
+[PAGE] splices that section into PAGE (default docs/default-study.md) between its
+study-results markers and copies the figure beside it (docs/default_two_phase.png, which the
+README shows too).
 """
 
 import shutil
@@ -20,7 +21,7 @@ COMMAND = (
     "python3 -m snakemake --cores 2 readme{config} && "
     "python3 scripts/readme_results.py results/studies/<study>-<hash>/a-<hash>/readme"
 )
-README_FIGURE = "docs/default_two_phase.png"
+README_FIGURE = "default_two_phase.png"  # beside the page
 
 if "snakemake" in globals():
     from harsanyi.jobs import setup_job
@@ -45,7 +46,7 @@ elif __name__ == "__main__":
         sys.exit(__doc__)
     section_path = Path(sys.argv[1]) / "readme_results.md"
     figure = Path(sys.argv[1]) / "two_phase.png"
-    readme = Path(sys.argv[2] if len(sys.argv) == 3 else "README.md")
+    readme = Path(sys.argv[2] if len(sys.argv) == 3 else "docs/default-study.md")
     write_text(splice_readme(readme.read_text(), section_path.read_text()), readme)
     shutil.copyfile(figure, readme.parent / README_FIGURE)
     print(f"{readme}: study results from {section_path}; {README_FIGURE} from {figure}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -68,14 +69,28 @@ def test_every_rule_with_a_job_has_its_resources_from_the_table():
         assert f"runtime={RESOURCES[rule]['runtime']}," in line, (rule, line)
 
 
-def test_each_slurm_job_names_its_rule_and_wildcards(monkeypatch):
+def fake_scontrol(monkeypatch, comment: str, stdout: str = "(null)") -> list[list[str]]:
+    """scontrol answering `show job -o` with a job of this comment and StdOut (the line
+    format of Slurm 22.05), recording every other call."""
     calls = []
 
     def fake_run(argv, **kwargs):
+        if argv[:3] == ["scontrol", "show", "job"]:
+            line = (
+                f"JobId={argv[-1]} JobName=f3a1 UserId=root(0) Comment={comment} "
+                f"TRES=cpu=1,mem=2000M,node=1 Command=/tmp/x.sh WorkDir=/tmp/w "
+                f"StdErr={stdout} StdIn=/dev/null StdOut={stdout} Power="
+            )
+            return subprocess.CompletedProcess(argv, 0, line + "\n", "")
         calls.append(argv)
         return subprocess.CompletedProcess(argv, 0, "", "")
 
     monkeypatch.setattr(jobs.subprocess, "run", fake_run)
+    return calls
+
+
+def test_each_slurm_job_names_its_rule_and_wildcards(monkeypatch):
+    calls = fake_scontrol(monkeypatch, "rule_extract_wildcards_run=r0,epoch=0000")
     for name in ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID"):
         monkeypatch.delenv(name, raising=False)
     jobs.label_slurm_job("extract", {"run": "r1", "epoch": "0003"})
@@ -90,6 +105,41 @@ def test_each_slurm_job_names_its_rule_and_wildcards(monkeypatch):
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
     jobs.label_slurm_job("extract", {"run": "r1"})
     assert calls[-1][2] == "JobId=1200_3"
+
+
+def test_a_group_job_keeps_its_group_label(monkeypatch):
+    group = "rule_run_analyses_attributions_run_jaccard_run_wildcards_digits_digits-mlp-s0"
+    calls = fake_scontrol(monkeypatch, group)
+    monkeypatch.setenv("SLURM_JOB_ID", "77")
+    monkeypatch.delenv("SLURM_ARRAY_JOB_ID", raising=False)
+    # even the member named like its group is not the group
+    for rule in ("jaccard_run", "run_analyses"):
+        jobs.label_slurm_job(rule, {"dataset": "digits", "run": "digits-mlp-s0"})
+    assert calls == []
+
+
+def test_slurm_log_is_linked_beside_the_rule_log(monkeypatch, tmp_path):
+    slurm_log = tmp_path / "logs" / "slurm" / "rule_train" / "1200_3.log"
+    slurm_log.parent.mkdir(parents=True)
+    slurm_log.write_text("SLURM's own output\n")
+    rule_log = tmp_path / "logs" / "train" / "digits" / "digits-mlp-s0-0123456789ab.log"
+    rule_log.parent.mkdir(parents=True)
+    fake_scontrol(monkeypatch, "rule_train_wildcards_x", stdout=str(slurm_log))
+    monkeypatch.setenv("SLURM_JOB_ID", "1203")
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "1200")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
+    jobs.label_slurm_job("train", {"run": "r"}, [str(rule_log)])
+    link = rule_log.with_name("digits-mlp-s0-0123456789ab.slurm.log")
+    assert jobs.slurm_log_link(rule_log) == link
+    assert link.is_symlink() and not Path(os.readlink(link)).is_absolute()  # moves with the store
+    assert link.read_text() == "SLURM's own output\n"
+    # a retry's job replaces the link
+    newer = slurm_log.with_name("1300_0.log")
+    newer.write_text("the retry\n")
+    fake_scontrol(monkeypatch, "rule_train_wildcards_x", stdout=str(newer))
+    jobs.label_slurm_job("train", {"run": "r"}, [str(rule_log)])
+    assert link.read_text() == "the retry\n"
+    assert [p.name for p in link.parent.iterdir()] == [link.name]  # no temporary link left
 
 
 def test_a_failed_label_is_logged_not_hidden(monkeypatch, caplog):

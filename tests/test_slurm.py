@@ -30,6 +30,7 @@ from slurm_cluster import (  # noqa: F401  (slurm_cluster: a pytest fixture)
 from test_reruns import TINY, finished_tiny_study
 
 from harsanyi.config import load_study
+from harsanyi.jobs import SLURM_LOG_SUFFIX, slurm_log_link
 from harsanyi.store import read_results
 
 REPO = Path(__file__).resolve().parents[1]
@@ -279,9 +280,30 @@ def test_tiny_study_on_slurm_as_typed(
         assert len(set(comments.values())) == sub.array_size, comments
         assert all(c.startswith(f"rule_{sub.rule}_wildcards_") for c in comments.values())
 
+    # group jobs keep the label the plugin gave them (their group), whichever member ran last
+    for sub in submissions:
+        if sub.rule in GROUPS:
+            comments = task_comments(cluster, sub.job_id)
+            assert all(c.startswith(f"rule_{sub.rule}_") for c in comments.values()), comments
+
     # SLURM's log of every job and array task is kept, under the results' logs
-    slurm_logs = list((workdir / "results" / "logs" / "slurm").rglob("*.log"))
+    slurm_dir = workdir / "results" / "logs" / "slurm"
+    slurm_logs = list(slurm_dir.rglob("*.log"))
     assert len(slurm_logs) == sum(sub.array_size or 1 for sub in submissions), slurm_logs
+    # and is linked beside the rule's own log (found from rule and run alone): single jobs,
+    # array tasks and group members alike; study_record runs on the login node
+    rule_logs = [
+        path
+        for path in (workdir / "results").rglob("*.log")
+        if not path.is_relative_to(slurm_dir)
+        and not path.name.endswith(SLURM_LOG_SUFFIX)
+        and "study_record" not in path.name
+    ]
+    assert len(rule_logs) >= sum(jobs_per_rule.values()), rule_logs
+    for path in rule_logs:
+        link = slurm_log_link(path)
+        assert link.is_symlink(), f"no link to SLURM's log beside {path}"
+        assert link.resolve().is_file() and link.resolve().is_relative_to(slurm_dir), link
 
     files = sorted(p.relative_to(local) for p in local.glob("*/runs/*/interactions/*/*.h5"))
     assert len(files) == n_extract
@@ -328,8 +350,11 @@ def test_a_failure_a_retry_cannot_fix_is_submitted_once_and_explained(
     trains = [sub for sub in read_submissions(records) if sub.rule == "train"]
     assert len(trains) == 1, [sub.argv for sub in trains]  # one array, never resubmitted
     assert "--requeue" in trains[0].argv  # node failures and preemption: SLURM requeues
-    failed = re.findall(r"FAILED train \((\S+)\): DeviceError: .*\[log: (\S+)\]", output)
+    failed = re.findall(
+        r"FAILED train \((\S+)\): DeviceError: .*\[log: (\S+), SLURM log: (\S+)\]", output
+    )
     study = load_study(TINY)
-    assert {run for run, _ in failed} == {run.name for run in study.runs}, output
-    for _, log in failed:
+    assert {run for run, _, _ in failed} == {run.name for run in study.runs}, output
+    for _, log, slurm_log in failed:
         assert "DeviceError" in (workdir / log).read_text()  # workdir / an absolute path: it
+        assert (workdir / slurm_log).is_symlink() and (workdir / slurm_log).resolve().is_file()

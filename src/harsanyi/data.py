@@ -871,7 +871,7 @@ def sentiment_label(words: Sequence[str]) -> int:
 
 
 def generate_sentiment(n: int, seed: int | Sequence[int]) -> list[str]:
-    """`n` seeded sentences '[prefix] the <subject> <verb> [not|never] [very…] <adjective>'."""
+    """`n` seeded sentences `[prefix] the <subject> <verb> [not|never] [very…] <adjective>`."""
     rng = np.random.default_rng(seed)
     sentences = []
     for _ in range(n):

@@ -148,12 +148,43 @@ def slurm_comment(rule: str, wildcards: Mapping[str, object]) -> str:
     return f"rule_{rule}_wildcards_" + ",".join(f"{k}={v}" for k, v in wildcards.items())
 
 
-def label_slurm_job(rule: str, wildcards: Mapping[str, object]) -> None:
-    """Inside a SLURM job, set its comment to this job's rule and wildcards.
+SLURM_LOG_SUFFIX = ".slurm.log"  # beside a rule's log: a link to SLURM's log of the job
+
+
+def _slurm_job_fields(job_id: str) -> dict[str, str]:
+    """`scontrol show job -o <id>` as key=value pairs (empty when scontrol cannot tell)."""
+    try:
+        done = subprocess.run(
+            ["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        log.warning("could not read SLURM job %s: %s", job_id, error)
+        return {}
+    if done.returncode != 0:
+        log.warning("could not read SLURM job %s: %s", job_id, done.stderr.strip())
+        return {}
+    line = done.stdout.splitlines()[0] if done.stdout.strip() else ""
+    return dict(
+        re.match(r"([^=]+)=(.*)", token).groups()  # type: ignore[union-attr]
+        for token in re.split(r" (?=[A-Za-z:/]+=)", line.strip())
+        if "=" in token
+    )
+
+
+def label_slurm_job(
+    rule: str, wildcards: Mapping[str, object], log_paths: list[str] | tuple[str, ...] = ()
+) -> None:
+    """Inside a SLURM job: set its comment to this job's rule and wildcards, and link SLURM's
+    log of the job beside each of the rule's logs (`<rule log stem>.slurm.log`).
 
     The executor plugin names every job by its run UUID (it finds its jobs by that name)
     and gives all tasks of an array the comment of the first task; each task corrects its
-    own comment here, so `squeue -o "%.12i %.60k"` shows which rule and run a task is.
+    own comment here, so `squeue -o "%.12i %.60k"` shows which rule and run a task is.  A
+    group job keeps the comment the plugin gave it (the group's name and its rules), not
+    that of whichever member started last.  The plugin files SLURM's logs by rule or group,
+    wildcards, array and job ids; the link puts each where the rule's own log is, findable
+    from the rule and the run alone, for single jobs, array tasks, group members and
+    retries alike (a rerun relinks to the newest job).
     """
     job_id = os.environ.get("SLURM_JOB_ID")
     if not job_id:
@@ -162,15 +193,44 @@ def label_slurm_job(rule: str, wildcards: Mapping[str, object]) -> None:
     if array_job and task:
         # the last task of an array carries the array's own id, which names every task
         job_id = f"{array_job}_{task}"
+    fields = _slurm_job_fields(job_id)
     comment = slurm_comment(rule, wildcards)
-    argv = ["scontrol", "update", f"JobId={job_id}", f"Comment={comment}"]
+    given = fields.get("Comment", "")
+    own = given == f"rule_{rule}" or given.startswith(f"rule_{rule}_wildcards_")
+    if own or not given or given == "(null)":
+        argv = ["scontrol", "update", f"JobId={job_id}", f"Comment={comment}"]
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            log.warning("could not set the SLURM comment of job %s: %s", job_id, error)
+        else:
+            if done.returncode != 0:
+                log.warning(
+                    "could not set the SLURM comment of job %s: %s", job_id, done.stderr.strip()
+                )
+    stdout = fields.get("StdOut", "")
+    if stdout.startswith("/"):
+        for path in log_paths:
+            link_slurm_log(Path(path), Path(stdout))
+
+
+def slurm_log_link(rule_log: str | os.PathLike[str]) -> Path:
+    """Where the link to SLURM's log of a rule log's job lies: beside it, `.slurm.log`."""
+    rule_log = Path(rule_log)
+    return rule_log.with_name(rule_log.name.removesuffix(".log") + SLURM_LOG_SUFFIX)
+
+
+def link_slurm_log(rule_log: Path, slurm_log: Path) -> None:
+    """Point `slurm_log_link(rule_log)` at `slurm_log` (replacing an older job's link)."""
+    link = slurm_log_link(rule_log)
+    temp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired) as error:
-        log.warning("could not set the SLURM comment of job %s: %s", job_id, error)
-        return
-    if done.returncode != 0:
-        log.warning("could not set the SLURM comment of job %s: %s", job_id, done.stderr.strip())
+        link.parent.mkdir(parents=True, exist_ok=True)
+        temp.unlink(missing_ok=True)
+        temp.symlink_to(os.path.relpath(slurm_log, link.parent))
+        temp.replace(link)
+    except OSError as error:
+        log.warning("could not link SLURM's log %s beside %s: %s", slurm_log, rule_log, error)
 
 
 def setup_job(
@@ -199,7 +259,7 @@ def setup_job(
 
     sys.excepthook = log_uncaught
     if rule is not None:
-        label_slurm_job(rule, wildcards or {})
+        label_slurm_job(rule, wildcards or {}, log_paths)
 
 
 # --------------------------------------------------------------------------- failed jobs
@@ -222,7 +282,9 @@ class FailedJob:
     tail: list[str]
 
     def one_line(self) -> str:
-        return f"FAILED {self.rule} ({self.run}): {self.reason}  [log: {self.log}]"
+        slurm = slurm_log_link(self.log)
+        where = f"log: {self.log}" + (f", SLURM log: {slurm}" if slurm.exists() else "")
+        return f"FAILED {self.rule} ({self.run}): {self.reason}  [{where}]"
 
 
 def failed_jobs(

@@ -607,8 +607,8 @@ rule variants_study:
         "../../scripts/analysis_step.py"
 
 
-# Not part of `all`: the README's study-results section, from the study's tables
-# (snakemake --cores 2 readme, then scripts/readme_results.py splices it into README.md).
+# Not part of `all`: the study-results section of docs/default-study.md, from the study's tables
+# (snakemake --cores 2 readme, then scripts/readme_results.py splices it into that page).
 rule readme:
     input:
         scorecard=f"{STUDY_DIR}/scorecard.tsv",
