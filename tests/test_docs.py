@@ -3,6 +3,7 @@ navigation or an API entry that does not resolve fails the build (mkdocs.yml).""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -33,3 +34,34 @@ def test_the_readme_links_resolve():
     assert targets
     missing = [t for t in targets if not t.startswith("http") and not (REPO / t).exists()]
     assert not missing, missing
+
+
+sys.path.insert(0, str(REPO / "scripts"))
+import docs_numbers  # noqa: E402
+
+NUMBERS = REPO / "docs" / "numbers"
+
+
+def test_every_quoted_number_file_is_what_its_measurement_renders():
+    measured = sorted(NUMBERS.glob("*.json"))
+    assert {p.stem for p in measured} >= {"tests", "install"}
+    pages = "\n".join(p.read_text() for p in (REPO / "docs").rglob("*.md"))
+    for path in measured:
+        shown = path.with_suffix(".md")
+        assert shown.read_text() == docs_numbers.render(path), (
+            f"{shown} differs from what {path.name} renders: python3 scripts/docs_numbers.py"
+        )
+        if path.stem != "install":  # the README quotes that one (below)
+            assert f'--8<-- "docs/numbers/{shown.name}"' in pages, f"no page includes {shown}"
+
+
+def test_the_test_counts_the_docs_quote_are_current():
+    recorded = json.loads((NUMBERS / "tests.json").read_text())
+    assert docs_numbers.test_counts() == recorded, (
+        "the tests changed: python3 scripts/docs_numbers.py --count-tests"
+    )
+
+
+def test_the_readme_quotes_the_measured_install_size():
+    line = docs_numbers.render(NUMBERS / "install.json").strip()
+    assert line in " ".join((REPO / "README.md").read_text().split())

@@ -1,0 +1,118 @@
+"""The numbers the documentation quotes, from the files that the measuring commands wrote.
+
+Each `docs/numbers/<name>.json` is written by the command that measured it, and records that
+command; this script renders each into `docs/numbers/<name>.md`, which the pages include
+(`--8<-- "docs/numbers/<name>.md"`), so no quoted number is typed by hand:
+
+- `slurm_<study>.json`: `python3 benchmarks/bench_slurm_calls.py <config> --json ...`
+  (a study on the one-node SLURM test cluster: wall time, sbatch calls and jobs per rule);
+- `install.json`: `python3 scripts/install_size.py --json docs/numbers/install.json`;
+- `tests.json`: `python3 scripts/docs_numbers.py --count-tests` (pytest's own collection).
+
+    python3 scripts/docs_numbers.py                 # render every .json into its .md
+    python3 scripts/docs_numbers.py --count-tests   # count the tests first, then render
+
+tests/test_docs.py fails where a .md is not what its .json renders, where the test counts
+moved, or where the README's install line differs from install.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+NUMBERS = REPO / "docs" / "numbers"
+# One collection in a fresh process; each test's markers printed as a JSON line.
+COLLECT = """
+import json, sys, pytest
+class Markers:
+    def pytest_collection_finish(self, session):
+        sys.stdout.write("MARKERS " + json.dumps(
+            [sorted({m.name for m in item.iter_markers()}) for item in session.items]) + "\\n")
+code = pytest.main(["--collect-only", "-q", "-n0", "-p", "no:cacheprovider"], plugins=[Markers()])
+sys.exit(int(code))
+"""
+
+
+def test_counts() -> dict:
+    """How many tests pytest collects: all, fast (neither slow nor slurm), slow, slurm."""
+    done = subprocess.run(
+        [sys.executable, "-c", COLLECT], cwd=REPO, capture_output=True, text=True, timeout=600
+    )
+    line = next((x for x in done.stdout.splitlines() if x.startswith("MARKERS ")), None)
+    if done.returncode != 0 or line is None:
+        raise RuntimeError(f"pytest could not collect the tests:\n{done.stdout[-3000:]}")
+    markers = [set(names) for names in json.loads(line.removeprefix("MARKERS "))]
+    return {
+        "command": "python3 scripts/docs_numbers.py --count-tests",
+        "all": len(markers),
+        "fast": sum(not ({"slow", "slurm"} & names) for names in markers),
+        "slow": sum("slow" in names for names in markers),
+        "slurm": sum("slurm" in names for names in markers),
+    }
+
+
+def render_tests(record: dict) -> str:
+    return (
+        f'{record["all"]} tests: {record["fast"]} fast (`python3 -m pytest -m "not slow and '
+        f'not slurm"`), {record["slow"]} slow end-to-end studies (`-m slow`) and '
+        f"{record['slurm']} on the one-node SLURM cluster (`-m slurm`; some are slow too). "
+        f"Counted by `{record['command']}`.\n"
+    )
+
+
+def render_install(record: dict) -> str:
+    return f"{record['packages']} packages, {record['gigabytes']:.1f} GB (`{record['command']}`)\n"
+
+
+def render_slurm(record: dict) -> str:
+    rows = [
+        f"| `{rule}` | {calls} | {record['jobs'][rule]} |"
+        for rule, calls in record["sbatch_calls"].items()
+    ]
+    return "\n".join(
+        [
+            f"`{record['config']}` on the one-node SLURM test cluster, commit {record['commit']}, "
+            f"finished {record['finished']}: **{record['total_calls']} sbatch calls** for "
+            f"{record['total_jobs']} SLURM jobs and array tasks, **{record['wall_s']} s** wall "
+            f"time (`{record['command']}`).",
+            "",
+            "| rule or group | sbatch calls | jobs or array tasks |",
+            "| --- | --- | --- |",
+            *rows,
+            f"| total | {record['total_calls']} | {record['total_jobs']} |",
+            "",
+        ]
+    )
+
+
+def render(path: Path) -> str:
+    """The markdown that `path` (a docs/numbers JSON file) renders to."""
+    record = json.loads(path.read_text())
+    if path.stem == "tests":
+        return render_tests(record)
+    if path.stem == "install":
+        return render_install(record)
+    if path.stem.startswith("slurm_"):
+        return render_slurm(record)
+    raise ValueError(f"{path}: no renderer for this file (tests, install, slurm_<study>)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count-tests", action="store_true", help="count the tests first")
+    args = parser.parse_args()
+    if args.count_tests:
+        (NUMBERS / "tests.json").write_text(json.dumps(test_counts(), indent=1) + "\n")
+    for path in sorted(NUMBERS.glob("*.json")):
+        path.with_suffix(".md").write_text(render(path))
+        print(f"{path.with_suffix('.md').relative_to(REPO)} from {path.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
