@@ -306,3 +306,26 @@ def test_draw_errors_name_the_file(files, tmp_path, capsys):
     err = _error(["draw", str(tmp_path / "missing.h5"), "--sample", "0", "--out", out], capsys)
     assert "missing.h5" in err
     assert not Path(out).exists()
+
+
+def test_the_report_picture_draws_the_first_training_sample_over_training(tmp_path, captured):
+    """Rule pictures_run: the run's files thinned to `shown_checkpoints` (first and last kept),
+    the first `train` row drawn on its input: here row 0 of the planted files."""
+    from harsanyi.analyses import pictures as run_pictures
+
+    files = [
+        write_results(tmp_path / f"epoch_{epoch:04d}.h5", planted(epoch if epoch in (0, 10) else 0))
+        for epoch in (0, 3, 10)
+    ]
+    assert run_pictures.chosen_files(files, 2) == [files[0], files[2]]
+    out = tmp_path / "picture.png"
+    run_pictures.run_step([str(f) for f in files], str(out), shown_checkpoints=2)
+    assert out.stat().st_size > 0 and out.with_suffix(".pdf").is_file()
+    fig, problems = captured[-1]
+    assert not problems, "\n".join(problems)
+    axes = np.array(fig.axes).reshape(4, 2)  # the input, then 3 interactions; 2 checkpoints
+    assert [ax.get_title().splitlines()[0] for ax in axes[0]] == ["epoch 0", "epoch 10"]
+    titles = {ax.get_title() for ax in axes[1:].ravel()}
+    assert titles == {f"{item.op} {item.value:+.2g}" for item in EXPECTED}
+    with pytest.raises(ValueError, match="not a checkpoint's results file"):
+        run_pictures.chosen_files([tmp_path / "picture.png"], 2)

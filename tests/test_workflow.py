@@ -97,7 +97,7 @@ def test_rerun_of_a_finished_study_does_nothing(tiny_study):
 def test_report_holds_every_figure(tiny_study, tmp_path):
     snakemake(tiny_study, "--report", str(tmp_path / "report.zip"))
     names = zipfile.ZipFile(tmp_path / "report.zip").namelist()
-    for name in ["two_phase", "jaccard", "theory", "scorecard", "attributions"]:
+    for name in ["two_phase", "jaccard", "theory", "scorecard", "attributions", "picture"]:
         assert any(entry.endswith(f"{name}.png") for entry in names), name
 
 

@@ -811,6 +811,43 @@ def add_draw(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=cmd_draw)
 
 
+# --------------------------------------------------------------------------- deploy
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from harsanyi.deploy import deploy
+
+    dest = deploy(args.dest, results=args.results, config=args.config, workflow=args.workflow)
+    print(
+        f"{dest}: a working directory of the workflow, results in {Path(args.results).absolute()}"
+    )
+    print(f"  cd {dest} && python3 -m snakemake --cores 2          # here")
+    print(f"  cd {dest} && python3 -m snakemake --profile profiles/slurm   # on the cluster")
+    return 0
+
+
+def add_deploy(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "deploy",
+        help="a working directory of your own, using the shared results store",
+        description="Write a working directory for the workflow, as snakedeploy does for the "
+        "Snakemake catalog's workflows: a Snakefile using this workflow as a module, the "
+        "study config in config/config.yaml with `results` set to the store, and the "
+        "profiles. Each lab member deploys one; only the results store is shared.",
+    )
+    parser.add_argument("dest", type=Path, help="new (or empty) directory")
+    parser.add_argument("--results", type=Path, required=True, help="the results store")
+    parser.add_argument(
+        "--config", type=Path, help="study config to start from (default: the embedded study)"
+    )
+    parser.add_argument(
+        "--workflow",
+        type=Path,
+        help="the workflow's clone (default: the one harsanyi is installed from)",
+    )
+    parser.set_defaults(func=cmd_deploy)
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -826,6 +863,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  harsanyi check-config config/fashion_mnist.yaml\n"
         "  harsanyi failed results/            # jobs that failed, with their logs' last lines\n"
         "  harsanyi draw x-HASH/epoch_0000.h5 x-HASH/epoch_0040.h5 --sample 0 --out picture.png\n"
+        "  harsanyi deploy ~/my-study --results /shared/harsanyi/results\n"
         "Run 'harsanyi COMMAND --help' for the options of a command.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -836,6 +874,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_check_config(subparsers)
     add_draw(subparsers)
     add_failed(subparsers)
+    add_deploy(subparsers)
     return parser
 
 

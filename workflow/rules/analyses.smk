@@ -475,6 +475,36 @@ rule attributions_run:
         "../../scripts/analysis_step.py"
 
 
+# One sample's salient AND and OR interactions drawn on its input at checkpoints spread over
+# training (harsanyi.analyses.pictures; the `harsanyi draw` picture), for the report.
+rule pictures_run:
+    input:
+        interactions=lambda wildcards: interaction_files(run_of(wildcards)),
+    output:
+        figure=report(
+            run_output("pictures_run", "picture.png"),
+            caption="../report/pictures_run.rst",
+            category="Interactions on the input",
+            subcategory="Runs",
+            labels={"run": "{run}"},
+        ),
+    log:
+        run_log("pictures_run"),
+    benchmark:
+        run_benchmark("pictures_run")
+    group:
+        "run_analyses"
+    conda:
+        "../../envs/harsanyi.yaml"
+    resources:
+        **RESOURCES["pictures_run"],
+    params:
+        shown_checkpoints=SETTINGS_OF["pictures_run"]["shown_checkpoints"],
+        root=lambda wildcards: STUDY.datasets[wildcards.dataset].root,
+    script:
+        "../../scripts/analysis_step.py"
+
+
 rule attributions_study:
     input:
         tables=[

@@ -18,12 +18,15 @@ from harsanyi.config import (
 from harsanyi.io import settings_hash
 from harsanyi.provenance import record_workflow_dir
 
+# The checkout this workflow's files come from: workflow.basedir is the working directory's
+# Snakefile when this workflow runs as a module of a deployed one (harsanyi deploy).
+WORKFLOW_DIR = Path(workflow.current_basedir).parents[1]
 # Provenance names the commit of this workflow checkout (not of wherever harsanyi is
 # installed from); jobs inherit the variable, locally and under SLURM.
-record_workflow_dir(workflow.basedir)
+record_workflow_dir(WORKFLOW_DIR)
 # When this run of the workflow started: its failed jobs are those whose logs are newer.
 WORKFLOW_START = time.time()
-RESOURCES_FILE = Path(workflow.basedir) / "workflow" / "resources.yaml"
+RESOURCES_FILE = WORKFLOW_DIR / "workflow" / "resources.yaml"
 # Resources of every rule (gpu, mem_mb, runtime); workflow/resources.yaml says why there.
 RESOURCES = yaml.safe_load(RESOURCES_FILE.read_text())
 
@@ -267,6 +270,7 @@ RUN_RULE_SETTINGS = {
     "theory_run": ("salient_ratio",),
     "shapley_run": (),
     "attributions_run": (),
+    "pictures_run": ("shown_checkpoints",),
     "scorecard_run": ("salient_ratio", "jaccard_variant", "bootstrap"),
 }
 SETTINGS_OF = {
@@ -319,6 +323,7 @@ RUN_TABLES = {
     "theory_run": "theory_fit.tsv",
     "shapley_run": "shapley.tsv",
     "attributions_run": "attributions.tsv",
+    "pictures_run": "picture.png",
     "scorecard_run": "claims.json",
 }
 

@@ -29,6 +29,7 @@ ANALYSES = (
     "theory",
     "shapley",
     "attributions",
+    "pictures",
     "sensitivity",
     "joint",
     "scorecard",
