@@ -10,11 +10,18 @@ Array calls are given as a range: all jobs of a rule ready together (fewest) to 
 jobs ready alone (most; extraction arrays are released per batch of finished trainings).
 
     python benchmarks/bench_dryrun.py            # from the repository root
+    python benchmarks/bench_dryrun.py --observed docs/numbers/slurm_tiny.json
+
+`--observed FILE` checks this model against what SLURM saw instead: the study that
+`bench_slurm_calls.py --json FILE` ran on the test cluster is dry-run here, and for every rule
+or group its observed jobs must equal the planned ones and its observed sbatch calls lie in
+the predicted range (exit status 1 otherwise).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import re
 import subprocess
@@ -153,10 +160,41 @@ def slurm_submissions(counts: dict[str, int], n_runs: int) -> dict[str, tuple[in
     return calls
 
 
+def check_observed(path: Path) -> int:
+    """Compare the observed sbatch calls of `path` (bench_slurm_calls.py --json) with this
+    model's range for the same study; 0 if every rule or group lies in it."""
+    observed = json.loads(path.read_text())
+    with tempfile.TemporaryDirectory(prefix="bench-dryrun-") as temp:
+        workdir = Path(temp)
+        _, output = dry_run(REPO / observed["config"], workdir, "--config", f"results={workdir}")
+    counts = job_counts(output)
+    n_runs = counts["train"]
+    calls = slurm_submissions(counts, n_runs)
+    predicted = {name.removeprefix("group "): pair for name, pair in calls.items()}
+    # a group's members run inside its group job: one SLURM job per run, one per study
+    group_jobs = {"run_analyses": n_runs, "study_analyses": 1}
+    status = 0
+    print(f"{observed['config']}: observed on the test cluster vs this model")
+    print(f"{'rule or group':<22}{'jobs seen':>10}{'planned':>9}{'calls seen':>12}{'range':>10}")
+    for rule in sorted(set(predicted) | set(observed["sbatch_calls"])):
+        fewest, most = predicted.get(rule, (0, 0))
+        seen = observed["sbatch_calls"].get(rule, 0)
+        jobs = observed["jobs"].get(rule, 0)
+        planned = group_jobs.get(rule, counts.get(rule, 0))
+        ok = fewest <= seen <= most and jobs == planned
+        status |= not ok
+        mark = "" if ok else "  <- differs"
+        print(f"{rule:<22}{jobs:>10}{planned:>9}{seen:>12}{f'{fewest}-{most}':>10}{mark}")
+    return status
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-slurm", action="store_true", help="skip the --profile dry run")
+    parser.add_argument("--observed", type=Path, help="check against bench_slurm_calls' JSON")
     args = parser.parse_args()
+    if args.observed:
+        return check_observed(args.observed)
     with tempfile.TemporaryDirectory(prefix="bench-dryrun-") as temp:
         temp_dir = Path(temp)
         config_path = temp_dir / "lab.yaml"

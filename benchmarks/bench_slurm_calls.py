@@ -11,7 +11,10 @@ and profiles/default, and prints the sbatch calls and jobs per rule (or group).
 The cluster's GPUs are fake (GRES on character devices), so the study computes on the CPU
 (`device=cpu`; a job given a GPU it cannot use would refuse to run).  `--json FILE` writes
 the numbers (wall time, sbatch calls and array tasks or jobs per rule or group, the command,
-the commit) for the documentation and `bench_dryrun.py --observed FILE` to read.
+the commit) for the documentation (docs/numbers/, scripts/docs_numbers.py renders them);
+`--local` then runs the same study without SLURM on the same machine for its wall time.
+Run nothing else on the machine meanwhile: a second test cluster beside it (tests/test_slurm.py)
+makes its jobs fail.
 """
 
 from __future__ import annotations
@@ -36,6 +39,11 @@ def main() -> int:
     parser.add_argument("config", type=Path, help="study config")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds for the study")
     parser.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
+    parser.add_argument(
+        "--local",
+        action="store_true",
+        help="then run the same study without SLURM (snakemake --cores 2), for its wall time",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-slurm-") as temp:
         temp_dir = Path(temp)
@@ -60,12 +68,29 @@ def main() -> int:
             )
             elapsed = time.monotonic() - start
             submissions = read_submissions(records)
+        local_elapsed = None
+        if args.local:
+            local_dir = temp_dir / "local"
+            local_dir.mkdir()
+            start = time.monotonic()
+            subprocess.run(
+                [sys.executable, "-m", "snakemake", "--cores", "2", "-s", str(REPO / "Snakefile")]
+                + ["--configfile", str(args.config.resolve())]
+                + ["--config", f"results={local_dir / 'results'}", "device=cpu"],
+                cwd=local_dir,
+                check=True,
+                capture_output=True,
+                timeout=args.timeout,
+            )
+            local_elapsed = time.monotonic() - start
     calls: dict[str, int] = {}
     jobs: dict[str, int] = {}
     for sub in submissions:
         calls[sub.rule] = calls.get(sub.rule, 0) + 1
         jobs[sub.rule] = jobs.get(sub.rule, 0) + (sub.array_size or 1)
     print(f"{args.config}: {elapsed:.0f} s on the one-node cluster")
+    if local_elapsed is not None:
+        print(f"{args.config}: {local_elapsed:.0f} s locally (snakemake --cores 2)")
     print(f"{'rule or group':<20}{'sbatch calls':>14}{'array tasks/jobs':>18}")
     for rule in sorted(calls):
         print(f"{rule:<20}{calls[rule]:>14}{jobs[rule]:>18}")
@@ -82,6 +107,7 @@ def main() -> int:
             "commit": commit,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "wall_s": round(elapsed),
+            "local_wall_s": None if local_elapsed is None else round(local_elapsed),
             "sbatch_calls": dict(sorted(calls.items())),
             "jobs": dict(sorted(jobs.items())),
             "total_calls": sum(calls.values()),

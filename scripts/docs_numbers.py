@@ -79,7 +79,14 @@ def render_slurm(record: dict) -> str:
             f"`{record['config']}` on the one-node SLURM test cluster, commit {record['commit']}, "
             f"finished {record['finished']}: **{record['total_calls']} sbatch calls** for "
             f"{record['total_jobs']} SLURM jobs and array tasks, **{record['wall_s']} s** wall "
-            f"time (`{record['command']}`).",
+            f"time"
+            + (
+                f" against {record['local_wall_s']} s for the same study run locally "
+                "(`snakemake --cores 2`, right after it)"
+                if record.get("local_wall_s")
+                else ""
+            )
+            + f" (`{record['command']}`).",
             "",
             "| rule or group | sbatch calls | jobs or array tasks |",
             "| --- | --- | --- |",
