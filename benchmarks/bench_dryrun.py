@@ -192,6 +192,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-slurm", action="store_true", help="skip the --profile dry run")
     parser.add_argument("--observed", type=Path, help="check against bench_slurm_calls' JSON")
+    parser.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
     args = parser.parse_args()
     if args.observed:
         return check_observed(args.observed)
@@ -234,6 +235,24 @@ def main() -> int:
     print(f"snakemake -n: {seconds:.1f} s")
     if slurm_seconds is not None:
         print(f"snakemake -n --profile profiles/slurm: {slurm_seconds:.1f} s")
+    if args.json:
+        record = {
+            "command": "python3 benchmarks/bench_dryrun.py",
+            "runs": n_runs,
+            "checkpoints_per_run": CHECKPOINTS_PER_RUN,
+            "plan": (
+                f"{len(ARCHITECTURES)} architectures × {len(DATASETS)} datasets × "
+                f"{len(SEEDS)} seeds"
+            ),
+            "jobs": counts,
+            "total_jobs": sum(counts.values()),
+            "sbatch_calls": {rule: list(pair) for rule, pair in calls.items()},
+            "fewest_calls": fewest,
+            "most_calls": most,
+            "dry_run_s": round(seconds, 1),
+            "dry_run_slurm_s": None if slurm_seconds is None else round(slurm_seconds, 1),
+        }
+        args.json.write_text(json.dumps(record, indent=1) + "\n")
     return 0
 
 

@@ -7,7 +7,8 @@ command; this script renders each into `docs/numbers/<name>.md`, which the pages
 - `slurm_<study>.json`: `python3 benchmarks/bench_slurm_calls.py <config> --json ...`
   (a study on the one-node SLURM test cluster: wall time, sbatch calls and jobs per rule);
 - `install.json`: `python3 scripts/install_size.py --json docs/numbers/install.json`;
-- `tests.json`: `python3 scripts/docs_numbers.py --count-tests` (pytest's own collection).
+- `tests.json`: `python3 scripts/docs_numbers.py --count-tests` (pytest's own collection);
+- `lab_scale.json`: `python3 benchmarks/bench_dryrun.py --json docs/numbers/lab_scale.json`.
 
     python3 scripts/docs_numbers.py                 # render every .json into its .md
     python3 scripts/docs_numbers.py --count-tests   # count the tests first, then render
@@ -97,6 +98,29 @@ def render_slurm(record: dict) -> str:
     )
 
 
+def render_lab_scale(record: dict) -> str:
+    rows = [
+        f"| `{rule}` | {record['jobs'].get(rule.removeprefix('group '), '')} | {low} | {high} |"
+        for rule, (low, high) in record["sbatch_calls"].items()
+    ]
+    slurm = record["dry_run_slurm_s"]
+    return "\n".join(
+        [
+            f"The lab-scale plan ({record['plan']} = {record['runs']} runs, "
+            f"{record['checkpoints_per_run']} checkpoints each): **{record['total_jobs']} jobs** "
+            f"and **{record['fewest_calls']} to {record['most_calls']} sbatch calls** "
+            f"(`{record['command']}`; its `snakemake -n` took {record['dry_run_s']} s"
+            + (f", {slurm} s with `--profile profiles/slurm`" if slurm is not None else "")
+            + " on this 2-core machine).",
+            "",
+            "| rule or group | jobs | fewest sbatch calls | most |",
+            "| --- | --- | --- | --- |",
+            *rows,
+            "",
+        ]
+    )
+
+
 def render(path: Path) -> str:
     """The markdown that `path` (a docs/numbers JSON file) renders to."""
     record = json.loads(path.read_text())
@@ -106,6 +130,8 @@ def render(path: Path) -> str:
         return render_install(record)
     if path.stem.startswith("slurm_"):
         return render_slurm(record)
+    if path.stem == "lab_scale":
+        return render_lab_scale(record)
     raise ValueError(f"{path}: no renderer for this file (tests, install, slurm_<study>)")
 
 

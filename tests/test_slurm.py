@@ -198,6 +198,25 @@ def node_sized_cluster(tmp_path: Path) -> Iterator[SlurmCluster]:
         yield cluster
 
 
+def run_tiny_study(
+    cluster: SlurmCluster, workdir: Path, device: str, **options
+) -> subprocess.CompletedProcess[str]:
+    """The tiny study through profiles/slurm and profiles/default, results under `workdir`."""
+    workdir.mkdir()
+    return cluster.run_snakemake(
+        workdir,
+        "-s",
+        str(REPO / "Snakefile"),
+        "--configfile",
+        str(TINY),
+        "--config",
+        f"results={workdir / 'results'}",
+        device,
+        workflow_profile=str(REPO / "profiles" / "default"),
+        **options,
+    )
+
+
 @pytest.mark.slow
 def test_tiny_study_on_slurm_as_typed(
     node_sized_cluster: SlurmCluster,
@@ -210,25 +229,13 @@ def test_tiny_study_on_slurm_as_typed(
     kept under the results' logs, each array task's comment naming its own rule and run."""
     local = finished_tiny_study(tmp_path_factory) / "results"
     workdir = tmp_path / "study"
-    workdir.mkdir()
     records = tmp_path / "sbatch-calls"
     cluster = record_sbatch_calls(node_sized_cluster, records)
 
     start = time.monotonic()
-    cluster.run_snakemake(
-        workdir,
-        "-s",
-        str(REPO / "Snakefile"),
-        "--configfile",
-        str(TINY),
-        "--config",
-        f"results={workdir / 'results'}",
-        # the cluster's GPUs are fake: a job given one that PyTorch cannot use refuses to
-        # run (harsanyi.jobs.pick_device), so this study computes on the CPU on purpose
-        "device=cpu",
-        workflow_profile=str(REPO / "profiles" / "default"),
-        timeout_s=1500,
-    )
+    # the cluster's GPUs are fake: a job given one that PyTorch cannot use refuses to run
+    # (harsanyi.jobs.pick_device), so this study computes on the CPU on purpose
+    run_tiny_study(cluster, workdir, "device=cpu", timeout_s=1500)
     elapsed = time.monotonic() - start
 
     submissions = read_submissions(records)
@@ -329,22 +336,9 @@ def test_a_failure_a_retry_cannot_fix_is_submitted_once_and_explained(
     only jobs whose node failed or that were preempted), and the terminal names the rule, the
     run, the reason and the log in one line per failed task."""
     workdir = tmp_path / "study"
-    workdir.mkdir()
     records = tmp_path / "sbatch-calls"
     cluster = record_sbatch_calls(node_sized_cluster, records)
-    done = cluster.run_snakemake(
-        workdir,
-        "-s",
-        str(REPO / "Snakefile"),
-        "--configfile",
-        str(TINY),
-        "--config",
-        f"results={workdir / 'results'}",
-        "device=auto",
-        workflow_profile=str(REPO / "profiles" / "default"),
-        timeout_s=900,
-        check=False,
-    )
+    done = run_tiny_study(cluster, workdir, "device=auto", timeout_s=900, check=False)
     output = done.stdout + done.stderr
     assert done.returncode != 0, output
     trains = [sub for sub in read_submissions(records) if sub.rule == "train"]

@@ -297,6 +297,32 @@ def checkpoint_games(
             key: extraction[key] for key in ("selection", "baseline", "output") if key in extraction
         },
     }
+    return _stored_games(
+        v,
+        (ids, labels, splits),
+        players,
+        extraction,
+        identity,
+        provenance(torch_device, start=start),
+        {"games": games_settings},
+        player_positions=torch.cat(positions_all).numpy() if positions_all else None,
+    )
+
+
+def _stored_games(
+    v: np.ndarray,
+    rows: tuple[list, list, list],
+    players,
+    extraction: dict,
+    identity: dict,
+    made_by: dict,
+    extra: dict,
+    player_positions: np.ndarray | None = None,
+) -> StoredGames:
+    """Games evaluated in this process as `StoredGames`: v with its rows' (sample ids,
+    labels, splits), the players, baseline and output, the model's identity, the provenance
+    of the job that ran it and `extra`."""
+    ids, labels, splits = rows
     return StoredGames(
         v=v,
         sample_ids=np.asarray(ids, dtype=np.int64),
@@ -308,10 +334,10 @@ def checkpoint_games(
             "baseline": extraction["baseline"],
             "output": extraction["output"],
             "model": identity,
-            "provenance": provenance(torch_device, start=start),
-            "extra": {"games": games_settings},
+            "provenance": made_by,
+            "extra": extra,
         },
-        player_positions=torch.cat(positions_all).numpy() if positions_all else None,
+        player_positions=player_positions,
     )
 
 
@@ -596,24 +622,17 @@ def sensitivity_games(
             labels += y.tolist() * repeats
             splits += [group["split"]] * len(values)
             kinds += [name] * len(values)
-    stacked = np.concatenate(v)
     identity = checkpoint_identity(
         checkpoint, arch=settings["arch"], run=run, epoch=epoch, dataset=settings["dataset"]
     )
-    return StoredGames(
-        v=stacked,
-        sample_ids=np.asarray(ids, dtype=np.int64),
-        labels=np.asarray(labels, dtype=np.int64),
-        split=np.asarray(splits),
-        n=int(np.log2(stacked.shape[1])),
-        meta={
-            "players": players.stored().to_dict(),
-            "baseline": extraction["baseline"],
-            "output": extraction["output"],
-            "model": identity,
-            "provenance": provenance(torch_device, start=start),
-            "extra": {"sensitivity": sensitivity, "perturbed": made, "perturbation": kinds},
-        },
+    return _stored_games(
+        np.concatenate(v),
+        (ids, labels, splits),
+        players,
+        extraction,
+        identity,
+        provenance(torch_device, start=start),
+        {"sensitivity": sensitivity, "perturbed": made, "perturbation": kinds},
     )
 
 
