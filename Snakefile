@@ -35,20 +35,14 @@ rule all:
 # The end of a run says where to look: the scorecard (its verdict counts), the figures and
 # the command that builds the report.
 onsuccess:
-    from snakemake.logging import logger
-    from harsanyi.analyses.scorecard import where_to_look
+    from harsanyi.deploy import study_finished
 
-    logger.info(where_to_look(STUDY_DIR, workflow.overwrite_configfiles or ()))
+    study_finished(config, workflow.overwrite_configfiles)
 
 
 # A failed job's reason in one line (rule, run, reason, log file): Snakemake itself can only
 # say "Detailed failure reason unavailable" where the cluster has no accounting.
 onerror:
-    from snakemake.logging import logger
-    from harsanyi.jobs import failed_jobs
+    from harsanyi.deploy import study_failed
 
-    for job in failed_jobs(RESULTS, since=WORKFLOW_START):
-        logger.error(job.one_line())
-    logger.error(
-        f"every failed job with its log's last lines: harsanyi failed {RESULTS}"
-    )
+    study_failed(config, WORKFLOW_START)

@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 import harsanyi
+from harsanyi.config import resolve
 
 SNAKEFILE = """\
 # A working directory of the harsanyi workflow (written by `harsanyi deploy`): the study
@@ -25,9 +26,12 @@ SNAKEFILE = """\
 #
 #   snakemake --cores 2                       # here, on this machine
 #   snakemake --profile profiles/slurm        # on the cluster
+import time
+
 from snakemake.utils import min_version
 
 min_version("9.0")
+WORKFLOW_START = time.time()
 
 
 configfile: "config/config.yaml"
@@ -41,6 +45,20 @@ module harsanyi:
 
 
 use rule * from harsanyi
+
+
+# A module's own onsuccess and onerror do not run: the study's last lines and its failed
+# jobs' reasons are said here.
+onsuccess:
+    from harsanyi.deploy import study_finished
+
+    study_finished(config, workflow.overwrite_configfiles)
+
+
+onerror:
+    from harsanyi.deploy import study_failed
+
+    study_failed(config, WORKFLOW_START)
 """
 
 
@@ -102,3 +120,32 @@ def deploy(
         )
     )
     return dest
+
+
+def study_dir(config: dict) -> Path:
+    """Where a study config's tables and figures land:
+    `<results>/studies/<study id>/<analysis id>`."""
+    study = resolve(config, check_data=False)
+    return Path(study.results) / "studies" / study.study_id / study.analysis_id
+
+
+def study_finished(config: dict, configfiles=()) -> None:
+    """The workflow's last lines on success: where to look (`where_to_look`)."""
+    from snakemake.logging import logger
+
+    from harsanyi.analyses.scorecard import where_to_look
+
+    logger.info(where_to_look(study_dir(config), configfiles or ()))
+
+
+def study_failed(config: dict, since: float) -> None:
+    """The workflow's last lines on failure: one per failed job of this run (rule, run,
+    reason, logs) and the command that lists them all."""
+    from snakemake.logging import logger
+
+    from harsanyi.jobs import failed_jobs
+
+    results = resolve(config, check_data=False).results
+    for job in failed_jobs(results, since=since):
+        logger.error(job.one_line())
+    logger.error(f"every failed job with its log's last lines: harsanyi failed {results}")
