@@ -100,7 +100,7 @@ def render_slurm(record: dict) -> str:
 
 def render_lab_scale(record: dict) -> str:
     rows = [
-        f"| `{rule}` | {record['jobs'].get(rule.removeprefix('group '), '')} | {low} | {high} |"
+        f"| `{rule}` | {record['jobs'].get(rule.removeprefix('group '), low)} | {low} | {high} |"
         for rule, (low, high) in record["sbatch_calls"].items()
     ]
     slurm = record["dry_run_slurm_s"]

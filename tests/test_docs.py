@@ -65,3 +65,19 @@ def test_the_test_counts_the_docs_quote_are_current():
 def test_the_readme_quotes_the_measured_install_size():
     line = docs_numbers.render(NUMBERS / "install.json").strip()
     assert line in " ".join((REPO / "README.md").read_text().split())
+
+
+def test_the_job_model_matches_what_slurm_saw():
+    """bench_dryrun's model of jobs and sbatch calls holds for every study observed on the test
+    cluster (docs/numbers/slurm_<study>.json, written by bench_slurm_calls.py)."""
+    observed = sorted(NUMBERS.glob("slurm_*.json"))
+    assert observed
+    for path in observed:
+        done = subprocess.run(
+            [sys.executable, str(REPO / "benchmarks" / "bench_dryrun.py"), "--observed", str(path)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr

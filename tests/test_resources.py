@@ -152,3 +152,15 @@ def test_a_failed_label_is_logged_not_hidden(monkeypatch, caplog):
     with caplog.at_level(logging.WARNING):
         jobs.label_slurm_job("train", {"run": "r"})
     assert "could not set the SLURM comment of job 99: Access/permission denied" in caplog.text
+
+
+def test_the_slurm_profile_selects_every_ready_job_of_a_lab_scale_study():
+    """Plugin 2.8.0 never submits array jobs that Snakemake selected while others of their
+    rule stayed ready (the study then waits forever): the profile's `jobs` must exceed every
+    job of the lab-scale plan (docs/numbers/lab_scale.json, benchmarks/bench_dryrun.py), so
+    that a selection is never partial."""
+    import json
+
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    lab = json.loads((REPO / "docs" / "numbers" / "lab_scale.json").read_text())
+    assert int(profile["jobs"]) > lab["total_jobs"]
