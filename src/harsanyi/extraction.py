@@ -93,7 +93,24 @@ def _eligible(plan: DatasetPlan, dataset, split) -> np.ndarray:
 
 
 def select_samples(plan: DatasetPlan, root: str | None, out: str | Path) -> dict:
-    """Choose the explained train/test/flipped samples and the players of a dataset.
+    """`choose_samples`, written to `out` as the dataset's sample manifest (rule
+    select_samples)."""
+    manifest = choose_samples(plan, root)
+    write_text(json.dumps(manifest, indent=1) + "\n", out)
+    log.info(
+        "selected %d train, %d test and %d flipped samples of %s",
+        len(manifest["train"]["positions"]),
+        len(manifest["test"]["positions"]),
+        len(manifest["flipped"]["positions"]),
+        plan.name,
+    )
+    return manifest
+
+
+def choose_samples(plan: DatasetPlan, root: str | None) -> dict:
+    """Choose the explained train/test/flipped samples and the players of a dataset: the
+    sample manifest.  ValueError names the config key a choice cannot satisfy (the workflow
+    calls this at start-up, before any training, where the manifest does not exist yet).
 
     Label flips are nested across noise levels (`train.flip_labels`), so the choice does not
     depend on which levels a study uses: the flipped samples explained are the first ones of
@@ -160,14 +177,6 @@ def select_samples(plan: DatasetPlan, root: str | None, out: str | Path) -> dict
         .choose(plan.players, plan.input_shape, dataset, positions)
         .to_dict(),
     }
-    write_text(json.dumps(manifest, indent=1) + "\n", out)
-    log.info(
-        "selected %d train, %d test and %d flipped samples of %s",
-        len(positions["train"]),
-        len(positions["test"]),
-        len(positions["flipped"]),
-        plan.name,
-    )
     return manifest
 
 

@@ -15,6 +15,7 @@ from harsanyi.config import (
     refuse_templating,
     resolve,
 )
+from harsanyi.extraction import choose_samples
 from harsanyi.io import settings_hash
 from harsanyi.provenance import record_workflow_dir
 
@@ -99,6 +100,19 @@ def run_dir(run):
 
 def manifest_path(dataset):
     return MANIFESTS[dataset]
+
+
+# A sample selection that cannot be made fails now, naming its key, not after the trainings
+# (which do not wait for it): each dataset's selection is tried once at start-up while its
+# manifest does not exist yet (a dataset is loaded here once more for that).
+for name, plan in STUDY.datasets.items():
+    if not os.path.exists(MANIFESTS[name]):
+        try:
+            choose_samples(plan, plan.root)
+        except ValueError as error:
+            raise WorkflowError(f"config: {error}") from None
+        except OSError as error:  # data not readable here: select_samples will say so
+            print(f"sample selection of {name} not checked: {error}", file=sys.stderr)
 
 
 def games_file(run, epoch):
