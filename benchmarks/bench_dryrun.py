@@ -10,7 +10,7 @@ Array calls are given as a range: all jobs of a rule ready together (fewest) to 
 jobs ready alone (most; extraction arrays are released per batch of finished trainings).
 
     python benchmarks/bench_dryrun.py            # from the repository root
-    python benchmarks/bench_dryrun.py --observed docs/numbers/slurm_tiny.json
+    python benchmarks/bench_dryrun.py --observed docs/numbers/slurm_default.json
 
 `--observed FILE` checks this model against what SLURM saw instead: the study that
 `bench_slurm_calls.py --json FILE` ran on the test cluster is dry-run here, and for every rule
