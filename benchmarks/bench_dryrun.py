@@ -52,6 +52,9 @@ CHECKPOINTS_PER_RUN = 20
 LOCAL_RULES = {"all", "study_record"}
 # Rules whose arrays are released per batch of finished trainings (most: one per run).
 PER_TRAINING_ARRAYS = {"games", "extract", "redecompose", "sensitivity_games", "sensitivity"}
+# Joint extractions wait for the games of every run of their group at one checkpoint: each can
+# become ready alone (seen on the test cluster: 8 jobs of the default study in 6 sbatch calls).
+JOB_BY_JOB_ARRAYS = {"joint_extract"}
 
 
 def rule_groups() -> dict[str, str]:
@@ -154,6 +157,7 @@ def slurm_submissions(counts: dict[str, int], n_runs: int) -> dict[str, tuple[in
         elif rule in array_rules and count > 1:
             fewest = math.ceil(count / limit)
             most = max(fewest, n_runs) if rule in PER_TRAINING_ARRAYS else fewest
+            most = count if rule in JOB_BY_JOB_ARRAYS else most
             calls[rule] = (fewest, most)
         else:
             calls[rule] = (count, count)
