@@ -209,7 +209,19 @@ def test_the_end_of_a_study_says_where_to_look(tmp_path):
     assert lines[-1].endswith("--configfile '/tmp/my study.yaml' --report report.zip")
 
 
-def test_the_snakefile_ends_a_successful_run_with_where_to_look():
+def test_the_snakefile_ends_a_successful_run_with_where_to_look(tmp_path):
+    """The handler (shared with deployed working directories, whose module handlers do not
+    run) looks in the study's own directory."""
+    from harsanyi.config import resolve
+    from harsanyi.deploy import study_dir
+
     snakefile = (REPO / "Snakefile").read_text()
-    handler = snakefile.split("onsuccess:", 1)[1]
-    assert "where_to_look(STUDY_DIR" in handler
+    handler = snakefile.split("onsuccess:", 1)[1].split("onerror:", 1)[0]
+    assert "study_finished(config, workflow.overwrite_configfiles)" in handler
+    config = {
+        "results": str(tmp_path),
+        "datasets": {"digits": {"architectures": ["mlp"], "players": {"grid": [4, 4]}}},
+    }
+    study = resolve(config)
+    expected = tmp_path / "studies" / study.study_id / study.analysis_id
+    assert study_dir(config) == expected
