@@ -737,6 +737,15 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
     study = load_study(args.config)
     estimates = check_extraction_memory(study, args.mem_mb)
+    if args.data:
+        from harsanyi.extraction import check_before_training
+
+        try:
+            notes = check_before_training(study)
+        except ValueError as error:
+            raise CliError(f"{args.config}: {error}") from None
+        for note in notes:
+            print(f"harsanyi: note: {note}", file=sys.stderr)
     print(f"{args.config}: study {study.name!r}, {len(study.runs)} runs")
     for run in study.runs:
         print(f"  {run.name}  ({len(run.epochs)} checkpoints)")
@@ -757,6 +766,13 @@ def add_check_config(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("config", type=Path, help="study config (YAML)")
     parser.add_argument(
         "--mem-mb", type=float, help="memory of an extract job: fail if an estimate exceeds it"
+    )
+    parser.add_argument(
+        "--no-data",
+        dest="data",
+        action="store_false",
+        help="skip what needs the data (the sample selections), as the workflow does for a "
+        "dataset whose sample manifest exists",
     )
     parser.set_defaults(func=cmd_check_config)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import pandas as pd
 import torch
 
 from harsanyi import __version__
-from harsanyi.config import EXTRACTION_DEFAULTS, GAMES_VERSION, DatasetPlan, resolve
+from harsanyi.config import EXTRACTION_DEFAULTS, GAMES_VERSION, DatasetPlan, Study, resolve
 from harsanyi.data import flip_labels, flip_order, load_configured
 from harsanyi.face import FaceEnds, face_datasets, face_ends
 from harsanyi.games import (
@@ -32,7 +33,7 @@ from harsanyi.games import (
 )
 from harsanyi.io import write_json, write_text
 from harsanyi.jobs import pick_device
-from harsanyi.models import load_checkpoint, read_checkpoint
+from harsanyi.models import build_model, load_checkpoint, read_checkpoint
 from harsanyi.players import (
     FeatureColumns,
     PatchGrid,
@@ -178,6 +179,39 @@ def choose_samples(plan: DatasetPlan, root: str | None) -> dict:
         .to_dict(),
     }
     return manifest
+
+
+def check_before_training(study: Study, *, skip_selection: Collection[str] = ()) -> list[str]:
+    """Try now what would otherwise fail only after the trainings: ValueError naming the
+    config key.  Each dataset's sample selection is made (its data loaded), except for the
+    datasets in `skip_selection` (whose manifest exists); each feature-map baseline's layer is
+    looked up in its models, built on the meta device.  Returns notes on what could not be
+    checked here (data that cannot be read on this machine: the job will say)."""
+    notes = []
+    for name, plan in study.datasets.items():
+        if name in skip_selection:
+            continue
+        try:
+            choose_samples(plan, plan.root)
+        except OSError as error:
+            notes.append(f"sample selection of {name} not checked: {error}")
+    checked = set()
+    for run in study.runs:
+        plan = study.datasets[run.dataset]
+        model_options = run.settings.get("model", {})
+        key = (run.dataset, run.arch, repr(sorted(model_options.items())))
+        if plan.baseline["type"] != "feature_map" or key in checked:
+            continue
+        checked.add(key)
+        layer = plan.baseline["layers"][run.arch]
+        with torch.device("meta"):
+            model = build_model(run.arch, plan.input_shape, plan.num_classes, **model_options)
+        try:
+            FeatureMapMasker.check_layer(model, layer, plan.input_shape)
+        except ValueError as error:
+            where = f"datasets.{run.dataset}.baseline.layers.{run.arch}"
+            raise ValueError(f"{where}: {error}") from None
+    return notes
 
 
 def build_masker(

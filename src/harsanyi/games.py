@@ -350,6 +350,32 @@ class FeatureMapMasker(Masker):
     def row_bytes(self, model: nn.Module, x: torch.Tensor) -> int:
         return x[0].numel() * x.element_size()
 
+    @staticmethod
+    def check_layer(model: nn.Module, layer: str, input_shape: tuple[int, ...]) -> None:
+        """ValueError unless `model` has a module `layer` whose output, for inputs of
+        `input_shape`, is a (B, C, h, w) map.  Runs no arithmetic on a model built on the
+        meta device (as the workflow does at start-up)."""
+        try:
+            module = _module_named(model, layer)
+        except KeyError as err:
+            raise ValueError(err.args[0]) from None
+        shapes: list[Any] = []
+
+        def record(module: nn.Module, inputs: Any, output: Any) -> None:
+            shapes.append(tuple(output.shape) if isinstance(output, torch.Tensor) else output)
+
+        device = next(model.parameters()).device
+        handle = module.register_forward_hook(record)
+        try:
+            with torch.no_grad():
+                model(torch.zeros((1, *input_shape), device=device))
+        finally:
+            handle.remove()
+        if not shapes:
+            raise ValueError(f"module {layer!r} is not used by the model's forward pass")
+        if not isinstance(shapes[0], tuple) or len(shapes[0]) != 4:
+            raise ValueError(f"module {layer!r} must output (B, C, h, w) maps, got {shapes[0]}")
+
     def map_regions(self, size: tuple[int, int]) -> torch.Tensor:
         """(n, h, w) bool: the players' regions at the feature map's resolution."""
         if size not in self._keep:

@@ -15,7 +15,7 @@ from harsanyi.config import (
     refuse_templating,
     resolve,
 )
-from harsanyi.extraction import choose_samples
+from harsanyi.extraction import check_before_training
 from harsanyi.io import settings_hash
 from harsanyi.provenance import record_workflow_dir
 
@@ -102,17 +102,16 @@ def manifest_path(dataset):
     return MANIFESTS[dataset]
 
 
-# A sample selection that cannot be made fails now, naming its key, not after the trainings
-# (which do not wait for it): each dataset's selection is tried once at start-up while its
-# manifest does not exist yet (a dataset is loaded here once more for that).
-for name, plan in STUDY.datasets.items():
-    if not os.path.exists(MANIFESTS[name]):
-        try:
-            choose_samples(plan, plan.root)
-        except ValueError as error:
-            raise WorkflowError(f"config: {error}") from None
-        except OSError as error:  # data not readable here: select_samples will say so
-            print(f"sample selection of {name} not checked: {error}", file=sys.stderr)
+# What would otherwise fail only after the trainings (a sample selection that cannot be
+# made, a feature-map layer the model lacks) fails now, naming its key. A dataset whose
+# manifest does not exist yet is loaded here once more for that.
+try:
+    for note in check_before_training(
+        STUDY, skip_selection={n for n, path in MANIFESTS.items() if os.path.exists(path)}
+    ):
+        print(note, file=sys.stderr)
+except ValueError as error:
+    raise WorkflowError(f"config: {error}") from None
 
 
 def games_file(run, epoch):
