@@ -169,8 +169,13 @@ def check_observed(path: Path) -> int:
     model's range for the same study; 0 if every rule or group lies in it."""
     observed = json.loads(path.read_text())
     with tempfile.TemporaryDirectory(prefix="bench-dryrun-") as temp:
-        workdir = Path(temp)
-        _, output = dry_run(REPO / observed["config"], workdir, "--config", f"results={workdir}")
+        workdir = Path(temp) / "study"
+        workdir.mkdir()
+        config = REPO / observed["config"]
+        if "config_text" in observed:  # the study as it ran, not as its file reads now
+            config = Path(temp) / "observed.yaml"
+            config.write_text(observed["config_text"])
+        _, output = dry_run(config, workdir, "--config", f"results={workdir}")
     counts = job_counts(output)
     n_runs = counts["train"]
     calls = slurm_submissions(counts, n_runs)

@@ -103,6 +103,8 @@ def main() -> int:
         ).stdout.strip()
         record = {
             "config": str(args.config),
+            # the study as it ran: the config file may change after (bench_dryrun --observed)
+            "config_text": args.config.read_text(),
             "command": " ".join(["python3", "benchmarks/bench_slurm_calls.py", *sys.argv[1:]]),
             "commit": commit,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -25,6 +25,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[1]
 NUMBERS = REPO / "docs" / "numbers"
 # One collection in a fresh process; each test's markers printed as a JSON line.
@@ -70,6 +72,14 @@ def render_install(record: dict) -> str:
     return f"{record['packages']} packages, {record['gigabytes']:.1f} GB (`{record['command']}`)\n"
 
 
+def _seeds(record: dict) -> str:
+    """` (seeds [0])`: the seeds of the study as it ran, where the record holds its config."""
+    if "config_text" not in record:
+        return ""
+    seeds = yaml.safe_load(record["config_text"]).get("seeds")
+    return f" (seeds {seeds})" if seeds is not None else ""
+
+
 def render_slurm(record: dict) -> str:
     rows = [
         f"| `{rule}` | {calls} | {record['jobs'][rule]} |"
@@ -77,7 +87,8 @@ def render_slurm(record: dict) -> str:
     ]
     return "\n".join(
         [
-            f"`{record['config']}` on the one-node SLURM test cluster, commit {record['commit']}, "
+            f"`{record['config']}`{_seeds(record)} on the one-node SLURM test cluster, "
+            f"commit {record['commit']}, "
             f"finished {record['finished']}: **{record['total_calls']} sbatch calls** for "
             f"{record['total_jobs']} SLURM jobs and array tasks, **{record['wall_s']} s** wall "
             f"time"

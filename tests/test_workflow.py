@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from test_reruns import TINY, finished_tiny_study, snakemake
 
-from harsanyi.analyses.scorecard import CLAIMS
+from harsanyi.analyses.scorecard import CLAIMS, compare_scorecards
 from harsanyi.config import load_study
 from harsanyi.store import read_results, verify_results
 
@@ -127,17 +127,6 @@ def test_a_fresh_install_reproduces_the_committed_tiny_scorecard(tiny_study):
     from a run with the locked versions): verdicts and reasons exactly, numbers to 1e-6.
     After a change that moves them on purpose: python3 -m snakemake --cores 2 --configfile
     tests/data/tiny.yaml, then copy results/studies/tiny-*/a-*/scorecard.tsv there."""
-    committed = pd.read_csv(REPO / "tests" / "data" / "tiny_scorecard.tsv", sep="\t")
     (path,) = (tiny_study / "results" / "studies").glob("tiny-*/a-*/scorecard.tsv")
-    fresh = pd.read_csv(path, sep="\t")
-    assert list(fresh.columns) == list(committed.columns)
-    keys = ["run", "key"]
-    fresh, committed = (t.sort_values(keys).reset_index(drop=True) for t in (fresh, committed))
-    assert fresh[keys].equals(committed[keys])
-    for column in committed.columns:
-        if pd.api.types.is_float_dtype(committed[column]):
-            pd.testing.assert_series_equal(
-                fresh[column], committed[column], rtol=1e-6, atol=1e-9, check_dtype=False
-            )
-        else:
-            assert fresh[column].fillna("").equals(committed[column].fillna("")), column
+    difference = compare_scorecards(REPO / "tests" / "data" / "tiny_scorecard.tsv", path)
+    assert difference.same, difference.summary() + "\n" + difference.cells.to_string()

@@ -864,6 +864,40 @@ def add_deploy(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=cmd_deploy)
 
 
+# --------------------------------------------------------------------------- compare
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from harsanyi.analyses.scorecard import compare_scorecards
+
+    difference = compare_scorecards(args.first, args.second, rtol=args.rtol)
+    print(difference.summary())
+    if not difference.same:
+        cells = difference.cells if args.all else difference.cells.head(args.show)
+        print(cells.to_string(index=False, max_colwidth=40))
+        if len(cells) < len(difference.cells):
+            print(f"... {len(difference.cells) - len(cells)} more cells (--all shows them)")
+    return 0 if difference.same else 1
+
+
+def add_compare(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "compare",
+        help="two scorecards of one study, cell by cell: did a rerun reproduce it?",
+        description="Match two scorecard.tsv files of one study by run and claim and print "
+        "the verdicts and cells that differ (texts exactly, numbers to --rtol), with the "
+        "largest change of an effect. Exit status 0 when they are the same, 1 when not, as "
+        "diff does: e.g. a fresh install's default study against the committed "
+        "docs/default_scorecard.tsv, or a run under other package versions.",
+    )
+    parser.add_argument("first", type=Path, help="scorecard.tsv (e.g. the committed one)")
+    parser.add_argument("second", type=Path, help="scorecard.tsv of the same study")
+    parser.add_argument("--rtol", type=float, default=1e-6, help="relative tolerance (1e-6)")
+    parser.add_argument("--show", type=int, default=20, help="differing cells shown (20)")
+    parser.add_argument("--all", action="store_true", help="show every differing cell")
+    parser.set_defaults(func=cmd_compare)
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -880,6 +914,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  harsanyi failed results/            # jobs that failed, with their logs' last lines\n"
         "  harsanyi draw x-HASH/epoch_0000.h5 x-HASH/epoch_0040.h5 --sample 0 --out picture.png\n"
         "  harsanyi deploy ~/my-study --results /shared/harsanyi/results\n"
+        "  harsanyi compare docs/default_scorecard.tsv results/studies/S/a-HASH/scorecard.tsv\n"
         "Run 'harsanyi COMMAND --help' for the options of a command.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -891,6 +926,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_draw(subparsers)
     add_failed(subparsers)
     add_deploy(subparsers)
+    add_compare(subparsers)
     return parser
 
 

@@ -14,6 +14,7 @@ import json
 import math
 import shlex
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -273,6 +274,83 @@ def verdict_counts(table: str | Path | pd.DataFrame) -> dict[str, int]:
 def verdict_text(counts: Mapping[str, int]) -> str:
     """'3 yes, 10 no, 0 depends on the decomposition, 2 inconclusive, 9 n/a'."""
     return ", ".join(f"{count} {verdict}" for verdict, count in counts.items())
+
+
+@dataclass(frozen=True)
+class ScorecardDifference:
+    """Where two scorecards of one study differ, cell by cell (`compare_scorecards`)."""
+
+    cells: pd.DataFrame  # run, key, column, first, second, difference (numbers only)
+    rows: int  # run × claim rows compared
+    verdicts_changed: int  # rows whose verdict differs
+    largest_effect_change: float  # max |Δ effect| over the rows (0 where none)
+
+    @property
+    def same(self) -> bool:
+        return self.cells.empty
+
+    def summary(self) -> str:
+        if self.same:
+            return f"same scorecard: {self.rows} rows, every cell equal"
+        return (
+            f"{self.verdicts_changed} of {self.rows} verdicts differ; {len(self.cells)} cells "
+            f"differ in {self.cells[['run', 'key']].drop_duplicates().shape[0]} rows; "
+            f"largest |effect change| {self.largest_effect_change:.3g}"
+        )
+
+
+def compare_scorecards(
+    first: str | Path | pd.DataFrame,
+    second: str | Path | pd.DataFrame,
+    *,
+    rtol: float = 1e-6,
+    atol: float = 1e-9,
+) -> ScorecardDifference:
+    """Every cell of two scorecards of one study (scorecard.tsv), matched by run and claim:
+    texts exactly, numbers to `rtol`/`atol`.  ValueError when their columns or their
+    run × claim rows differ (not the same study)."""
+    tables = [read_tsv(t) if isinstance(t, (str, Path)) else t.copy() for t in (first, second)]
+    keys = ["run", "key"]
+    if list(tables[0].columns) != list(tables[1].columns):
+        raise ValueError(
+            f"the scorecards have different columns: {list(tables[0].columns)} and "
+            f"{list(tables[1].columns)}"
+        )
+    a, b = (t.sort_values(keys).reset_index(drop=True) for t in tables)
+    if not a[keys].equals(b[keys]):
+        only = set(map(tuple, a[keys].values)) ^ set(map(tuple, b[keys].values))
+        raise ValueError(f"the scorecards score different runs or claims, e.g. {sorted(only)[:3]}")
+    cells = []
+    for column in a.columns:
+        if column in keys:
+            continue
+        x, y = a[column], b[column]
+        if pd.api.types.is_numeric_dtype(x) and pd.api.types.is_numeric_dtype(y):
+            fx, fy = x.astype(float).to_numpy(), y.astype(float).to_numpy()
+            differs = ~(np.isclose(fx, fy, rtol=rtol, atol=atol) | (np.isnan(fx) & np.isnan(fy)))
+            change = np.abs(fx - fy)
+        else:
+            differs = (x.astype(str).fillna("") != y.astype(str).fillna("")).to_numpy()
+            change = np.full(len(x), np.nan)
+        for i in np.flatnonzero(differs):
+            cells.append(
+                {
+                    "run": a.run[i],
+                    "key": a.key[i],
+                    "column": column,
+                    "first": x[i],
+                    "second": y[i],
+                    "difference": change[i],
+                }
+            )
+    columns = ["run", "key", "column", "first", "second", "difference"]
+    effect = np.abs(a.effect.astype(float) - b.effect.astype(float))
+    return ScorecardDifference(
+        cells=pd.DataFrame(cells, columns=columns),
+        rows=len(a),
+        verdicts_changed=int((a.verdict.astype(str) != b.verdict.astype(str)).sum()),
+        largest_effect_change=float(np.nanmax(effect)) if effect.notna().any() else 0.0,
+    )
 
 
 def where_to_look(study_dir: str | Path, configfiles: Sequence[str | Path] = ()) -> str:
