@@ -5,7 +5,8 @@ As the script of rule `readme` (snakemake --cores 2 readme): the study's scoreca
 As a command: python3 scripts/readme_results.py <results>/studies/<study>-<hash>/a-<hash>/readme
 [PAGE] splices that section into PAGE (default docs/default-study.md) between its
 study-results markers and copies the figure beside it (docs/default_two_phase.png, which the
-README shows too).
+README shows too) and the study's scorecards (docs/default_scorecard.tsv and
+docs/default_scorecard_seeds.tsv: what `harsanyi compare` checks a fresh run against).
 """
 
 import shutil
@@ -22,6 +23,11 @@ COMMAND = (
     "python3 scripts/readme_results.py results/studies/<study>-<hash>/a-<hash>/readme"
 )
 README_FIGURE = "default_two_phase.png"  # beside the page
+# the study's scorecards, copied beside the page under these names
+SCORECARDS = {
+    "scorecard.tsv": "default_scorecard.tsv",
+    "scorecard_seeds.tsv": "default_scorecard_seeds.tsv",
+}
 
 if "snakemake" in globals():
     from harsanyi.jobs import setup_job
@@ -50,3 +56,6 @@ elif __name__ == "__main__":
     write_text(splice_readme(readme.read_text(), section_path.read_text()), readme)
     shutil.copyfile(figure, readme.parent / README_FIGURE)
     print(f"{readme}: study results from {section_path}; {README_FIGURE} from {figure}")
+    for name, copy in SCORECARDS.items():
+        shutil.copyfile(Path(sys.argv[1]).parent / name, readme.parent / copy)
+        print(f"{readme.parent / copy} from {Path(sys.argv[1]).parent / name}")

@@ -259,7 +259,9 @@ def test_without_a_configfile_the_embedded_default_runs():
     n_sensitivity = sum(len(study.sensitivity_epochs(r)) for r in study.runs)
     assert jobs["sensitivity_games"] == jobs["sensitivity"] == n_sensitivity
     groups = study.joint_groups()
-    assert len(groups) == 2  # digits lenet + mlp, without and with label noise
+    # digits lenet + mlp, without and with label noise, per seed
+    seeds = {run.seed for run in study.runs}
+    assert len(groups) == 2 * len(seeds) and len(seeds) >= 3  # pooled over seeds (#23)
     assert jobs["joint_extract"] == sum(len(study.joint_epochs(r)) for r in groups.values())
     assert jobs["sensitivity_study"] == jobs["joint_study"] == 1
     # no variants in the default study itself (its time budget): config/variants.yaml adds them

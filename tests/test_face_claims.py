@@ -99,4 +99,11 @@ def test_scorecard_pooled_and_readme_carry_both_ends():
         card, pooled.reset_index(), study="s", figure="f.png", command="c"
     )
     assert f"**{scorecard.DEPENDS}** (low end yes" in text
-    assert f"1 {scorecard.DEPENDS}" not in text and f"2 {scorecard.DEPENDS}" in text
+    pooled_line, runs_line = (line for line in text.splitlines() if " claims: " in line)
+    depends = {name: int((t.verdict == scorecard.DEPENDS).sum()) for name, t in
+               (("pooled", pooled), ("runs", card))}  # fmt: skip
+    assert pooled_line.startswith("Pooled over seeds, 1 group × 8 claims")
+    assert f"{depends['pooled']} {scorecard.DEPENDS}" in pooled_line
+    assert runs_line.startswith("Scorecard, 2 runs") and depends["runs"] == 2
+    assert f"2 {scorecard.DEPENDS}" in runs_line
+    assert text.index(pooled_line) < text.index(runs_line)  # the pooled verdicts come first

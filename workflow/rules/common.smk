@@ -104,14 +104,16 @@ def manifest_path(dataset):
 
 # What would otherwise fail only after the trainings (a sample selection that cannot be
 # made, a feature-map layer the model lacks) fails now, naming its key. A dataset whose
-# manifest does not exist yet is loaded here once more for that.
-try:
-    for note in check_before_training(
-        STUDY, skip_selection={n for n, path in MANIFESTS.items() if os.path.exists(path)}
-    ):
-        print(note, file=sys.stderr)
-except ValueError as error:
-    raise WorkflowError(f"config: {error}") from None
+# manifest does not exist yet is loaded here once more for that; not again in every job that
+# a cluster runs as a Snakemake of its own.
+if workflow.is_main_process:
+    try:
+        for note in check_before_training(
+            STUDY, skip_selection={n for n, path in MANIFESTS.items() if os.path.exists(path)}
+        ):
+            print(note, file=sys.stderr)
+    except ValueError as error:
+        raise WorkflowError(f"config: {error}") from None
 
 
 def games_file(run, epoch):

@@ -671,9 +671,10 @@ def _cell(row) -> str:
 def readme_markdown(
     card: pd.DataFrame, pooled: pd.DataFrame, *, study: str, figure: str, command: str
 ) -> str:
-    """The README's study-results section: the scorecard as one row per run and one column
-    per claim ("verdict: effect [interval] vs null bound"), the runs pooled over seeds, the
-    figure, and the command that wrote it."""
+    """The README's study-results section: the figure, the runs pooled over seeds (first:
+    the verdicts that do not hang on one training path), then the scorecard as one row per
+    run, one column per claim ("verdict: effect [interval] vs null bound"), and the command
+    that wrote it."""
     from harsanyi.plots import _run_label, run_order
 
     def table(frame: pd.DataFrame, label) -> list[str]:
@@ -702,18 +703,31 @@ def readme_markdown(
         f"![two-phase dynamics of the study]({figure})",
         "",
     ]
-    counts = card.verdict.value_counts()
-    summary = ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS)
-    lines += [f"Scorecard, {card.run.nunique()} runs × {card.key.nunique()} claims: {summary}.", ""]
+
+    def summary(frame: pd.DataFrame) -> str:
+        counts = frame.verdict.value_counts()
+        return ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS)
+
+    if not pooled.empty:
+        groups = pooled.run.nunique()
+        lines += [
+            f"Pooled over seeds, {groups} group{'s' if groups != 1 else ''} × "
+            f"{pooled.key.nunique()} claims: {summary(pooled)} (runs that differ only in "
+            "their seed; a two-stage bootstrap over seeds and samples).",
+            "",
+        ]
+        lines += table(pooled, None)
+        lines += ["", "Each run on its own:", ""]
+    lines += [
+        f"Scorecard, {card.run.nunique()} runs × {card.key.nunique()} claims: {summary(card)}.",
+        "",
+    ]
     lines += table(card, _run_label)
     details = card.details.fillna("").astype(str) if "details" in card else ""
     power = card[(card.key == "ood_high_order") & (details != "")]
     if not power.empty:
         lines += ["", "Power of the OOD test (mean-order difference, 80 % power, α = 5 %):", ""]
         lines += [f"- {_run_label(r.run)}: {r.details}" for r in power.itertuples()]
-    if not pooled.empty:
-        lines += ["", "Runs that differ only in their seed, pooled:", ""]
-        lines += table(pooled, None)
     lines += ["", README_END]
     return "\n".join(lines) + "\n"
 
