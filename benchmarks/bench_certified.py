@@ -9,13 +9,17 @@ optimum, the certified relative gap, and the salient-set Jaccard (|I| ≥ 0.05·
 out) against the canonical answer of "exact" (HiGHS interior point).  "exact (simplex)" is the
 same canonical problem solved by HiGHS's dual simplex: the second, independent method.
 "exact (W workers)" solves the samples in W threads side by side (`sparsify(workers=W)`).
+`--json FILE` also writes the table for the documentation (docs/numbers/, rendered by
+scripts/docs_numbers.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -24,6 +28,7 @@ from sklearn.datasets import load_digits
 
 from harsanyi import sparsifier as sp
 from harsanyi.games import TabularMasker, game_values
+from harsanyi.io import write_json
 
 PIXELS = [18, 19, 20, 21, 26, 27, 28, 29, 34, 35, 42, 43]
 
@@ -80,7 +85,7 @@ SOLVERS = {
 }
 
 
-def compare(n: int, per_kind: int, workers: int) -> None:
+def compare(n: int, per_kind: int, workers: int) -> list[dict]:
     kinds = benchmark_games(n, per_kind)
     games = np.concatenate(list(kinds.values()))
     labels = [kind for kind, block in kinds.items() for _ in block]
@@ -97,10 +102,25 @@ def compare(n: int, per_kind: int, workers: int) -> None:
         f"{'solver':17s} {'s/sample':>9s} {'L1/OPT-1 median':>16s} {'worst':>9s} "
         f"{'max gap':>9s} {'certified':>9s} {'Jaccard mean':>12s} {'min':>6s}"
     )
+    rows = []
     for name, result in results.items():
         excess = result.l1_final / optimum - 1
         gap = np.nanmax(result.gap) if np.isfinite(result.gap).any() else float("nan")
         overlap = jaccard(salient(result), reference)
+        rows.append(
+            {
+                "n": n,
+                "solver": name,
+                "seconds_per_sample": seconds[name],
+                "excess_median": float(np.median(excess)),
+                "excess_worst": float(excess.max()),
+                "max_gap": None if np.isnan(gap) else float(gap),
+                "certified": int(result.certified.sum()),
+                "games": len(games),
+                "jaccard_mean": float(overlap.mean()),
+                "jaccard_min": float(overlap.min()),
+            }
+        )
         print(
             f"{name:17s} {seconds[name]:9.3f} {np.median(excess):+16.2e} {excess.max():+9.2e} "
             f"{gap:9.1e} {int(result.certified.sum()):4d}/{len(games):<4d} "
@@ -127,6 +147,7 @@ def compare(n: int, per_kind: int, workers: int) -> None:
             f"plain LP vs canonical min {plain.min():.3f}; adam L1/OPT {adam.min():.2f}-"
             f"{adam.max():.2f}"
         )
+    return rows
 
 
 def main() -> None:
@@ -137,14 +158,24 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, default=os.cpu_count() or 1, help="threads of the parallel row"
     )
+    parser.add_argument("--json", type=Path, help="also write the table to this JSON file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch threads: {torch.get_num_threads()}; HiGHS via scipy {sp.LP_METHOD}; float64")
     plan = [(6, 2), (8, 2)] if args.quick else [(8, 4), (10, 3), (12, 1)]
     if args.n:
         plan = [(n, per_kind) for n, per_kind in plan if n in args.n]
-    for n, per_kind in plan:
-        compare(n, per_kind, args.workers)
+    rows = [row for n, per_kind in plan for row in compare(n, per_kind, args.workers)]
+    if args.json:
+        write_json(
+            {
+                "command": " ".join(["python3", "benchmarks/bench_certified.py", *sys.argv[1:]]),
+                "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "threads": torch.get_num_threads(),
+                "rows": rows,
+            },
+            args.json,
+        )
 
 
 if __name__ == "__main__":

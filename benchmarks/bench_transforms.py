@@ -2,14 +2,19 @@
 
 Run by hand: `python benchmarks/bench_transforms.py`. Prints the median seconds per call for
 one vector (the reference code's per-sample use) and for a batch of 32, the ratio dense /
-butterfly, and checks both give the same result.
+butterfly, and checks both give the same result. `--json FILE` also writes the table for the
+documentation (docs/numbers/, rendered by scripts/docs_numbers.py).
 """
 
+import argparse
+import sys
 import time
+from pathlib import Path
 
 import torch
 
 import harsanyi
+from harsanyi.io import write_json
 from harsanyi.transforms import dense_and_matrix
 
 BATCH = 32
@@ -34,7 +39,7 @@ def median_of(fn, repeats: int = REPEATS) -> float:
     return sorted(times)[len(times) // 2]
 
 
-def measure(n: int, batch: int) -> None:
+def measure(n: int, batch: int) -> dict:
     v = torch.randn(batch, 2**n, dtype=torch.float64)
     matrix = kron_and_matrix(n)
     fast = median_of(lambda: harsanyi.and_transform(v))
@@ -45,9 +50,21 @@ def measure(n: int, batch: int) -> None:
         f"{n:>3} {batch:>6} {fast * 1e3:>11.3f} ms {fast_or * 1e3:>10.3f} ms "
         f"{dense * 1e3:>9.2f} ms {dense / fast:>7.0f}×   (max |diff| {error:.1e})"
     )
+    return {
+        "n": n,
+        "batch": batch,
+        "and_ms": fast * 1e3,
+        "or_ms": fast_or * 1e3,
+        "dense_ms": dense * 1e3,
+        "ratio": dense / fast,
+        "max_diff": error,
+    }
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", type=Path, help="also write the table to this JSON file")
+    args = parser.parse_args()
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float64")
     assert torch.equal(kron_and_matrix(6), dense_and_matrix(6))
@@ -55,9 +72,18 @@ def main() -> None:
         f"{'n':>3} {'batch':>6} {'butterfly AND':>14} {'butterfly OR':>13} {'dense A@v':>12} "
         f"{'ratio':>8}"
     )
-    for n in (8, 10, 12, 14):
-        for batch in (1, BATCH):
-            measure(n, batch)
+    rows = [measure(n, batch) for n in (8, 10, 12, 14) for batch in (1, BATCH)]
+    if args.json:
+        write_json(
+            {
+                "command": " ".join(["python3", "benchmarks/bench_transforms.py", *sys.argv[1:]]),
+                "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "torch": torch.__version__,
+                "threads": torch.get_num_threads(),
+                "rows": rows,
+            },
+            args.json,
+        )
 
 
 if __name__ == "__main__":

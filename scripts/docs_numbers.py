@@ -8,7 +8,11 @@ command; this script renders each into `docs/numbers/<name>.md`, which the pages
   (a study on the one-node SLURM test cluster: wall time, sbatch calls and jobs per rule);
 - `install.json`: `python3 scripts/install_size.py --json docs/numbers/install.json`;
 - `tests.json`: `python3 scripts/docs_numbers.py --count-tests` (pytest's own collection);
-- `lab_scale.json`: `python3 benchmarks/bench_dryrun.py --json docs/numbers/lab_scale.json`.
+- `lab_scale.json`: `python3 benchmarks/bench_dryrun.py --json docs/numbers/lab_scale.json`;
+- `versions_<name>.json`: `python3 benchmarks/bench_versions.py --python ... --json ...` (the
+  tiny study under other package versions against its committed scorecard);
+- `transforms.json`, `certified.json`: `python3 benchmarks/bench_transforms.py --json ...`,
+  `python3 benchmarks/bench_certified.py --n 8 10 --workers 2 --json ...`.
 
     python3 scripts/docs_numbers.py                 # render every .json into its .md
     python3 scripts/docs_numbers.py --count-tests   # count the tests first, then render
@@ -132,6 +136,65 @@ def render_lab_scale(record: dict) -> str:
     )
 
 
+def render_versions(record: dict) -> str:
+    changed = ", ".join(
+        f"{package} {v['here']} (lock {v['lock']})" for package, v in record["changed"].items()
+    )
+    return (
+        f"`{record['study']}` with {changed or 'the locked versions'}, against "
+        f"`{record['against']}` (made with the lock), finished {record['finished']}: "
+        f"**{record['verdicts_changed']} of {record['rows']} verdicts** differ; "
+        f"{record['cells_changed']} cells differ in {record['rows_changed']} of the "
+        f"{record['rows']} rows; the largest change of an effect is "
+        f"{record['largest_effect_change']:.3g} (`{record['command']}`).\n"
+    )
+
+
+def render_transforms(record: dict) -> str:
+    rows = [
+        f"| {r['n']} | {r['batch']} | {r['and_ms']:.3f} ms | {r['or_ms']:.3f} ms | "
+        f"{r['dense_ms']:.3g} ms | {r['ratio']:.3g}× | {r['max_diff']:.1e} |"
+        for r in record["rows"]
+    ]
+    return "\n".join(
+        [
+            "| n | batch | butterfly AND | butterfly OR | dense A·v | dense / butterfly | "
+            "max difference |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+            *rows,
+            "",
+            f"Median of 11 calls (3 for dense at n = 14), float64, torch {record['torch']}, "
+            f"{record['threads']} threads, finished {record['finished']} "
+            f"(`{record['command']}`).",
+            "",
+        ]
+    )
+
+
+def render_certified(record: dict) -> str:
+    def gap(value) -> str:
+        return "—" if value is None else f"{value:.1e}"
+
+    rows = [
+        f"| {r['n']} | {r['solver']} | {r['seconds_per_sample']:.3g} | "
+        f"{r['excess_median']:+.2g} | {r['excess_worst']:+.2g} | {gap(r['max_gap'])} | "
+        f"{r['certified']}/{r['games']} | {r['jaccard_mean']:.3f} / {r['jaccard_min']:.3f} |"
+        for r in record["rows"]
+    ]
+    return "\n".join(
+        [
+            "| n | solver | s/sample | L1/OPT − 1 (median) | worst | max gap | certified | "
+            "Jaccard mean / min |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+            *rows,
+            "",
+            f"{record['threads']} torch thread(s), finished {record['finished']} "
+            f"(`{record['command']}`).",
+            "",
+        ]
+    )
+
+
 def render(path: Path) -> str:
     """The markdown that `path` (a docs/numbers JSON file) renders to."""
     record = json.loads(path.read_text())
@@ -143,7 +206,16 @@ def render(path: Path) -> str:
         return render_slurm(record)
     if path.stem == "lab_scale":
         return render_lab_scale(record)
-    raise ValueError(f"{path}: no renderer for this file (tests, install, slurm_<study>)")
+    if path.stem.startswith("versions_"):
+        return render_versions(record)
+    if path.stem == "transforms":
+        return render_transforms(record)
+    if path.stem == "certified":
+        return render_certified(record)
+    raise ValueError(
+        f"{path}: no renderer for this file (tests, install, lab_scale, slurm_<study>, "
+        "versions_<name>, transforms, certified)"
+    )
 
 
 def main() -> int:

@@ -185,3 +185,34 @@ def test_gc_keeps_every_games_file_of_runs_recorded_before_games_files(store):
     found = {item.path for item in find_garbage(store["root"])}
     assert store["stale_g"] not in found
     assert found == {store[key] for key in STALE if key != "stale_g"}
+
+
+def test_an_abandoned_study_releases_its_runs_and_a_running_or_finished_one_does_not(store):
+    """A study recorded at its start keeps its runs; one that never finished and of which
+    nothing changed in `abandoned_days` keeps nothing, and its study directory goes too."""
+    (record,) = store["root"].glob("studies/*/*/study.json")
+    runs = [store["root"] / "digits" / "runs" / run.name for run in store["study"].runs]
+    assert {item.path for item in find_garbage(store["root"])} == {store[k] for k in STALE}
+    age(store["root"], days=40)
+    found = {item.path for item in find_garbage(store["root"])}
+    assert record.parent in found and set(runs) <= found  # abandoned: nothing is kept
+    reasons = {item.path: item.reason for item in find_garbage(store["root"])}
+    assert reasons[record.parent].startswith("study abandoned: never finished")
+    # a study still running writes into its runs: one file of a run keeps every run
+    (runs[1] / "metrics.tsv").write_text("epoch\n")
+    found = {item.path for item in find_garbage(store["root"])}
+    assert record.parent not in found and not set(runs) & found
+    age(store["root"], days=40)
+    (record.parent / "scorecard.tsv").write_text("run\n")  # a finished study is kept for good
+    age(store["root"], days=40)
+    found = {item.path for item in find_garbage(store["root"])}
+    assert record.parent not in found and not set(runs) & found
+    assert {item.path for item in find_garbage(store["root"], abandoned_days=1)} == found
+    (record.parent / "scorecard.tsv").unlink()
+    age(store["root"], days=40)
+    assert record.parent in {item.path for item in find_garbage(store["root"])}
+    assert record.parent not in {
+        item.path for item in find_garbage(store["root"], abandoned_days=50)
+    }
+    with pytest.raises(ValueError, match="abandoned_days"):
+        find_garbage(store["root"], abandoned_days=0)

@@ -123,6 +123,62 @@ def test_two_users_writing_one_store_at_once(finished: Path, tmp_path: Path) -> 
     assert leftovers == []
 
 
+@pytest.mark.slow
+def test_gc_beside_a_running_study_takes_nothing_from_it(finished: Path, tmp_path: Path) -> None:
+    """`store gc --apply --grace-hours 0` in a loop while a study runs on the store (issue #22
+    item 6): the study records its runs in its first job, so gc, which sees another study's
+    record and would collect every run that record does not name, takes none of them, and
+    the study finishes. Its record is removed first, and its analyses and one checkpoint's
+    interactions, so that the rerun writes a new record and works for a while."""
+    from harsanyi.maintenance import find_garbage, remove, study_record, write_study_record
+
+    root = tmp_path / "results"
+    shutil.copytree(finished / "results", root, symlinks=True)
+    shutil.rmtree(root / "studies")
+    study = load_study(TINY)
+    for run in study.runs:
+        run_dir = root / run.dataset / "runs" / run.name
+        shutil.rmtree(run_dir / "analysis")
+        (run_dir / "interactions" / study.extraction_id(run) / "epoch_0003.h5").unlink()
+    other_config = tmp_path / "another.yaml"  # another study: the same, seed 7
+    other_config.write_text(TINY.read_text().replace("seeds: [0]", "seeds: [7]"))
+    other = load_study(other_config)
+    assert not {run.name for run in other.runs} & {run.name for run in study.runs}
+    write_study_record(root / "studies" / "another" / "a-000000000000" / "study.json",
+                       study_record(other, {}))  # fmt: skip
+    then = time.time() - 2 * 86400  # older than any grace period
+    for directory, subdirectories, names in os.walk(root):
+        for name in subdirectories + names:
+            os.utime(Path(directory) / name, (then, then), follow_symlinks=False)
+    unrecorded = [p for p in find_garbage(root, grace_hours=0) if "/runs/" in str(p.path)]
+    assert {p.path.name for p in unrecorded} == {run.name for run in study.runs}  # at risk
+
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    command = [
+        sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
+        "--directory", str(workdir), "--configfile", str(TINY),
+        "--config", f"results={root}", "--cores", "2",
+    ]  # fmt: skip
+    log = (tmp_path / "study.log").open("w")
+    process = subprocess.Popen(command, cwd=workdir, stdout=log, stderr=log)
+    collected, rounds_beside = [], 0
+    while process.poll() is None:
+        garbage = find_garbage(root, grace_hours=0)
+        records = list(root.glob("studies/tiny-*/*/study.json"))
+        rounds_beside += bool(records) and process.poll() is None
+        collected += [item.path for item in garbage]
+        remove(garbage)
+        time.sleep(0.5)
+    log.close()
+    assert process.returncode == 0, (tmp_path / "study.log").read_text()[-5000:]
+    assert rounds_beside > 0  # gc ran while the study was running, after its record
+    assert not [path for path in collected if any(run.name in str(path) for run in study.runs)]
+    verified = harsanyi_cli("store", "verify", str(root))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert list(root.glob("studies/tiny-*/a-*/scorecard.tsv"))
+
+
 # --------------------------------------------------------------------------- catalog
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harsanyi.maintenance import DEFAULT_GRACE_HOURS
+from harsanyi.maintenance import DEFAULT_ABANDONED_DAYS, DEFAULT_GRACE_HOURS
 from harsanyi.masks import orders
 from harsanyi.stats import DEFAULT_RATIO, salient_count
 from harsanyi.store import (
@@ -591,7 +591,9 @@ def cmd_store_gc(args: argparse.Namespace) -> int:
 
     if not args.root.is_dir():
         raise CliError(f"results root {args.root} is not a directory")
-    garbage = find_garbage(args.root, grace_hours=args.grace_hours)
+    garbage = find_garbage(
+        args.root, grace_hours=args.grace_hours, abandoned_days=args.abandoned_days
+    )
     for item in garbage:
         print(f"{_size_text(item.bytes):>10}  {item.path}  ({item.reason})")
     total = _size_text(sum(item.bytes for item in garbage))
@@ -682,8 +684,11 @@ def add_store(subparsers: argparse._SubParsersAction) -> None:
         help="list (or --apply: remove) what no recorded study uses",
         description="Stale parts of the store: run directories no recorded study uses, "
         "x-/a- directories of other extraction or analysis settings, unused sample "
-        "manifests, resume states of finished or unused runs. A dry run unless --apply. "
-        "To release a study's runs, remove its directory under studies/ first.",
+        "manifests, resume states of finished or unused runs. A study is recorded when it "
+        "starts: its runs are kept while it runs and after it finished; a study that never "
+        "finished and of which nothing changed in --abandoned-days releases them. A dry run "
+        "unless --apply. To release a finished study's runs, remove its directory under "
+        "studies/ first.",
     )
     gc.add_argument("root", type=Path, help="results root directory")
     gc.add_argument("--apply", action="store_true", help="remove what is listed")
@@ -693,6 +698,13 @@ def add_store(subparsers: argparse._SubParsersAction) -> None:
         default=DEFAULT_GRACE_HOURS,
         help="never collect what changed in the last this many hours (default "
         f"{DEFAULT_GRACE_HOURS:g}: a study running now is safe)",
+    )
+    gc.add_argument(
+        "--abandoned-days",
+        type=float,
+        default=DEFAULT_ABANDONED_DAYS,
+        help="a study that never finished and of which nothing changed in this many days "
+        f"releases its runs (default {DEFAULT_ABANDONED_DAYS:g})",
     )
     gc.set_defaults(func=cmd_store_gc)
 

@@ -171,23 +171,55 @@ def _through_link(path: Path, root: Path) -> bool:
     return False
 
 
+# A study whose record is this old, that never finished (no scorecard) and whose study and
+# run directories changed in none of these days, was abandoned: its record no longer keeps
+# its runs.  A study that runs this long writes into its runs all the while.
+DEFAULT_ABANDONED_DAYS = 30.0
+STUDY_FINISHED = "scorecard.tsv"  # the last table a study writes, beside its record
+
+
+def abandoned(record: dict, root: Path, days: float) -> bool:
+    """Whether the study of `record` (read_study_records) never finished and nothing of it,
+    its record, study directory and runs, changed in the last `days` days."""
+    study_dir = Path(record["path"]).parent
+    if (study_dir / STUDY_FINISHED).exists():
+        return False
+    cutoff = time.time() - days * 86400
+    if _newest_change(study_dir) > cutoff:
+        return False
+    for run in record["runs"]:
+        run_dir = root / run["dataset"] / "runs" / run["run"]
+        if run_dir.exists() and _newest_change(run_dir) > cutoff:
+            return False
+    return True
+
+
 def find_garbage(
-    root: str | os.PathLike[str], *, grace_hours: float = DEFAULT_GRACE_HOURS
+    root: str | os.PathLike[str],
+    *,
+    grace_hours: float = DEFAULT_GRACE_HOURS,
+    abandoned_days: float = DEFAULT_ABANDONED_DAYS,
 ) -> list[Garbage]:
     """What no recorded study uses: run directories, extraction (`x-`) and analysis (`a-`)
     directories of used runs, sample manifests, and resume states of finished or unused
     runs; never a link or anything under one, nor anything changed in the last
-    `grace_hours`.  ValueError when the store holds no study record (nothing could be told
-    apart)."""
+    `grace_hours`.  A study recorded when it started keeps its runs while it runs, and after
+    it finished; one abandoned for `abandoned_days` (`abandoned`) keeps nothing, and its
+    study directory is collected too.  ValueError when the store holds no study record
+    (nothing could be told apart)."""
     root = Path(root)
     if not (isinstance(grace_hours, (int, float)) and grace_hours >= 0):
         raise ValueError(f"grace_hours must be a number >= 0, got {grace_hours!r}")
+    if not (isinstance(abandoned_days, (int, float)) and abandoned_days > 0):
+        raise ValueError(f"abandoned_days must be a number > 0, got {abandoned_days!r}")
     records = read_study_records(root)
     if not records:
         raise ValueError(
             f"{root}: no study records (studies/*/a-*/{STUDY_RECORD}); run each study's workflow "
             "once with this version so that it records the runs it uses, then collect"
         )
+    given_up = [record for record in records if abandoned(record, root, abandoned_days)]
+    records = [record for record in records if record not in given_up]
     extractions: dict[str, set[str]] = {}
     games: dict[str, set[str] | None] = {}  # None: a record older than games files
     analyses: set[str] = set()
@@ -242,6 +274,11 @@ def find_garbage(
     for manifest in sorted(root.glob("*/samples/sel-*.json")):
         if manifest.stem not in selections:
             stale(manifest, "sample selection used by no recorded study")
+    for record in given_up:
+        stale(
+            Path(record["path"]).parent,
+            f"study abandoned: never finished, nothing of it changed in {abandoned_days:g} days",
+        )
     for resume in resume_leftovers(root):
         run_dir = resume.parent.parent / "runs" / resume.name
         if (run_dir / RUN_MANIFEST).exists():
