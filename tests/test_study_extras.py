@@ -341,3 +341,19 @@ def test_joint_step_refuses_files_of_other_samples(tmp_path):
         paths.append(write(tmp_path, f"m{k}.h5", results))
     with pytest.raises(ValueError, match="differ in their samples"):
         joint_analysis.extract_step(interactions=paths, out=tmp_path / "j.h5")
+
+
+def test_the_joint_part_of_the_study_results_counts_and_averages_whole_groups():
+    """The sentence in the docs' study results comes from joint_summary.tsv: planted shares,
+    pairs out of a larger group left out."""
+    rows = []
+    for group, (first, last) in {"j-1": (0.5, 0.7), "j-2": (0.3, 0.9)}.items():
+        for epoch, joint_share in ((0, first), (40, last)):
+            rows.append({"group_label": f"digits {group}: lenet + mlp", "group": group,
+                         "models": "lenet + mlp", "epoch": epoch,
+                         "shared_fraction_joint": joint_share,
+                         "shared_fraction_separate": 0.6})  # fmt: skip
+    rows.append({**rows[0], "models": "lenet", "shared_fraction_joint": 9.0})  # not whole
+    text = joint_analysis.readme_part(pd.DataFrame(rows))
+    assert "at 2 of 4 group × checkpoint cells (2 groups)" in text  # 0.7 and 0.9 beat 0.6
+    assert "epoch 0: 0.40 against 0.60; epoch 40: 0.80 against 0.60." in text

@@ -645,6 +645,7 @@ rule readme:
         pooled=f"{STUDY_DIR}/scorecard_seeds.tsv",
         figure=f"{STUDY_DIR}/two_phase.png",
         variants=[f"{STUDY_DIR}/scorecard_variants.tsv"] if VARIANTS else [],
+        joint=[f"{STUDY_DIR}/joint_summary.tsv"] if JOINT_GROUPS else [],
     output:
         section=f"{STUDY_DIR}/readme/readme_results.md",
         figure=f"{STUDY_DIR}/readme/two_phase.png",

@@ -156,6 +156,26 @@ def shared_summary(table: pd.DataFrame) -> pd.DataFrame:
     return summary.reset_index()
 
 
+def readme_part(summary: pd.DataFrame) -> str:
+    """The joint extraction in the study-results section, from `shared_summary`'s table (whole
+    groups): at how many group × checkpoint cells the joint decomposition finds more of the
+    salient strength shared than the separate ones, and the mean over groups per epoch."""
+    whole = summary[summary.group_label.str.split(": ").str[-1] == summary.models]
+    joint, separate = whole.shared_fraction_joint, whole.shared_fraction_separate
+    means = whole.groupby("epoch")[["shared_fraction_joint", "shared_fraction_separate"]].mean()
+    epochs = "; ".join(
+        f"epoch {epoch}: {row.shared_fraction_joint:.2f} against {row.shared_fraction_separate:.2f}"
+        for epoch, row in means.iterrows()
+    )
+    return (
+        f"Joint extraction (`joint_summary.tsv`, `joint.png`): the joint decomposition finds "
+        f"more of the models' salient strength shared than their separate decompositions at "
+        f"{int((joint > separate).sum())} of {len(whole)} group × checkpoint cells "
+        f"({whole.group.nunique()} groups). Shared fraction, mean over the groups, joint "
+        f"against separate: {epochs}."
+    )
+
+
 def study_step(
     *,
     joint: Sequence[str | Path],
