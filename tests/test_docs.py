@@ -81,3 +81,21 @@ def test_the_job_model_matches_what_slurm_saw():
             timeout=900,
         )
         assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_default_study_page_quotes_its_committed_scorecards():
+    """docs/default-study.md's verdict counts are those of the scorecards readme_results.py
+    copied beside it (docs/default_scorecard*.tsv, what `harsanyi compare` checks a fresh run
+    against): the page and the tables come from one study."""
+    from harsanyi.analyses.scorecard import verdict_counts
+
+    page = (REPO / "docs" / "default-study.md").read_text()
+    for name, prefix in (
+        ("default_scorecard.tsv", "Scorecard, "),
+        ("default_scorecard_seeds.tsv", "Pooled over seeds, "),
+    ):
+        counts = verdict_counts(REPO / "docs" / name)
+        (line,) = [line for line in page.splitlines() if line.startswith(prefix)]
+        quoted = line.split(" claims: ")[1]
+        expected = ", ".join(f"{count} {verdict}" for verdict, count in counts.items())
+        assert quoted.startswith(expected), (name, line)
