@@ -13,7 +13,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from harsanyi.analyses import joint, variants
+from harsanyi.analyses import attributions, joint, variants
 from harsanyi.analyses.common import read_tsv
 from harsanyi.analyses.scorecard import README_END, readme_markdown, splice_readme
 from harsanyi.io import write_text
@@ -42,6 +42,11 @@ if "snakemake" in globals():
         figure=README_FIGURE,
         command=COMMAND.format(config=config),
     )
+    part = attributions.readme_part(
+        read_tsv(snakemake.input.shapley),  # noqa: F821
+        read_tsv(snakemake.input.attributions),  # noqa: F821
+    )
+    section = variants.with_readme_part(section, part, README_END)
     for table in snakemake.input.joint:  # noqa: F821 (the joint extraction, if any)
         section = variants.with_readme_part(section, joint.readme_part(read_tsv(table)), README_END)
     for table in snakemake.input.variants:  # noqa: F821 (the decomposition variants, if any)

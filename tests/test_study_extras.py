@@ -357,3 +357,27 @@ def test_the_joint_part_of_the_study_results_counts_and_averages_whole_groups():
     text = joint_analysis.readme_part(pd.DataFrame(rows))
     assert "at 2 of 4 group × checkpoint cells (2 groups)" in text  # 0.7 and 0.9 beat 0.6
     assert "epoch 0: 0.40 against 0.60; epoch 40: 0.80 against 0.60." in text
+
+
+def test_the_attribution_part_of_the_study_results_reads_its_tables():
+    from harsanyi.analyses.attributions import readme_part
+
+    shapley = pd.DataFrame(
+        {"run": ["a", "b"], "max_abs_diff": [2e-14, 5e-15], "passed": [True, True]}
+    )
+    attributions = pd.DataFrame(
+        [
+            {"run": run, "method": method, "allocation": allocation, "explained_share": share}
+            for run, bump in (("a", 0.0), ("b", 0.1))
+            for method, allocation, share in (
+                ("occlusion", "occlusion", 0.8),
+                ("saliency", "occlusion", 0.1),
+                ("saliency", "shapley", 0.99),  # the other allocation: left out
+            )
+            for share in [share + bump]
+        ]
+    )
+    text = readme_part(shapley, attributions)
+    assert "to 2.0e-14 at most, within tolerance in all 2 runs" in text
+    assert "feature ablation 0.8–0.9, saliency 0.1–0.2." in text
+    assert "NOT within" in readme_part(shapley.assign(passed=[True, False]), attributions)

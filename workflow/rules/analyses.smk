@@ -646,6 +646,8 @@ rule readme:
         figure=f"{STUDY_DIR}/two_phase.png",
         variants=[f"{STUDY_DIR}/scorecard_variants.tsv"] if VARIANTS else [],
         joint=[f"{STUDY_DIR}/joint_summary.tsv"] if JOINT_GROUPS else [],
+        shapley=f"{STUDY_DIR}/shapley.tsv",
+        attributions=f"{STUDY_DIR}/attributions.tsv",
     output:
         section=f"{STUDY_DIR}/readme/readme_results.md",
         figure=f"{STUDY_DIR}/readme/two_phase.png",

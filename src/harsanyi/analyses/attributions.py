@@ -213,3 +213,32 @@ def study_step(*, tables: Sequence[str | Path], table: str | Path, figure: str |
     joined = pd.concat([pd.read_csv(t, sep="\t") for t in tables], ignore_index=True)
     write_tsv(joined, table)
     attributions_figure(joined, figure)
+
+
+CAPTUM_NAMES = {
+    "occlusion": "feature ablation",
+    "integrated_gradients": "integrated gradients",
+    "input_x_gradient": "input × gradient",
+    "saliency": "saliency",
+}
+
+
+def readme_part(shapley: pd.DataFrame, attributions: pd.DataFrame) -> str:
+    """The Shapley check and the attribution comparison in the study-results section, from
+    the study's `shapley.tsv` and `attributions.tsv`: the largest difference from the exact
+    Shapley values, and the range over runs of how much of each captum method the occlusion
+    allocation of the interactions explains (R² through the origin)."""
+    occlusion = attributions[attributions.allocation == "occlusion"]
+    ranges = occlusion.groupby("method").explained_share.agg(["min", "max"])
+    methods = [m for m in CAPTUM_NAMES if m in ranges.index]
+    shares = ", ".join(
+        f"{CAPTUM_NAMES[m]} {ranges['min'][m]:.3g}–{ranges['max'][m]:.3g}" for m in methods
+    )
+    within = "within" if bool(shapley.passed.all()) else "NOT within"
+    return (
+        f"Shapley values computed from the interactions match an independent exact Shapley "
+        f"computation from the stored v to {shapley.max_abs_diff.max():.1e} at most, {within} "
+        f"tolerance in all {shapley.run.nunique()} runs (`shapley.tsv`, `max_abs_diff`). The "
+        f"occlusion allocation of the interactions explains captum's attributions, R² over "
+        f"the runs (`attributions.tsv`, `explained_share`): {shares}."
+    )
