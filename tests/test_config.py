@@ -281,6 +281,15 @@ def test_the_variants_file_adds_the_published_procedure_and_qthres0_to_the_defau
     assert jobs["variant_scorecard"] == 2 and jobs["variants_study"] == 1
 
 
+def test_the_one_seed_file_runs_a_third_of_the_default_study():
+    """`--configfile config/config.yaml config/one_seed.yaml`: seed 0 of the default study,
+    a third of its trainings and extractions."""
+    three = _planned_jobs("--configfile", "config/config.yaml")
+    one = _planned_jobs("--configfile", "config/config.yaml", "config/one_seed.yaml")
+    for rule in ("train", "games", "extract", "joint_extract", "sensitivity"):
+        assert 3 * one[rule] == three[rule], rule
+
+
 def test_analysis_settings_name_the_paths_of_what_they_determine(tmp_path):
     """Another salient_ratio computes new tables beside the old ones: every study table and
     the per-run tables that read the ratio get new paths, the others keep theirs."""

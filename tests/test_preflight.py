@@ -104,3 +104,20 @@ def test_the_workflow_stops_at_start_up_on_a_layer_the_model_lacks(tmp_path):
     assert "config: datasets.digits.baseline.layers.lenet: model has no module named" in (
         done.stdout + done.stderr
     )
+
+
+def test_no_flipped_samples_with_label_noise_is_refused_naming_the_key(tmp_path):
+    """`samples.flipped: 0` in a study with label noise failed in `games` after the trainings
+    (a noisy run explains its flipped samples); now the config is refused. Without noise, 0
+    is fine."""
+    from harsanyi.config import ConfigError
+
+    path = write_study(tmp_path, {"lenet": "features.1"}, samples={"flipped": 0})
+    config = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump({**config, "label_noise": [0.0, 0.2]}))
+    with pytest.raises(
+        ConfigError, match=r"datasets\.digits\.samples\.flipped: 0, but label_noise"
+    ):
+        load_study(path)
+    path.write_text(yaml.safe_dump({**config, "label_noise": [0.0]}))
+    assert load_study(path).datasets["digits"].samples["flipped"] == 0

@@ -400,6 +400,12 @@ def resolve(config: dict, *, check_data: bool = True) -> Study:
             label_noise=noise_levels,
             noise_seed=noise_seed,
         )
+        if plan.samples["flipped"] == 0 and any(noise_levels):
+            raise ConfigError(
+                f"datasets.{name}.samples.flipped: 0, but label_noise {noise_levels} flips "
+                "labels: a noisy run explains its flipped samples (the OOD claim); give at "
+                "least 1"
+            )
         datasets[name] = plan
         training = _merge(base_training, entry.get("training"))
         if not training.get("mask_players"):
