@@ -102,12 +102,12 @@ def compare(n: int, per_kind: int, workers: int) -> list[dict]:
         f"{'solver':17s} {'s/sample':>9s} {'L1/OPT-1 median':>16s} {'worst':>9s} "
         f"{'max gap':>9s} {'certified':>9s} {'Jaccard mean':>12s} {'min':>6s}"
     )
-    rows = []
+    table = []
     for name, result in results.items():
         excess = result.l1_final / optimum - 1
         gap = np.nanmax(result.gap) if np.isfinite(result.gap).any() else float("nan")
         overlap = jaccard(salient(result), reference)
-        rows.append(
+        table.append(
             {
                 "n": n,
                 "solver": name,
@@ -147,7 +147,7 @@ def compare(n: int, per_kind: int, workers: int) -> list[dict]:
             f"plain LP vs canonical min {plain.min():.3f}; adam L1/OPT {adam.min():.2f}-"
             f"{adam.max():.2f}"
         )
-    return rows
+    return table
 
 
 def main() -> None:

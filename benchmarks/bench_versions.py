@@ -75,6 +75,11 @@ def main() -> int:
             capture_output=True,
         )
         elapsed = time.monotonic() - start
+        # the trainings really ran with the other versions: each run.json records them
+        for manifest in (workdir / "results").glob("*/runs/*/run.json"):
+            recorded = json.loads(manifest.read_text())["provenance"]["packages"]
+            if recorded != other:
+                raise SystemExit(f"{manifest} records {recorded}, not {other}")
         (fresh,) = (workdir / "results" / "studies").glob("tiny-*/a-*/scorecard.tsv")
         difference = compare_scorecards(COMMITTED, fresh)
     print(f"tiny study with these versions ({elapsed:.0f} s): {difference.summary()}")

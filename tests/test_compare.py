@@ -74,3 +74,15 @@ def test_the_command_exits_as_diff_does(tmp_path, capsys):
     assert f"... {measured - 3} more cells (--all shows them)" in out
     assert main(["compare", str(COMMITTED), str(tmp_path / "missing.tsv")]) == 1
     assert "missing.tsv" in capsys.readouterr().err
+
+
+def test_common_compares_only_the_rows_both_score(tmp_path):
+    card = read_tsv(COMMITTED)
+    one_run = card[card.run == card.run[0]]
+    with pytest.raises(ValueError, match="different runs or claims"):
+        compare_scorecards(COMMITTED, one_run)
+    difference = compare_scorecards(COMMITTED, one_run, common=True)
+    assert difference.same and difference.rows == len(one_run) < len(card)
+    other = card.assign(run="another-run-000000000000")
+    with pytest.raises(ValueError, match="no run and claim in common"):
+        compare_scorecards(COMMITTED, other, common=True)

@@ -99,3 +99,19 @@ def test_the_default_study_page_quotes_its_committed_scorecards():
         quoted = line.split(" claims: ")[1]
         expected = ", ".join(f"{count} {verdict}" for verdict, count in counts.items())
         assert quoted.startswith(expected), (name, line)
+
+
+def test_the_default_study_page_quotes_what_compare_prints(capsys):
+    """The reproduction across sessions quoted on docs/default-study.md is what `harsanyi
+    compare` prints for the committed scorecards, and every differing cell is a claim that
+    compares a run with the study's other runs."""
+    from harsanyi.cli import main
+
+    files = ["docs/default_scorecard_one_seed.tsv", "docs/default_scorecard.tsv"]
+    page = (REPO / "docs" / "default-study.md").read_text()
+    main(["compare", "--common", *(str(REPO / f) for f in files), "--show", "0"])
+    (printed,) = capsys.readouterr().out.splitlines()
+    assert f"$ harsanyi compare --common {' '.join(files)} --show 0\n{printed}\n" in page
+    main(["compare", "--common", *(str(REPO / f) for f in files), "--all"])
+    rows = capsys.readouterr().out.splitlines()[2:]
+    assert rows and all("shared_interactions" in row for row in rows)

@@ -882,9 +882,9 @@ def add_deploy(subparsers: argparse._SubParsersAction) -> None:
 def cmd_compare(args: argparse.Namespace) -> int:
     from harsanyi.analyses.scorecard import compare_scorecards
 
-    difference = compare_scorecards(args.first, args.second, rtol=args.rtol)
+    difference = compare_scorecards(args.first, args.second, rtol=args.rtol, common=args.common)
     print(difference.summary())
-    if not difference.same:
+    if not difference.same and (args.all or args.show > 0):
         cells = difference.cells if args.all else difference.cells.head(args.show)
         print(cells.to_string(index=False, max_colwidth=40))
         if len(cells) < len(difference.cells):
@@ -907,6 +907,11 @@ def add_compare(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--rtol", type=float, default=1e-6, help="relative tolerance (1e-6)")
     parser.add_argument("--show", type=int, default=20, help="differing cells shown (20)")
     parser.add_argument("--all", action="store_true", help="show every differing cell")
+    parser.add_argument(
+        "--common",
+        action="store_true",
+        help="compare only the runs and claims both score (e.g. one seed against three)",
+    )
     parser.set_defaults(func=cmd_compare)
 
 

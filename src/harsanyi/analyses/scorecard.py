@@ -305,12 +305,19 @@ def compare_scorecards(
     *,
     rtol: float = 1e-6,
     atol: float = 1e-9,
+    common: bool = False,
 ) -> ScorecardDifference:
     """Every cell of two scorecards of one study (scorecard.tsv), matched by run and claim:
     texts exactly, numbers to `rtol`/`atol`.  ValueError when their columns or their
-    run × claim rows differ (not the same study)."""
+    run × claim rows differ (not the same study), unless `common`: then only the rows both
+    score are compared (e.g. a one-seed study against its three-seed extension)."""
     tables = [read_tsv(t) if isinstance(t, (str, Path)) else t.copy() for t in (first, second)]
     keys = ["run", "key"]
+    if common:
+        shared = set(map(tuple, tables[0][keys].values)) & set(map(tuple, tables[1][keys].values))
+        if not shared:
+            raise ValueError("the scorecards score no run and claim in common")
+        tables = [t[[tuple(row) in shared for row in t[keys].values]] for t in tables]
     if list(tables[0].columns) != list(tables[1].columns):
         raise ValueError(
             f"the scorecards have different columns: {list(tables[0].columns)} and "
