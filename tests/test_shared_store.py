@@ -127,8 +127,8 @@ def test_two_users_writing_one_store_at_once(finished: Path, tmp_path: Path) -> 
 def test_gc_beside_a_running_study_takes_nothing_from_it(finished: Path, tmp_path: Path) -> None:
     """`store gc --apply --grace-hours 0` in a loop while a study runs on the store (issue #22
     item 6): the study records its runs in its first job, so gc, which sees another study's
-    record and would collect every run that record does not name, takes none of them, and
-    the study finishes. Its record is removed first, and its analyses and one checkpoint's
+    record and would collect every run that record does not name, takes none of them once the
+    study has started, and the study finishes. Its record is removed first, and its analyses and one checkpoint's
     interactions, so that the rerun writes a new record and works for a while."""
     from harsanyi.maintenance import find_garbage, remove, study_record, write_study_record
 
@@ -162,11 +162,14 @@ def test_gc_beside_a_running_study_takes_nothing_from_it(finished: Path, tmp_pat
     ]  # fmt: skip
     log = (tmp_path / "study.log").open("w")
     process = subprocess.Popen(command, cwd=workdir, stdout=log, stderr=log)
+    # from the moment the study has started (its record, its first job, is written): before
+    # that, only the grace period (0 here) keeps a study's old runs
+    while process.poll() is None and not list(root.glob("studies/tiny-*/*/study.json")):
+        time.sleep(0.1)
     collected, rounds_beside = [], 0
     while process.poll() is None:
         garbage = find_garbage(root, grace_hours=0)
-        records = list(root.glob("studies/tiny-*/*/study.json"))
-        rounds_beside += bool(records) and process.poll() is None
+        rounds_beside += process.poll() is None
         collected += [item.path for item in garbage]
         remove(garbage)
         time.sleep(0.5)
