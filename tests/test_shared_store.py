@@ -128,8 +128,9 @@ def test_gc_beside_a_running_study_takes_nothing_from_it(finished: Path, tmp_pat
     """`store gc --apply --grace-hours 0` in a loop while a study runs on the store (issue #22
     item 6): the study records its runs in its first job, so gc, which sees another study's
     record and would collect every run that record does not name, takes none of them once the
-    study has started, and the study finishes. Its record is removed first, and its analyses and one checkpoint's
-    interactions, so that the rerun writes a new record and works for a while."""
+    study has started, and the study finishes. Its record is removed first, and its analyses
+    and one checkpoint's interactions, so that the rerun writes a new record and works for a
+    while."""
     from harsanyi.maintenance import find_garbage, remove, study_record, write_study_record
 
     root = tmp_path / "results"
