@@ -91,15 +91,19 @@ def test_check_config_tries_the_selection_and_the_layers(tmp_path, capsys):
     assert main(["check-config", "--no-data", str(too_many)]) == 0
 
 
-def test_the_workflow_stops_at_start_up_on_a_layer_the_model_lacks(tmp_path):
-    config = write_study(tmp_path, {"lenet": "features.9"})
-    done = subprocess.run(
+def workflow_dry_run(config: Path) -> subprocess.CompletedProcess[str]:
+    """`snakemake -n` of the study `config`, from the repository root as users run it."""
+    return subprocess.run(
         [sys.executable, "-m", "snakemake", "-n", "--cores", "2", "--configfile", str(config)],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=600,
     )
+
+
+def test_the_workflow_stops_at_start_up_on_a_layer_the_model_lacks(tmp_path):
+    done = workflow_dry_run(write_study(tmp_path, {"lenet": "features.9"}))
     assert done.returncode != 0
     assert "config: datasets.digits.baseline.layers.lenet: model has no module named" in (
         done.stdout + done.stderr

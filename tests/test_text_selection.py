@@ -4,7 +4,6 @@ above the shortest sentence no longer fails after training (issue #22 item 4).""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import yaml
 
@@ -49,8 +48,7 @@ def test_the_eligibility_names_text_selections_only(tmp_path):
 def test_a_selection_that_cannot_be_made_stops_the_workflow_before_training(tmp_path):
     """`samples.train_per_class` beyond what a class holds fails at start-up, naming the key,
     not in select_samples after the trainings (which do not wait for it) have run."""
-    import subprocess
-    import sys
+    from test_preflight import workflow_dry_run
 
     config = tmp_path / "study.yaml"
     config.write_text(
@@ -63,13 +61,6 @@ def test_a_selection_that_cannot_be_made_stops_the_workflow_before_training(tmp_
         "    players: {grid: [4, 4], n: 6}\n"
         "    samples: {train_per_class: 500}\n"
     )
-    repo = Path(__file__).resolve().parents[1]
-    done = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "--cores", "2", "--configfile", str(config)],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = workflow_dry_run(config)
     assert done.returncode != 0
     assert "datasets.digits.samples.train_per_class: class 0 has" in done.stdout + done.stderr

@@ -160,7 +160,7 @@ def readme_part(summary: pd.DataFrame) -> str:
     """The joint extraction in the study-results section, from `shared_summary`'s table (whole
     groups): at how many group × checkpoint cells the joint decomposition finds more of the
     salient strength shared than the separate ones, and the mean over groups per epoch."""
-    whole = summary[summary.group_label.str.split(": ").str[-1] == summary.models]
+    whole = whole_groups(summary)
     joint, separate = whole.shared_fraction_joint, whole.shared_fraction_separate
     means = whole.groupby("epoch")[["shared_fraction_joint", "shared_fraction_separate"]].mean()
     epochs = "; ".join(

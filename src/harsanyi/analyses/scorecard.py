@@ -337,7 +337,7 @@ def compare_scorecards(
             differs = ~(np.isclose(fx, fy, rtol=rtol, atol=atol) | (np.isnan(fx) & np.isnan(fy)))
             change = np.abs(fx - fy)
         else:
-            differs = (x.astype(str).fillna("") != y.astype(str).fillna("")).to_numpy()
+            differs = (x.fillna("").astype(str) != y.fillna("").astype(str)).to_numpy()
             change = np.full(len(x), np.nan)
         for i in np.flatnonzero(differs):
             cells.append(
@@ -712,8 +712,7 @@ def readme_markdown(
     ]
 
     def summary(frame: pd.DataFrame) -> str:
-        counts = frame.verdict.value_counts()
-        return ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS)
+        return verdict_text(verdict_counts(frame))
 
     if not pooled.empty:
         groups = pooled.run.nunique()
