@@ -7,13 +7,16 @@ trained; bench_certified.benchmark_games), one thread: seconds per sample of the
 `exact` solve and of `face_ends` (both ends), their ratio, the mean order (W / L1, ∅ left
 out) of the
 canonical optimum and of the two ends, how many samples' ends are certified, and the largest
-gap of an end in orders.
+gap of an end in orders. `--json FILE` also writes the table for the documentation
+(docs/numbers/, rendered by scripts/docs_numbers.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,12 +24,14 @@ from bench_certified import benchmark_games
 
 from harsanyi import sparsify
 from harsanyi.face import face_ends, mean_order
+from harsanyi.io import write_json
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, nargs="+", default=[8, 10])
     parser.add_argument("--per-kind", type=int, default=4)
+    parser.add_argument("--json", type=Path, help="also write the table to this JSON file")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(
@@ -34,6 +39,7 @@ def main() -> None:
         f"{'mean order: low end / canonical / high end (median)':>52s} {'certified':>9s} "
         f"{'max gap':>8s}"
     )
+    rows = []
     for n in args.n:
         for kind, v in benchmark_games(n, args.per_kind).items():
             start = time.perf_counter()
@@ -50,6 +56,28 @@ def main() -> None:
                 f"{orders[0]:>22.2f} / {orders[1]:.2f} / {orders[2]:.2f}{'':>16s} "
                 f"{int(face.certified.sum()):>4d}/{len(v):<4d} {worst:>8.1e}"
             )
+            rows.append(
+                {
+                    "n": n,
+                    "games": kind,
+                    "exact_s": exact,
+                    "face_s": cost,
+                    "mean_order": [float(o) for o in orders],
+                    "certified": int(face.certified.sum()),
+                    "samples": len(v),
+                    "max_gap": float(worst),
+                }
+            )
+    if args.json:
+        write_json(
+            {
+                "command": " ".join(["python3", "benchmarks/bench_face.py", *sys.argv[1:]]),
+                "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "threads": torch.get_num_threads(),
+                "rows": rows,
+            },
+            args.json,
+        )
 
 
 if __name__ == "__main__":

@@ -11,8 +11,9 @@ command; this script renders each into `docs/numbers/<name>.md`, which the pages
 - `lab_scale.json`: `python3 benchmarks/bench_dryrun.py --json docs/numbers/lab_scale.json`;
 - `versions_<name>.json`: `python3 benchmarks/bench_versions.py --python ... --json ...` (the
   tiny study under other package versions against its committed scorecard);
-- `transforms.json`, `certified.json`: `python3 benchmarks/bench_transforms.py --json ...`,
-  `python3 benchmarks/bench_certified.py --n 8 10 --workers 2 --json ...`.
+- `transforms.json`, `certified.json`, `face.json`: `python3 benchmarks/bench_transforms.py
+  --json ...`, `python3 benchmarks/bench_certified.py --n 8 10 --workers 2 --json ...`,
+  `python3 benchmarks/bench_face.py --n 8 10 --json ...`.
 
     python3 scripts/docs_numbers.py                 # render every .json into its .md
     python3 scripts/docs_numbers.py --count-tests   # count the tests first, then render
@@ -195,6 +196,28 @@ def render_certified(record: dict) -> str:
     )
 
 
+def render_face(record: dict) -> str:
+    rows = [
+        f"| {r['n']} | {r['games']} | {r['exact_s']:.3f} | {r['face_s']:.3f} | "
+        f"{r['face_s'] / r['exact_s']:.2f}× | "
+        + " / ".join(f"{o:.2f}" for o in r["mean_order"])
+        + f" | {r['certified']}/{r['samples']} | {r['max_gap']:.1e} |"
+        for r in record["rows"]
+    ]
+    return "\n".join(
+        [
+            "| n | games | exact s/sample | face s/sample | ratio | mean order: low / canonical "
+            "/ high | certified | max gap (orders) |",
+            "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: |",
+            *rows,
+            "",
+            f"{record['threads']} torch thread(s), finished {record['finished']} "
+            f"(`{record['command']}`).",
+            "",
+        ]
+    )
+
+
 def render(path: Path) -> str:
     """The markdown that `path` (a docs/numbers JSON file) renders to."""
     record = json.loads(path.read_text())
@@ -212,9 +235,11 @@ def render(path: Path) -> str:
         return render_transforms(record)
     if path.stem == "certified":
         return render_certified(record)
+    if path.stem == "face":
+        return render_face(record)
     raise ValueError(
         f"{path}: no renderer for this file (tests, install, lab_scale, slurm_<study>, "
-        "versions_<name>, transforms, certified)"
+        "versions_<name>, transforms, certified, face)"
     )
 
 
