@@ -17,18 +17,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from bench_sparsify import planted_games  # same planted games as the solver comparison there
+from records import write_table
 from sklearn.datasets import load_digits
 
 from harsanyi import sparsifier as sp
 from harsanyi.games import TabularMasker, game_values
-from harsanyi.io import write_json
 
 PIXELS = [18, 19, 20, 21, 26, 27, 28, 29, 34, 35, 42, 43]
 
@@ -167,15 +166,7 @@ def main() -> None:
         plan = [(n, per_kind) for n, per_kind in plan if n in args.n]
     rows = [row for n, per_kind in plan for row in compare(n, per_kind, args.workers)]
     if args.json:
-        write_json(
-            {
-                "command": " ".join(["python3", "benchmarks/bench_certified.py", *sys.argv[1:]]),
-                "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "threads": torch.get_num_threads(),
-                "rows": rows,
-            },
-            args.json,
-        )
+        write_table(args.json, rows)
 
 
 if __name__ == "__main__":

@@ -14,17 +14,16 @@ gap of an end in orders. `--json FILE` also writes the table for the documentati
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from bench_certified import benchmark_games
+from records import write_table
 
 from harsanyi import sparsify
 from harsanyi.face import face_ends, mean_order
-from harsanyi.io import write_json
 
 
 def main() -> None:
@@ -69,15 +68,7 @@ def main() -> None:
                 }
             )
     if args.json:
-        write_json(
-            {
-                "command": " ".join(["python3", "benchmarks/bench_face.py", *sys.argv[1:]]),
-                "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "threads": torch.get_num_threads(),
-                "rows": rows,
-            },
-            args.json,
-        )
+        write_table(args.json, rows)
 
 
 if __name__ == "__main__":

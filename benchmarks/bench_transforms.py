@@ -7,14 +7,13 @@ documentation (docs/numbers/, rendered by scripts/docs_numbers.py).
 """
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import torch
+from records import write_table
 
 import harsanyi
-from harsanyi.io import write_json
 from harsanyi.transforms import dense_and_matrix
 
 BATCH = 32
@@ -74,16 +73,7 @@ def main() -> None:
     )
     rows = [measure(n, batch) for n in (8, 10, 12, 14) for batch in (1, BATCH)]
     if args.json:
-        write_json(
-            {
-                "command": " ".join(["python3", "benchmarks/bench_transforms.py", *sys.argv[1:]]),
-                "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "torch": torch.__version__,
-                "threads": torch.get_num_threads(),
-                "rows": rows,
-            },
-            args.json,
-        )
+        write_table(args.json, rows, torch=torch.__version__)
 
 
 if __name__ == "__main__":
