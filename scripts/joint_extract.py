@@ -9,4 +9,5 @@ extract_step(
     out=snakemake.output[0],  # noqa: F821
     alpha=snakemake.params.alpha,  # noqa: F821
     qthres=snakemake.params.qthres,  # noqa: F821
+    samples_per_split=snakemake.params.samples_per_split,  # noqa: F821
 )

@@ -28,7 +28,14 @@ from harsanyi.joint import read_joint, shared_specific
 from harsanyi.models import build_model, load_checkpoint
 from harsanyi.players import Players
 from harsanyi.sensitivity import sensitivity_by_order
-from harsanyi.store import StoredGames, _file_problem, is_games_file, read_games, write_games
+from harsanyi.store import (
+    StoredGames,
+    _file_problem,
+    is_games_file,
+    read_games,
+    read_results,
+    write_games,
+)
 
 
 def rows_from(relative: np.ndarray, names=("gauss:0.05", "pgd:0.01"), run="r", epoch=0):
@@ -381,3 +388,66 @@ def test_the_attribution_part_of_the_study_results_reads_its_tables():
     assert "to 2.0e-14 at most, within tolerance in all 2 runs" in text
     assert "feature ablation 0.8–0.9, saliency 0.1–0.2." in text
     assert "NOT within" in readme_part(shapley.assign(passed=[True, False]), attributions)
+
+
+@pytest.mark.parametrize("count", [None, 1, 2, 5])
+def test_first_per_split_keeps_the_first_rows_of_each_split(count):
+    split = np.array(["train", "test", "train", "flipped", "test", "train", "test", "train"])
+    rows = joint_analysis.first_per_split(split, count)
+    seen: dict = {}
+    expected = []
+    for row, name in enumerate(split):  # the definition, row by row
+        seen[name] = seen.get(name, 0) + 1
+        if count is None or seen[name] <= count:
+            expected.append(row)
+    assert rows.tolist() == expected
+    with pytest.raises(ValueError, match="at least 1"):
+        joint_analysis.first_per_split(split, 0)
+
+
+def test_a_joint_extraction_of_some_samples_is_the_whole_one_on_those_samples(tmp_path):
+    # ids repeat across splits (train 0..2, test 0..1), so samples match by split and id
+    splits, ids = ["train"] * 3 + ["test"] * 2, [0, 1, 2, 0, 1]
+    files = []
+    for k, arch in enumerate(("lenet", "mlp")):
+        i_and, i_or = random_interactions(5, seed=20 + k)
+        results = make_results(i_and, i_or, splits, ids=ids, epoch=1)
+        results.meta["model"].update(arch=arch, run=f"digits-{arch}-s0-0123456789ab")
+        results.meta.update(players={"type": "features"}, baseline={"type": "zero"}, output="x")
+        files.append(write(tmp_path, f"{arch}.h5", results))
+    whole, part = tmp_path / "whole" / "epoch_0001.h5", tmp_path / "part" / "epoch_0001.h5"
+    joint_analysis.extract_step(interactions=files, out=whole)
+    joint_analysis.extract_step(interactions=files, out=part, samples_per_split=1)
+    whole_joint, part_joint = read_joint(whole), read_joint(part)
+    assert part_joint.sample_ids.tolist() == [0, 0]
+    assert part_joint.meta["extra"]["split"] == ["train", "test"]
+    assert part_joint.meta["extra"]["samples_per_split"] == 1
+    # the joint LP is one per sample: the first train and first test rows of the whole one
+    for name in ("I_and", "I_or"):
+        np.testing.assert_allclose(
+            getattr(part_joint, name), getattr(whole_joint, name)[:, [0, 3]], atol=1e-7
+        )
+    separate = joint_analysis.shared_table([part], files)
+    separate = separate[separate.method == "separate"].reset_index(drop=True)
+    expected = shared_specific(
+        tuple(
+            np.stack([getattr(read_results(f), name)[[0, 3]] for f in files])
+            for name in ("I_and", "I_or")
+        )
+    )
+    np.testing.assert_allclose(separate.shared, expected.shared)
+    np.testing.assert_allclose(separate.specific, expected.specific)
+
+
+def test_joint_samples_per_split_keeps_older_ids_and_names_its_own():
+    config = {
+        "datasets": {"digits": {"architectures": ["lenet", "mlp"], "players": {"grid": [4, 4]}}},
+        "joint": {"enabled": True},
+    }
+    before = resolve(config)
+    unset = resolve({**config, "joint": {"enabled": True, "samples_per_split": None}})
+    some = resolve({**config, "joint": {"enabled": True, "samples_per_split": 2}})
+    assert unset.analysis_id == before.analysis_id
+    assert list(unset.joint_groups()) == list(before.joint_groups())
+    assert some.analysis_id != before.analysis_id
+    assert set(some.joint_groups()).isdisjoint(before.joint_groups())

@@ -104,8 +104,20 @@ SENSITIVITY_DEFAULTS: dict[str, Any] = {
     "seed": 0,
 }
 # Joint extraction (harsanyi.joint) of the runs of one dataset, seed and label noise that differ
-# only in their architecture, at `checkpoints` checkpoints spread over training.
-JOINT_DEFAULTS: dict[str, Any] = {"enabled": False, "alpha": 0.1, "checkpoints": 4}
+# only in their architecture, at `checkpoints` checkpoints spread over training, on the first
+# `samples_per_split` samples of each split of their games (None: all of them).
+JOINT_DEFAULTS: dict[str, Any] = {
+    "enabled": False,
+    "alpha": 0.1,
+    "checkpoints": 4,
+    "samples_per_split": None,
+}
+
+
+def _set_only(settings: dict) -> dict:
+    """`settings` without the keys left at None, so that a setting added later with a None
+    default keeps the ids of the studies that predate it."""
+    return {key: value for key, value in settings.items() if value is not None}
 
 
 class ConfigError(ValueError):
@@ -272,7 +284,7 @@ class Study:
             settings.pop("variants", None)  # a study without variants keeps its id
         for name in ("sensitivity", "joint"):
             if getattr(self, name)["enabled"]:
-                settings[name] = getattr(self, name)
+                settings[name] = _set_only(getattr(self, name))
         return f"a-{settings_hash(settings)}"
 
     @property
@@ -301,6 +313,8 @@ class Study:
                 "runs": [(r.name, self.extraction_id(r)) for r in runs],
                 "alpha": self.joint["alpha"],
             }
+            if self.joint["samples_per_split"] is not None:
+                key["samples_per_split"] = self.joint["samples_per_split"]
             out[f"j-{settings_hash(key)}"] = runs
         return out
 

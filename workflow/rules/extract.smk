@@ -126,6 +126,7 @@ rule joint_extract:
     params:
         alpha=STUDY.joint["alpha"],
         qthres=STUDY.extraction["qthres"],
+        samples_per_split=STUDY.joint["samples_per_split"],
     script:
         "../../scripts/joint_extract.py"
 

@@ -26,14 +26,35 @@ import pandas as pd
 
 from harsanyi.analyses.common import IDENTITY, check_files, load, uncertified
 from harsanyi.io import write_tsv
-from harsanyi.joint import DEFAULT_ALPHA, extract_joint, read_joint, shared_specific, write_joint
+from harsanyi.joint import (
+    DEFAULT_ALPHA,
+    JointResults,
+    extract_joint,
+    read_joint,
+    shared_specific,
+    write_joint,
+)
 from harsanyi.stats import DEFAULT_RATIO
-from harsanyi.store import read_games
+from harsanyi.store import InteractionResults, read_games
 
 
 def _same(values: list, what: str, paths: Sequence) -> None:
     if any(not np.array_equal(values[0], other) for other in values[1:]):
         raise ValueError(f"the files {list(map(str, paths))} differ in their {what}")
+
+
+def first_per_split(split: np.ndarray, count: int | None) -> np.ndarray:
+    """Row indices of the first `count` samples of each split, in file order (all for None)."""
+    split = np.asarray(split).astype(str)
+    if count is None:
+        return np.arange(len(split))
+    if count < 1:
+        raise ValueError(f"samples_per_split must be at least 1, got {count}")
+    rank = np.zeros(len(split), dtype=np.int64)
+    for name in np.unique(split):
+        rows = split == name
+        rank[rows] = np.arange(rows.sum())
+    return np.flatnonzero(rank < count)
 
 
 def extract_step(
@@ -42,9 +63,11 @@ def extract_step(
     out: str | Path,
     alpha: float = DEFAULT_ALPHA,
     qthres: float = 0.02,
+    samples_per_split: int | None = None,
 ) -> None:
     """Joint decomposition of the games stored in `interactions` (games files or results
-    files, one per model, same samples, players, baseline and output) → `out`."""
+    files, one per model, same samples, players, baseline and output) → `out`, on the first
+    `samples_per_split` samples of each split (None: all)."""
     paths = check_files(interactions, "games files")
     if len(paths) < 2:
         raise ValueError(f"a joint extraction needs two or more models, got {paths}")
@@ -58,19 +81,21 @@ def extract_step(
     for key in ("players", "baseline", "output"):
         _same([repr(r.meta[key]) for r in results], key, paths)
     first = results[0]
+    rows = first_per_split(first.split, samples_per_split)
     joint = extract_joint(
-        np.stack([r.v for r in results]),
+        np.stack([r.v[rows] for r in results]),
         alpha=alpha,
         qthres=qthres,
         models=[r.meta["model"] for r in results],
-        sample_ids=first.sample_ids,
-        labels=first.labels,
+        sample_ids=first.sample_ids[rows],
+        labels=first.labels[rows],
         meta={
             "players": first.meta["players"],
             "baseline": first.meta["baseline"],
             "output": first.meta["output"],
             "extra": {
-                "split": first.split.astype(str).tolist(),
+                "split": first.split[rows].astype(str).tolist(),
+                "samples_per_split": samples_per_split,
                 "separate_files": [str(p) for p in paths],
             },
         },
@@ -112,8 +137,11 @@ def shared_table(
         if missing:
             raise ValueError(f"{path}: no separate interaction file of (run, epoch) {missing}")
         parts = [by_key[key] for key in keys]
-        _same([results.sample_ids] + [p.sample_ids for p in parts], "samples", [path])
-        separate_pair = (np.stack([p.I_and for p in parts]), np.stack([p.I_or for p in parts]))
+        rows = [_joint_rows(results, part, path) for part in parts]
+        separate_pair = tuple(
+            np.stack([getattr(part, name)[r] for part, r in zip(parts, rows, strict=True)])
+            for name in ("I_and", "I_or")
+        )
         label = _group_label(results.models)
         missing_certificates = {
             "joint": float((~results.certified).sum()),
@@ -135,6 +163,22 @@ def shared_table(
                 table["uncertified"] = missing_certificates[method]
                 frames.append(table)
     return pd.concat(frames, ignore_index=True)
+
+
+def _joint_rows(joint: JointResults, part: InteractionResults, path: str | Path) -> np.ndarray:
+    """The rows of a separate decomposition that hold the joint extraction's samples, matched
+    by split and sample id (a joint extraction may hold the first few samples of each split)."""
+    splits = (joint.meta.get("extra") or {}).get("split")
+    if splits is None:  # written without splits: the same samples in the same order
+        _same([joint.sample_ids, part.sample_ids], "samples", [path])
+        return np.arange(part.n_samples)
+    part_keys = zip(np.asarray(part.split).astype(str), part.sample_ids, strict=True)
+    where = {(str(s), int(i)): row for row, (s, i) in enumerate(part_keys)}
+    wanted = [(str(s), int(i)) for s, i in zip(splits, joint.sample_ids, strict=True)]
+    missing = [key for key in wanted if key not in where]
+    if missing:
+        raise ValueError(f"{path}: samples (split, id) {missing[:5]} are not in the separate file")
+    return np.array([where[key] for key in wanted], dtype=np.int64)
 
 
 def whole_groups(table: pd.DataFrame) -> pd.DataFrame:
