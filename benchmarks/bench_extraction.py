@@ -1,10 +1,12 @@
 """Masked extraction throughput against plain batched inference (run by hand).
 
     python benchmarks/bench_extraction.py [--samples 16] [--repeats 7] [--budget 1073741824]
+        [--json FILE]
 
 For each model: rows/s of `game_values` (samples × 2^n masked inputs, n = 10) and of plain
 inference of the same model on the same number of ready-made inputs, in batches of the size
-`game_values` chose; prints both and their ratio (target ≥ 80 %).
+`game_values` chose; prints both and their ratio (target ≥ 80 %).  `--json FILE` also writes
+the table for the documentation (docs/numbers/, rendered by scripts/docs_numbers.py).
 """
 
 from __future__ import annotations
@@ -13,13 +15,16 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
+from records import write_table
 from torch import nn
 
 from harsanyi.games import ImageMasker, Masker, PatchGrid, TabularMasker, game_values
 
 N_PLAYERS = 10
+TARGET = 0.8  # masked rows/s at least this fraction of plain inference's
 
 
 class BatchSizes(nn.Module):
@@ -67,7 +72,8 @@ def median_seconds(runs: dict[str, Callable[[], object]], repeats: int) -> dict[
 
 def bench(
     name: str, model: nn.Module, masker: Masker, x: torch.Tensor, budget: int, repeats: int
-) -> None:
+) -> dict:
+    """Prints one model's line and returns it as a row."""
     wrapped = BatchSizes(model).eval()
     y = torch.zeros(x.shape[0], dtype=torch.long)
     rows = x.shape[0] * 2**masker.n
@@ -90,6 +96,14 @@ def bench(
         f"{name:<24} rows={rows:<7} batch={batch:<6} masked {masked_rate:>10.0f} rows/s   "
         f"plain {plain_rate:>10.0f} rows/s   ratio {masked_rate / plain_rate:6.1%}"
     )
+    return {
+        "model": name,
+        "rows": rows,
+        "batch": batch,
+        "masked_per_s": masked_rate,
+        "plain_per_s": plain_rate,
+        "ratio": masked_rate / plain_rate,
+    }
 
 
 def main() -> None:
@@ -97,13 +111,15 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--budget", type=int, default=2**30)
+    parser.add_argument("--json", type=Path, help="also write the table to this JSON file")
     args = parser.parse_args()
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, n = {N_PLAYERS}")
+    rows = []
     for size, grid in ((8, (4, 4)), (28, (7, 7))):
         players = PatchGrid.random((size, size), grid, N_PLAYERS, seed=0)
         x = torch.randn(args.samples, 1, size, size)
-        bench(
+        row = bench(
             f"CNN {size}x{size}",
             small_cnn(1, size),
             ImageMasker(players),
@@ -111,10 +127,21 @@ def main() -> None:
             args.budget,
             args.repeats,
         )
+        rows.append(row)
     features = 64
     x = torch.randn(args.samples, features)
     masker = TabularMasker(list(range(0, features, features // N_PLAYERS))[:N_PLAYERS])
-    bench("MLP 64 features", mlp(features), masker, x, args.budget, args.repeats)
+    rows.append(bench("MLP 64 features", mlp(features), masker, x, args.budget, args.repeats))
+    if args.json:
+        write_table(
+            args.json,
+            rows,
+            torch=torch.__version__,
+            players=N_PLAYERS,
+            samples=args.samples,
+            repeats=args.repeats,
+            target=TARGET,
+        )
 
 
 if __name__ == "__main__":

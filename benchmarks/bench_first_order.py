@@ -1,6 +1,7 @@
 """A batched first-order solver (ADMM) against the exact canonical LP, side by side.
 
 Run: python benchmarks/bench_first_order.py [--n 8 10] [--per-kind 4] [--rho 10] [--ratio 10]
+     [--json FILE]
 
 Why `exact` (one HiGHS LP per sample) stays the default: this is the best batched
 first-order method we found for the certified decomposition, measured on the games of
@@ -13,16 +14,20 @@ PDHG does not enter.  Every 50 iterations each sample is certified with the libr
 certificate (an upper bound from `feasible_split`, a lower bound from the dual point
 y = −ρμ); a sample stops at gap ≤ 0.5 %.  The table reports seconds per sample, iterations to
 the certificate, and the salient-set Jaccard of the certified answer against `exact`'s.
+`--json FILE` also writes the table for the documentation (docs/numbers/, rendered by
+scripts/docs_numbers.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 from bench_certified import benchmark_games, jaccard, salient, salient_sets
+from records import write_table
 
 from harsanyi import certificate as ct
 from harsanyi import sparsifier as sp
@@ -85,13 +90,15 @@ def admm(
     return x_out[:, :size], x_out[:, size:], used
 
 
-def compare(n: int, per_kind: int, rho: float, ratio: float, iters: int) -> None:
+def compare(n: int, per_kind: int, rho: float, ratio: float, iters: int) -> list[dict]:
+    """Prints the table of games of `n` players and returns its rows."""
     kinds = benchmark_games(n, per_kind)
     print(f"\nn = {n}: {per_kind} games per kind; ADMM rho = {rho}, r = {ratio}, ≤ {iters} it.")
     print(
         f"{'games':14s} {'exact s/sample':>14s} {'ADMM s/sample':>13s} {'iterations':>16s} "
         f"{'certified':>9s} {'L1/OPT-1 worst':>14s} {'Jaccard mean':>12s} {'min':>6s}"
     )
+    rows = []
     for kind, games in kinds.items():
         start = time.perf_counter()
         exact = sp.sparsify(games, solver="exact", workers=1)
@@ -113,6 +120,22 @@ def compare(n: int, per_kind: int, rho: float, ratio: float, iters: int) -> None
             f"{len(reached):4d}/{len(games):<4d} {excess.max():+14.2e} "
             f"{overlap.mean():12.3f} {overlap.min():6.3f}"
         )
+        rows.append(
+            {
+                "n": n,
+                "games": kind,
+                "exact_s": exact_seconds,
+                "admm_s": admm_seconds,
+                "iterations_median": int(np.median(reached)) if len(reached) else None,
+                "iterations_max": int(reached.max()) if len(reached) else None,
+                "certified": len(reached),
+                "samples": len(games),
+                "jaccard_mean": float(overlap.mean()),
+                "jaccard_min": float(overlap.min()),
+                "excess_worst": float(excess.max()),
+            }
+        )
+    return rows
 
 
 def main() -> None:
@@ -123,12 +146,16 @@ def main() -> None:
     parser.add_argument("--ratio", type=float, default=10.0)
     parser.add_argument("--iters", type=int, default=4000)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", type=Path, help="also write the table to this JSON file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch threads: {torch.get_num_threads()}; float64; certificate gap ≤ 0.5 %")
     print("iterations: median / max over the samples that reached the certificate")
-    for n in args.n:
-        compare(n, args.per_kind, args.rho, args.ratio, args.iters)
+    rows = [
+        row for n in args.n for row in compare(n, args.per_kind, args.rho, args.ratio, args.iters)
+    ]
+    if args.json:
+        write_table(args.json, rows, rho=args.rho, ratio=args.ratio, iters=args.iters)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Row-and-column generation for the canonical LP against `exact`, and its best case.
 
-Run: python benchmarks/bench_generation.py [--n 8 10] [--per-kind 3] [--add 32]
+Run: python benchmarks/bench_generation.py [--n 8 10] [--per-kind 3] [--add 32] [--json FILE]
 
 A lead for a faster exact solver, not used by the library.  The canonical problem of
 `sparsify(solver="exact")` (every |I(S)| weighted 1 + δ·w_S) is written densely: one range row
@@ -14,7 +14,8 @@ violated the answer is optimal for the full problem, hence the unique canonical 
 
 "best case": the same LP restricted to the optimum's own active rows and support columns,
 solved cold: the time any method that found them cheaply would need.  "columns kept: all"
-generates rows only (every column is in the model from the start).
+generates rows only (every column is in the model from the start).  `--json FILE` also writes
+the table for the documentation (docs/numbers/, rendered by scripts/docs_numbers.py).
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ from __future__ import annotations
 import argparse
 import itertools
 import time
+from pathlib import Path
 
 import highspy
 import numpy as np
 import torch
 from bench_certified import benchmark_games, jaccard, salient, salient_sets
+from records import write_table
 
 from harsanyi import sparsifier as sp
 from harsanyi.certificate import and_adjoint, lower_bound, or_adjoint, rebuild
@@ -193,7 +196,9 @@ def best_case_seconds(v: np.ndarray, eps: float, n: int, i_and, i_or) -> float:
     return time.perf_counter() - start
 
 
-def compare(n: int, per_kind: int, add: int) -> None:
+def compare(n: int, per_kind: int, add: int) -> list[dict]:
+    """Prints the table of games of `n` players and returns its rows (one per kind of game
+    and way of keeping columns)."""
     kinds = benchmark_games(n, per_kind)
     print(f"\nn = {n}: {per_kind} games per kind, up to {add} rows and columns added per round")
     print(
@@ -207,6 +212,7 @@ def compare(n: int, per_kind: int, add: int) -> None:
         start = time.perf_counter()
         exact[kind] = sp.sparsify(games, solver="exact", workers=1)
         exact_seconds[kind] = (time.perf_counter() - start) / len(games)
+    table = []
     for (kind, games), all_columns in itertools.product(kinds.items(), (False, True)):
         seconds, rounds, rows, cols, excess, gaps, best, i_and, i_or = ([] for _ in range(9))
         for k, game in enumerate(games):
@@ -237,6 +243,23 @@ def compare(n: int, per_kind: int, add: int) -> None:
             f"{min(rows):4d}-{max(rows):<5d} {min(cols):4d}-{max(cols):<5d} "
             f"{max(excess):+14.1e} {max(gaps):8.1e} {overlap.min():11.3f} {max(best):11.3f}"
         )
+        table.append(
+            {
+                "n": n,
+                "games": kind,
+                "columns": "all" if all_columns else "generated",
+                "exact_s": exact_seconds[kind],
+                "generation_s": seconds,
+                "rounds_max": max(rounds),
+                "rows_kept": [min(rows), max(rows)],
+                "columns_kept": [min(cols), max(cols)],
+                "excess_worst": float(max(excess)),
+                "max_gap": float(max(gaps)),
+                "jaccard_min": float(overlap.min()),
+                "best_case_s": max(best),
+            }
+        )
+    return table
 
 
 def main() -> None:
@@ -245,11 +268,13 @@ def main() -> None:
     parser.add_argument("--per-kind", type=int, default=3)
     parser.add_argument("--add", type=int, default=32, help="rows and columns added per round")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", type=Path, help="also write the table to this JSON file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch threads: {torch.get_num_threads()}; HiGHS simplex; float64")
-    for n in args.n:
-        compare(n, args.per_kind, args.add)
+    rows = [row for n in args.n for row in compare(n, args.per_kind, args.add)]
+    if args.json:
+        write_table(args.json, rows, add=args.add)
 
 
 if __name__ == "__main__":

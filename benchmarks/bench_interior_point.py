@@ -1,7 +1,7 @@
 """A batched interior point on the dense normal equations, against `exact` (the GPU route).
 
 Run: python benchmarks/bench_interior_point.py [--n 8 10] [--per-kind 3] [--device cuda]
-     [--workers W]
+     [--workers W] [--json FILE]
 
 A lead for the GPU target of the sparsifier (≥ 1,000 samples/s at n = 10), not used by the
 library.  The canonical LP of `sparsify(solver="exact")` in standard form: a⁺, a⁻, o⁺, o⁻ ≥ 0
@@ -21,6 +21,8 @@ Its answer is made exactly feasible (`certificate.feasible_split`) and certified
 library's certificate from its dual point, and compared with `exact` (HiGHS, on the CPU): L1,
 gap, salient-set Jaccard and the largest |ΔI| relative to max|I|.  An interior point converges
 to the canonical vertex only in the limit, so these last two say how far it is from canonical.
+`--json FILE` also writes the table for the documentation (docs/numbers/, rendered by
+scripts/docs_numbers.py), each row with the device it ran on.
 """
 
 from __future__ import annotations
@@ -29,10 +31,12 @@ import argparse
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from bench_certified import benchmark_games, jaccard, salient, salient_sets
+from records import write_table
 
 from harsanyi import certificate as ct
 from harsanyi import sparsifier as sp
@@ -217,9 +221,14 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+
+
 def compare(
     n: int, per_kind: int, device: torch.device, tol: float, max_iter: int, workers: int
-) -> None:
+) -> list[dict]:
+    """Prints the table of games of `n` players and returns its rows."""
     kinds = benchmark_games(n, per_kind)
     cost = torch.from_numpy(1.0 + sp.CANONICAL_DELTA * sp.canonical_weights(n))
     threads = f"{workers} worker thread" + ("s" if workers != 1 else "")
@@ -229,6 +238,7 @@ def compare(
         f"{'reached tol':>11s} {'L1/OPT-1 worst':>14s} {'max gap':>8s} {'Jaccard min':>11s} "
         f"{'mean':>6s} {'max|dI|/max|I|':>14s}"
     )
+    rows = []
     for kind, games in kinds.items():
         start = time.perf_counter()
         exact = sp.sparsify(games, solver="exact", workers=workers)
@@ -254,12 +264,31 @@ def compare(
         change = np.maximum(np.abs(i_and - exact.I_and).max(1), np.abs(i_or - exact.I_or).max(1))
         reached = int((iterations < max_iter).sum())
         iters = iterations.cpu().numpy()
+        row = {
+            "device": device_name(device),
+            "n": n,
+            "games": kind,
+            "samples": len(games),
+            "workers": workers,
+            "exact_s": exact_seconds,
+            "ipm_per_s": rate,
+            "iterations_median": int(np.median(iters)),
+            "iterations_max": int(iters.max()),
+            "reached": reached,
+            "excess_worst": float((l1 / exact.l1_final - 1).max()),
+            "max_gap": float(((l1 - bound) / l1).max()),
+            "jaccard_min": float(overlap.min()),
+            "jaccard_mean": float(overlap.mean()),
+            "change": float((change / largest).max()),
+        }
         print(
-            f"{kind:14s} {exact_seconds:14.3f} {rate:13.1f} {int(np.median(iters)):4d}-"
-            f"{int(iters.max()):<5d} {reached:5d}/{len(games):<5d} "
-            f"{(l1 / exact.l1_final - 1).max():+14.1e} {((l1 - bound) / l1).max():8.1e} "
-            f"{overlap.min():11.3f} {overlap.mean():6.3f} {(change / largest).max():14.1e}"
+            f"{kind:14s} {exact_seconds:14.3f} {rate:13.1f} {row['iterations_median']:4d}-"
+            f"{row['iterations_max']:<5d} {reached:5d}/{len(games):<5d} "
+            f"{row['excess_worst']:+14.1e} {row['max_gap']:8.1e} "
+            f"{overlap.min():11.3f} {overlap.mean():6.3f} {row['change']:14.1e}"
         )
+        rows.append(row)
+    return rows
 
 
 def main() -> None:
@@ -273,15 +302,21 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, default=os.cpu_count() or 1, help="exact: samples side by side"
     )
+    parser.add_argument("--json", type=Path, help="also write the table to this JSON file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    name = device_name(device)
     print(f"device: {name}; torch {torch.__version__}; threads {torch.get_num_threads()}; float64")
     print(f"interior point to {args.tol:g} (at most {args.max_iter} iterations); the batch of each")
     print("kind is solved at once; iterations: median-max; 'reached tol': samples that did")
-    for n in args.n:
-        compare(n, args.per_kind, device, args.tol, args.max_iter, args.workers)
+    rows = [
+        row
+        for n in args.n
+        for row in compare(n, args.per_kind, device, args.tol, args.max_iter, args.workers)
+    ]
+    if args.json:
+        write_table(args.json, rows, torch=torch.__version__, tol=args.tol, max_iter=args.max_iter)
 
 
 if __name__ == "__main__":

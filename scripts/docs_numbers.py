@@ -13,13 +13,21 @@ command; this script renders each into `docs/numbers/<name>.md`, which the pages
   tiny study under other package versions against its committed scorecard);
 - `transforms.json`, `certified.json`, `face.json`: `python3 benchmarks/bench_transforms.py
   --json ...`, `python3 benchmarks/bench_certified.py --n 8 10 --workers 2 --json ...`,
-  `python3 benchmarks/bench_face.py --n 8 10 --json ...`.
+  `python3 benchmarks/bench_face.py --n 8 10 --json ...`;
+- `first_order.json`, `generation.json`: `python3 benchmarks/bench_first_order.py --n 8 10
+  --json ...`, `python3 benchmarks/bench_generation.py --n 8 10 --json ...`;
+- `interior_point.json`: `python3 benchmarks/bench_interior_point.py --n 8 10 --per-kind 3
+  --workers 1 --json ...` (the CPU rows; each row names its device, so a GPU run's file
+  renders the same way);
+- `extraction.json`: `python3 benchmarks/bench_extraction.py --json ...` (masked extraction
+  against plain batched inference).
 
     python3 scripts/docs_numbers.py                 # render every .json into its .md
     python3 scripts/docs_numbers.py --count-tests   # count the tests first, then render
 
-tests/test_docs.py fails where a .md is not what its .json renders, where the test counts
-moved, or where the README's install line differs from install.json.
+tests/test_docs.py fails where a .md is not what its .json renders or no page includes it (an
+include commented out, `<!-- --8<-- ... -->`, does not count), where the test counts moved, or
+where the README's install line differs from install.json.
 """
 
 from __future__ import annotations
@@ -218,6 +226,133 @@ def render_face(record: dict) -> str:
     )
 
 
+def render_first_order(record: dict) -> str:
+    def iterations(r: dict) -> str:
+        if r["iterations_median"] is None:
+            return f"— (none in {record['iters']:,})"
+        return f"{r['iterations_median']:,} / {r['iterations_max']:,}"
+
+    rows = [
+        f"| {r['n']} | {r['games']} | {r['exact_s']:.3f} | {r['admm_s']:.3f} | "
+        f"{iterations(r)} | {r['certified']}/{r['samples']} | "
+        f"{r['jaccard_mean']:.3f} / {r['jaccard_min']:.3f} |"
+        for r in record["rows"]
+    ]
+    return "\n".join(
+        [
+            "| n | games | exact s/sample | ADMM s/sample | ADMM iterations (median / max) | "
+            "certified | Jaccard mean / min |",
+            "| --- | --- | ---: | ---: | ---: | ---: | --- |",
+            *rows,
+            "",
+            f"ADMM ρ = {record['rho']:g}, r = {record['ratio']:g}, at most "
+            f"{record['iters']:,} iterations; {record['threads']} torch thread(s), finished "
+            f"{record['finished']} (`{record['command']}`).",
+            "",
+        ]
+    )
+
+
+def render_generation(record: dict) -> str:
+    """One line per n and kind of game: generated columns / all columns kept."""
+    kinds: dict[tuple, list[dict]] = {}
+    for r in record["rows"]:
+        kinds.setdefault((r["n"], r["games"]), []).append(r)
+
+    def each(r: dict) -> str:
+        return ", ".join(f"{s:.2f}" for s in r["generation_s"])
+
+    rows = [
+        f"| {n} | {games} | {' / '.join(r['columns'] for r in runs)} | "
+        f"{runs[0]['exact_s']:.3f} | {' / '.join(each(r) for r in runs)} | "
+        f"{max(r['best_case_s'] for r in runs):.3f} |"
+        for (n, games), runs in kinds.items()
+    ]
+    every = record["rows"]
+    return "\n".join(
+        [
+            "| n | games | columns | exact s/sample | generation s (each game) | "
+            "best case s (worst) |",
+            "| --- | --- | --- | ---: | --- | ---: |",
+            *rows,
+            "",
+            f"Over every game and both ways of keeping columns: L1/OPT − 1 at worst "
+            f"{max(r['excess_worst'] for r in every):+.1e}, certified gap at most "
+            f"{max(r['max_gap'] for r in every):.1e}, Jaccard with `exact` at least "
+            f"{min(r['jaccard_min'] for r in every):.3f}; up to {record['add']} rows and columns "
+            f"added per round; {record['threads']} torch thread(s), finished "
+            f"{record['finished']} (`{record['command']}`).",
+            "",
+        ]
+    )
+
+
+def _span(values: list[float], spec: str) -> str:
+    """`low–high` of `values` in `spec`, one number where both read the same."""
+    low, high = format(min(values), spec), format(max(values), spec)
+    return low if low == high else f"{low}–{high}"
+
+
+def render_interior_point(record: dict) -> str:
+    """One line per device, n and batch, ranges over the kinds of game."""
+    batches: dict[tuple, list[dict]] = {}
+    for r in record["rows"]:
+        batches.setdefault((r["device"], r["n"], r["samples"], r["workers"]), []).append(r)
+    threads = record["threads"]
+    tol = format(record["tol"], "g").replace("e-0", "e-")  # 1e-8, not 1e-08
+
+    def device(name: str) -> str:
+        return f"{name}, {threads} thread{'s' if threads != 1 else ''}" if name == "CPU" else name
+
+    rows = [
+        f"| {device(name)} | {n} | {samples} | {_span([r['ipm_per_s'] for r in runs], '.1f')} | "
+        f"{_span([r['exact_s'] for r in runs], '.3f')}"
+        + (f" ({workers} worker threads)" if workers != 1 else "")
+        + f" | {sum(r['reached'] for r in runs):,}/{sum(r['samples'] for r in runs):,} | "
+        f"{min(r['jaccard_min'] for r in runs):.3f} "
+        f"({_span([r['jaccard_mean'] for r in runs], '.3f')}) | "
+        f"{max(r['change'] for r in runs):.1e} |"
+        for (name, n, samples, workers), runs in batches.items()
+    ]
+    return "\n".join(
+        [
+            f"| device | n | games per kind (one batch) | ipm samples/s | `exact` s/sample | "
+            f"reached {tol} | Jaccard min (mean) | max \\|ΔI\\| / max \\|I\\| |",
+            "| --- | --- | --- | ---: | ---: | --- | --- | ---: |",
+            *rows,
+            "",
+            f"Ranges over the kinds of game; at most {record['max_iter']} iterations; torch "
+            f"{record['torch']}, {threads} torch thread(s), finished {record['finished']} "
+            f"(`{record['command']}`).",
+            "",
+        ]
+    )
+
+
+def render_extraction(record: dict) -> str:
+    target = record["target"]
+    rows = [
+        f"| {r['model']} | {r['rows']:,} | {r['batch']:,} | {r['masked_per_s']:,.0f} | "
+        f"{r['plain_per_s']:,.0f} | {100 * r['ratio']:.0f} % | "
+        f"{'met' if r['ratio'] >= target else 'not met'} |"
+        for r in record["rows"]
+    ]
+    return "\n".join(
+        [
+            f"| model | rows | batch | masked rows/s | plain rows/s | masked / plain | "
+            f"≥ {100 * target:.0f} % |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+            *rows,
+            "",
+            f"n = {record['players']}, {record['samples']} samples × {2 ** record['players']:,} "
+            f"masks, median of {record['repeats']} interleaved runs; torch {record['torch']}, "
+            f"{record['threads']} torch thread(s), finished {record['finished']} "
+            f"(`{record['command']}`).",
+            "",
+        ]
+    )
+
+
 def render(path: Path) -> str:
     """The markdown that `path` (a docs/numbers JSON file) renders to."""
     record = json.loads(path.read_text())
@@ -237,9 +372,18 @@ def render(path: Path) -> str:
         return render_certified(record)
     if path.stem == "face":
         return render_face(record)
+    if path.stem == "first_order":
+        return render_first_order(record)
+    if path.stem == "generation":
+        return render_generation(record)
+    if path.stem == "interior_point":
+        return render_interior_point(record)
+    if path.stem == "extraction":
+        return render_extraction(record)
     raise ValueError(
         f"{path}: no renderer for this file (tests, install, lab_scale, slurm_<study>, "
-        "versions_<name>, transforms, certified, face)"
+        "versions_<name>, transforms, certified, face, first_order, generation, "
+        "interior_point, extraction)"
     )
 
 
