@@ -5,8 +5,10 @@
 
 Copies the scorecard tables and every figure (PNG) of the study directory into the output
 directory and writes its README.md: the command, the wall time given, the devices and hosts
-recorded in the runs' provenance (run.json of each run in the scorecard), and the scorecard as
-one row per run and one column per claim (`harsanyi.analyses.scorecard.readme_markdown`).
+recorded in the runs' provenance (run.json of each run in the scorecard), the scorecard as
+one row per run and one column per claim (`harsanyi.analyses.scorecard.readme_markdown`), and,
+where the study has their tables, the Shapley/attribution and joint-extraction sentences that
+rule readme writes for the default study.
 """
 
 import argparse
@@ -14,11 +16,20 @@ import json
 import shutil
 from pathlib import Path
 
+from harsanyi.analyses import attributions, joint
 from harsanyi.analyses.common import read_tsv
 from harsanyi.analyses.scorecard import readme_markdown
 from harsanyi.io import write_text
 
-TABLES = ("scorecard.tsv", "scorecard_seeds.tsv", "sensitivity_trend.tsv", "joint_shared.tsv")
+TABLES = (
+    "scorecard.tsv",
+    "scorecard_seeds.tsv",
+    "sensitivity_trend.tsv",
+    "joint_shared.tsv",
+    "joint_summary.tsv",
+    "shapley.tsv",
+    "attributions.tsv",
+)
 
 
 def main() -> None:
@@ -54,6 +65,12 @@ def main() -> None:
         card, pooled, study=study_dir.parent.name, figure="two_phase.png", command=args.command
     )
     section = "\n".join(line for line in section.splitlines() if not line.startswith("<!--"))
+    # the parts rule readme adds to the default study's page, where the study has their tables
+    shapley, attributed = study_dir / "shapley.tsv", study_dir / "attributions.tsv"
+    if shapley.exists() and attributed.exists():
+        section += "\n\n" + attributions.readme_part(read_tsv(shapley), read_tsv(attributed))
+    if (study_dir / "joint_summary.tsv").exists():
+        section += "\n\n" + joint.readme_part(read_tsv(study_dir / "joint_summary.tsv"))
     lines = [
         f"# Study {study_dir.parent.name}",
         "",

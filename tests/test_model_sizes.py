@@ -117,7 +117,10 @@ def test_the_cross_architecture_configs_resolve():
         ("fashion_mnist", "resnet18"),
         ("sentiment", "bert_small"),
     }
-    assert len(cross.runs) == 20 and not cross.joint["enabled"]  # too costly here at n = 10
+    assert len(cross.runs) == 20 and cross.joint["enabled"]
+    groups = cross.joint_groups()  # the four image models of each seed and noise level
+    assert len(groups) == 4 and all(len(runs) == 4 for runs in groups.values())
+    assert cross.joint["samples_per_split"] == 3  # the whole LP is too costly here at n = 10
     gpu = load_study(repo / "config" / "gpu_study.yaml", check_data=False)
     assert all("model" not in run.settings for run in gpu.runs)  # full width
     assert {run.arch for run in gpu.runs} == {"vgg11", "resnet18", "alexnet"}

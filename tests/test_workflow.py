@@ -130,3 +130,25 @@ def test_a_fresh_install_reproduces_the_committed_tiny_scorecard(tiny_study):
     (path,) = (tiny_study / "results" / "studies").glob("tiny-*/a-*/scorecard.tsv")
     difference = compare_scorecards(REPO / "tests" / "data" / "tiny_scorecard.tsv", path)
     assert difference.same, difference.summary() + "\n" + difference.cells.to_string()
+
+
+@pytest.mark.slow
+def test_study_docs_writes_a_page_of_the_study_from_its_tables(tiny_study, tmp_path):
+    from harsanyi.analyses import attributions
+    from harsanyi.analyses.common import read_tsv
+
+    study = load_study(TINY)
+    study_dir = tiny_study / "results" / "studies" / study.study_id / study.analysis_id
+    command = [sys.executable, str(REPO / "scripts" / "study_docs.py"), str(study_dir)]
+    command += [str(tmp_path / "page"), "--command", "the command", "--wall", "3 min"]
+    subprocess.run(command, check=True, capture_output=True, text=True, timeout=300)
+    page = (tmp_path / "page" / "README.md").read_text()
+    assert page.startswith(f"# Study {study.study_id}")
+    assert "- Command: `the command`" in page and "- Wall time: 3 min" in page
+    for table in ("scorecard.tsv", "scorecard_seeds.tsv", "shapley.tsv", "attributions.tsv"):
+        assert (tmp_path / "page" / table).read_bytes() == (study_dir / table).read_bytes()
+    expected = attributions.readme_part(
+        read_tsv(study_dir / "shapley.tsv"), read_tsv(study_dir / "attributions.tsv")
+    )
+    assert expected in page
+    assert "Joint extraction" not in page  # the tiny study has none

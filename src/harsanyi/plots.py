@@ -1174,7 +1174,7 @@ def joint_figure(table: pd.DataFrame, out: str | Path) -> list[Path]:
             bottom.plot(per_order.index, per_order.values, markersize=3, **style)
         top.set_ylim(-0.02, 1.02)
         bottom.set_ylim(-0.02, 1.02)
-        top.set_title(group)
+        top.set_title(group.replace(": ", ":\n", 1))  # "<dataset seed noise>:\n<models>"
         top.set_xlabel("epoch")
         bottom.set_xlabel(f"order k (epoch {int(data.epoch.max())})")
         _order_ticks(bottom, data.order)

@@ -17,6 +17,7 @@ explain the same samples with the same players, so their games can be decomposed
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from itertools import combinations
 from pathlib import Path
@@ -36,6 +37,8 @@ from harsanyi.joint import (
 )
 from harsanyi.stats import DEFAULT_RATIO
 from harsanyi.store import InteractionResults, read_games
+
+log = logging.getLogger(__name__)
 
 
 def _same(values: list, what: str, paths: Sequence) -> None:
@@ -82,6 +85,15 @@ def extract_step(
         _same([repr(r.meta[key]) for r in results], key, paths)
     first = results[0]
     rows = first_per_split(first.split, samples_per_split)
+    log.info(
+        "joint LP of %d models on %d of %d samples (%s per split), n = %d, alpha = %g",
+        len(results),
+        len(rows),
+        len(first.split),
+        "all" if samples_per_split is None else samples_per_split,
+        first.n,
+        alpha,
+    )
     joint = extract_joint(
         np.stack([r.v[rows] for r in results]),
         alpha=alpha,
@@ -99,6 +111,7 @@ def extract_step(
                 "separate_files": [str(p) for p in paths],
             },
         },
+        progress=True,
     )
     write_joint(out, joint)
 
