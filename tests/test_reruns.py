@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from filelock import FileLock
 
 from harsanyi.config import load_study
 
@@ -87,15 +88,26 @@ def snakemake(
 def finished_tiny_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Working directory (results under ``results/``) of the tiny study run to the end.
 
-    Runs once per pytest session (minutes) and is reused by every module that asks for it;
-    callers must not change what is in it.
+    Runs once per pytest session (minutes): under pytest-xdist the first worker to ask runs it
+    in the session's shared temporary directory while the others wait on a file lock, and each
+    worker gets its own copy (mtimes kept), so that Snakemake's directory locks of one worker
+    never meet another's.  Callers must not change what is in it.
     """
-    workdir = tmp_path_factory.getbasetemp() / "finished-tiny-study"
+    basetemp = tmp_path_factory.getbasetemp()
+    shared = basetemp.parent if os.environ.get("PYTEST_XDIST_WORKER") else basetemp
+    source = shared / "finished-tiny-study"
+    with FileLock(f"{source}.lock"):
+        if not (source / FINISHED_MARKER).exists():
+            shutil.rmtree(source, ignore_errors=True)
+            source.mkdir()
+            snakemake(source, "--cores", "2")
+            (source / FINISHED_MARKER).touch()
+    if shared == basetemp:
+        return source
+    workdir = basetemp / "finished-tiny-study"
     if not (workdir / FINISHED_MARKER).exists():
         shutil.rmtree(workdir, ignore_errors=True)
-        workdir.mkdir()
-        snakemake(workdir, "--cores", "2")
-        (workdir / FINISHED_MARKER).touch()
+        shutil.copytree(source, workdir, symlinks=True)
     return workdir
 
 
@@ -212,11 +224,12 @@ def test_salient_ratio_reruns_only_the_analyses_that_use_it(
         assert counts[rule] <= full_counts[rule], rule
 
 
-def test_extraction_iters_reextracts_every_run_without_training(
+def test_extraction_iters_reextracts_every_run_without_training_or_games(
     finished: Path, full_counts: dict[str, int], tmp_path: Path
 ) -> None:
     config = variant_config(tmp_path, "iters", lambda c: c["extraction"].update(iters=301))
-    assert dry_run(finished, config) == without(full_counts, "select_samples", "train")
+    # the decomposition changes: the stored games (the model's part) are decomposed again
+    assert dry_run(finished, config) == without(full_counts, "select_samples", "train", "games")
     old = load_study(TINY)
     new = load_study(config)
     for old_run, new_run in zip(old.runs, new.runs, strict=True):

@@ -236,6 +236,15 @@ class Study:
             **{key: settings[key] for key in ("selection", "baseline", "output")},
         }
 
+    def games_job_settings(self, dataset: str, arch: str) -> dict:
+        """What rule games passes its job: the games settings and the memory budget of its
+        batches (which sizes the batches, not v); no decomposition setting, so changing one
+        re-decomposes the stored games without running the model again."""
+        return {
+            **self.game_settings(dataset, arch),
+            "memory_budget_mb": self.extraction["memory_budget_mb"],
+        }
+
     def game_id(self, run: Run) -> str:
         """`g-<hash>` of the games settings: the directory of a run's games files."""
         return f"g-{settings_hash(self.game_settings(run.dataset, run.arch))}"

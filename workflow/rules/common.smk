@@ -109,7 +109,8 @@ def manifest_path(dataset):
 if workflow.is_main_process:
     try:
         for note in check_before_training(
-            STUDY, skip_selection={n for n, path in MANIFESTS.items() if os.path.exists(path)}
+            STUDY,
+            skip_selection={n for n, path in MANIFESTS.items() if os.path.exists(path)},
         ):
             print(note, file=sys.stderr)
     except ValueError as error:

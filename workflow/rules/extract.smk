@@ -20,7 +20,7 @@ rule games:
         name=lambda wildcards: wildcards.run,
         root=lambda wildcards: STUDY.datasets[wildcards.dataset].root,
         extraction=lambda wildcards: sorted_keys(
-            STUDY.extraction_settings(wildcards.dataset, run_of(wildcards).arch)
+            STUDY.games_job_settings(wildcards.dataset, run_of(wildcards).arch)
         ),
         epoch=lambda wildcards: int(wildcards.epoch),
     script:
