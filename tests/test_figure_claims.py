@@ -198,10 +198,10 @@ def test_joint_groups_are_in_run_order(tmp_path, figures):
     plots.joint_figure(table, tmp_path / "joint.png")
     fig, _ = figures[-1]
     titles = [ax.get_title() for ax in fig.axes if ax.get_visible() and ax.get_title()]
-    assert titles == [
-        "digits s2: lenet + mlp",
-        "digits s2 noise 0.15: lenet + mlp",
-        "digits s10: lenet + mlp",
+    assert titles == [  # each title breaks after the group's runs, before its models
+        "digits s2:\nlenet + mlp",
+        "digits s2 noise 0.15:\nlenet + mlp",
+        "digits s10:\nlenet + mlp",
     ]
 
 

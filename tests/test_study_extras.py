@@ -451,3 +451,16 @@ def test_joint_samples_per_split_keeps_older_ids_and_names_its_own():
     assert list(unset.joint_groups()) == list(before.joint_groups())
     assert some.analysis_id != before.analysis_id
     assert set(some.joint_groups()).isdisjoint(before.joint_groups())
+
+
+@pytest.mark.parametrize(
+    ("joint", "match"),
+    [({"samples_per_split": 0}, "joint.samples_per_split"), ({"alpha": 0}, "joint.alpha")],
+)
+def test_bad_joint_settings_fail_naming_the_key_without_the_schema(joint, match):
+    config = {
+        "datasets": {"digits": {"architectures": ["lenet", "mlp"], "players": {"grid": [4, 4]}}},
+        "joint": {"enabled": True, **joint},
+    }
+    with pytest.raises(ConfigError, match=match):
+        resolve(config)

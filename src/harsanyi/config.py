@@ -472,6 +472,7 @@ def resolve(config: dict, *, check_data: bool = True) -> Study:
     )
     _check_extraction(study)
     _check_sensitivity(study)
+    _check_joint(study.joint)
     _check_variants(study)
     return study
 
@@ -629,6 +630,15 @@ def _check_sensitivity(study: Study) -> None:
                 f"sensitivity.enabled: dataset {plan.name!r} has token inputs; Gaussian noise and "
                 "PGD perturb continuous inputs (images, tabular) only"
             )
+
+
+def _check_joint(joint: dict) -> None:
+    """The joint settings the schema bounds, checked for configs given as dicts too."""
+    alpha, count = joint["alpha"], joint["samples_per_split"]
+    if not (isinstance(alpha, (int, float)) and 0 < alpha <= 1):
+        raise ConfigError(f"joint.alpha: a number in (0, 1], got {alpha!r}")
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+        raise ConfigError(f"joint.samples_per_split: an integer ≥ 1 or null, got {count!r}")
 
 
 def schema_path() -> Path:
