@@ -11,8 +11,9 @@ command; this script renders each into `docs/numbers/<name>.md`, which the pages
 - `lab_scale.json`: `python3 benchmarks/bench_dryrun.py --json docs/numbers/lab_scale.json`;
 - `versions_<name>.json`: `python3 benchmarks/bench_versions.py --python ... --json ...` (the
   tiny study under other package versions against its committed scorecard);
-- `transforms.json`, `certified.json`, `face.json`: `python3 benchmarks/bench_transforms.py
-  --json ...`, `python3 benchmarks/bench_certified.py --n 8 10 --workers 2 --json ...`,
+- `transforms.json`, `certified.json` (and `certified_n12.json`), `face.json`:
+  `python3 benchmarks/bench_transforms.py --json ...`, `python3 benchmarks/bench_certified.py
+  --n 8 10 --workers 2 --json ...` (`--n 12`),
   `python3 benchmarks/bench_face.py --n 8 10 --json ...`;
 - `first_order.json`, `generation.json`: `python3 benchmarks/bench_first_order.py --n 8 10
   --json ...`, `python3 benchmarks/bench_generation.py --n 8 10 --json ...`;
@@ -368,7 +369,7 @@ def render(path: Path) -> str:
         return render_versions(record)
     if path.stem == "transforms":
         return render_transforms(record)
-    if path.stem == "certified":
+    if path.stem.startswith("certified"):  # certified (n = 8, 10), certified_n12
         return render_certified(record)
     if path.stem == "face":
         return render_face(record)
@@ -382,7 +383,7 @@ def render(path: Path) -> str:
         return render_extraction(record)
     raise ValueError(
         f"{path}: no renderer for this file (tests, install, lab_scale, slurm_<study>, "
-        "versions_<name>, transforms, certified, face, first_order, generation, "
+        "versions_<name>, transforms, certified[_<name>], face, first_order, generation, "
         "interior_point, extraction)"
     )
 
