@@ -181,6 +181,14 @@ def render_transforms(record: dict) -> str:
     )
 
 
+def measured_by(record: dict) -> str:
+    """The closing line of a benchmark table (benchmarks/records.write_table's record)."""
+    return (
+        f"{record['threads']} torch thread(s), finished {record['finished']} "
+        f"(`{record['command']}`)."
+    )
+
+
 def render_certified(record: dict) -> str:
     def gap(value) -> str:
         return "—" if value is None else f"{value:.1e}"
@@ -198,8 +206,7 @@ def render_certified(record: dict) -> str:
             "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
             *rows,
             "",
-            f"{record['threads']} torch thread(s), finished {record['finished']} "
-            f"(`{record['command']}`).",
+            measured_by(record),
             "",
         ]
     )
@@ -220,8 +227,7 @@ def render_face(record: dict) -> str:
             "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: |",
             *rows,
             "",
-            f"{record['threads']} torch thread(s), finished {record['finished']} "
-            f"(`{record['command']}`).",
+            measured_by(record),
             "",
         ]
     )
@@ -247,8 +253,7 @@ def render_first_order(record: dict) -> str:
             *rows,
             "",
             f"ADMM ρ = {record['rho']:g}, r = {record['ratio']:g}, at most "
-            f"{record['iters']:,} iterations; {record['threads']} torch thread(s), finished "
-            f"{record['finished']} (`{record['command']}`).",
+            f"{record['iters']:,} iterations; {measured_by(record)}",
             "",
         ]
     )
@@ -281,8 +286,7 @@ def render_generation(record: dict) -> str:
             f"{max(r['excess_worst'] for r in every):+.1e}, certified gap at most "
             f"{max(r['max_gap'] for r in every):.1e}, Jaccard with `exact` at least "
             f"{min(r['jaccard_min'] for r in every):.3f}; up to {record['add']} rows and columns "
-            f"added per round; {record['threads']} torch thread(s), finished "
-            f"{record['finished']} (`{record['command']}`).",
+            f"added per round; {measured_by(record)}",
             "",
         ]
     )
@@ -347,8 +351,7 @@ def render_extraction(record: dict) -> str:
             "",
             f"n = {record['players']}, {record['samples']} samples × {2 ** record['players']:,} "
             f"masks, median of {record['repeats']} interleaved runs; torch {record['torch']}, "
-            f"{record['threads']} torch thread(s), finished {record['finished']} "
-            f"(`{record['command']}`).",
+            + measured_by(record),
             "",
         ]
     )
