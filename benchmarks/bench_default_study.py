@@ -28,6 +28,7 @@ from pathlib import Path
 
 from harsanyi.analyses.scorecard import compare_scorecards
 from harsanyi.io import write_json
+from harsanyi.provenance import store_packages
 
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED = {
@@ -126,6 +127,7 @@ def main() -> int:
                 "peak_rss_gib": round(peak_rss_kib / 2**20, 2),
                 "load_average": {"start": round(load_start[0], 2), "end": round(load_end[0], 2)},
                 "compared": compared,
+                "packages": store_packages(workdir / "results"),  # what its runs recorded
             },
             args.json,
         )

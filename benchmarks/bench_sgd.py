@@ -9,17 +9,20 @@ lr·4^n ∈ `--lrs-4n` (normalised units; the default is `sparsifier.DEFAULT_SGD
 and iteration counts ITERS: per kind of game the samples that end at or above their starting
 L1 (p = q = 0), the largest final L1 relative to the start, the final L1 relative to the LP
 optimum (median and worst), and the seconds per sample.  The defaults must end below the
-start on every game and as close to the optimum as that allows.
+start on every game and as close to the optimum as that allows.  `--json FILE` writes the
+rows for the documentation (scripts/docs_numbers.py renders them).
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 from bench_certified import benchmark_games
+from records import write_table
 
 from harsanyi import sparsifier as sp
 
@@ -28,7 +31,8 @@ ITERS = (5000, 20000)
 KINDS = ("planted", "untrained net", "trained net")
 
 
-def compare(n: int, per_kind: int, lrs: tuple[float, ...], iters: tuple[int, ...]) -> None:
+def compare(n: int, per_kind: int, lrs: tuple[float, ...], iters: tuple[int, ...]) -> list[dict]:
+    """The table at `n` (learning rates as lr·2^n), printed; its rows returned."""
     games = benchmark_games(n, per_kind)
     kinds = [kind for kind in KINDS if kind in games]
     values = np.concatenate([games[kind] for kind in kinds])
@@ -41,12 +45,21 @@ def compare(n: int, per_kind: int, lrs: tuple[float, ...], iters: tuple[int, ...
     for kind in kinds:
         header += f" | {kind + ': ≥start, L1/start max, L1/OPT med, max':>44s}"
     print(header)
+    rows_out = []
     for count in iters:
         for lr in lrs:
             began = time.perf_counter()
             result = sp.sparsify(values, solver="sgd", lr=lr / 2**n, iters=count)
             seconds = (time.perf_counter() - began) / len(values)
             line = f"{lr:7.2g} {count:6d} {seconds:9.3f}"
+            row = {
+                "n": n,
+                "lr_times_4n": lr * 2**n,
+                "iters": count,
+                "seconds_per_sample": seconds,
+                "start_over_opt_median": float(np.median(start / optimum)),
+                "kinds": {},
+            }
             for kind in kinds:
                 rows = labels == kind
                 above = int(result.above_start[rows].sum())
@@ -56,7 +69,16 @@ def compare(n: int, per_kind: int, lrs: tuple[float, ...], iters: tuple[int, ...
                     f" | {above:>2d}/{rows.sum():<2d} {progress.max():>12.3f} "
                     f"{np.median(ratio):>11.3f} {ratio.max():>11.3f}"
                 )
+                row["kinds"][kind] = {
+                    "games": int(rows.sum()),
+                    "above_start": above,
+                    "final_over_start_max": float(progress.max()),
+                    "final_over_opt_median": float(np.median(ratio)),
+                    "final_over_opt_max": float(ratio.max()),
+                }
+            rows_out.append(row)
             print(line, flush=True)
+    return rows_out
 
 
 def main() -> None:
@@ -69,6 +91,7 @@ def main() -> None:
         "--lrs-4n", type=float, nargs="+", help="lr·4^n values instead (lr·2^n = value / 2^n)"
     )
     parser.add_argument("--iters", type=int, nargs="+", help=f"iterations (default {ITERS})")
+    parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch threads: {torch.get_num_threads()}; float64; qthres 0.02")
@@ -77,9 +100,17 @@ def main() -> None:
         plan = [(n, per_kind) for n, per_kind in plan if n in args.n]
     lrs, iters = (LRS[::2], ITERS[:1]) if args.quick else (LRS, ITERS)
     lrs, iters = tuple(args.lrs or lrs), tuple(args.iters or iters)
+    rows = []
     for n, per_kind in plan:
         at_n = tuple(value / 2**n for value in args.lrs_4n) if args.lrs_4n else lrs
-        compare(n, per_kind, at_n, iters)
+        rows += compare(n, per_kind, at_n, iters)
+    if args.json:
+        write_table(
+            args.json,
+            rows,
+            default_lr_times_4n=sp.DEFAULT_SGD_LR_TIMES_4N,
+            default_iters=sp.DEFAULT_ITERS["sgd"],
+        )
 
 
 if __name__ == "__main__":

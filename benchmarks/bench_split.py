@@ -10,8 +10,9 @@ test per class), one thread: seconds per sample
 of the masked forward passes (`checkpoint_games`) and of the decomposition (`decompose`),
 measured side by side in this run.  A job holds its GPU for its whole run, so the GPU-seconds
 asked per sample are games + decomposition before and games alone now; the ratio is printed.
-On a GPU the forward passes are faster still (README: GPU check), so the share of the
-allocation the split frees is larger there than on this CPU.
+On a GPU the forward passes are faster still (the GPU check), so the share of the
+allocation the split frees is larger there than on this CPU.  `--json FILE` writes the rows
+for the documentation (scripts/docs_numbers.py renders them).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import torch
 import yaml
+from records import write_table
 
 from harsanyi.config import load_study
 from harsanyi.extraction import checkpoint_games, decompose, select_samples
@@ -34,7 +36,9 @@ SIZES = {"vgg11": {"width": 0.125}, "resnet18": {"width": 0.125}}
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--archs", nargs="+", default=["lenet", "vgg11", "resnet18"])
+    parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
     args = parser.parse_args()
+    rows = []
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -94,6 +98,17 @@ def main() -> None:
                 f"{label:22s} {count:7d} {forward / count:14.3f} {solve / count:18.3f} "
                 f"{before:19.3f} {now:8.3f} {now / before:9.1%}"
             )
+            rows.append(
+                {
+                    "arch": run.arch,
+                    "width": run.settings.get("model", {}).get("width"),
+                    "samples": count,
+                    "games_s": forward / count,
+                    "decompose_s": solve / count,
+                }
+            )
+    if args.json:
+        write_table(args.json, rows, n=10, face_ends=True)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ from harsanyi.data import load_dataset
 from harsanyi.games import ImageMasker, PatchGrid, game_values
 from harsanyi.jobs import configure_gpu_numerics, device_name, pick_device
 from harsanyi.models import build_model
+from harsanyi.provenance import package_versions
 from harsanyi.sparsifier import sparsify
 from harsanyi.train import _Tensors, _train_epoch
 from harsanyi.transforms import and_transform
@@ -229,18 +230,21 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
-def print_table(rows: list[Row]) -> None:
+def format_table(rows: list[Row]) -> str:
+    """The check's table as printed: aligned columns, a rule between sections."""
     headers = Row(
         "section", "item", "value", "reference", "ratio", "target", "verdict", "peak memory"
     )
     columns = list(vars(headers))
     widths = {c: max(len(getattr(r, c)) for r in [headers, *rows]) for c in columns}
     section = None
+    lines = []
     for row in [headers, *rows]:
         if row.section != section and row is not headers:
-            print("-" * (sum(widths.values()) + 3 * (len(columns) - 1)))
+            lines.append("-" * (sum(widths.values()) + 3 * (len(columns) - 1)))
         section = row.section
-        print(" | ".join(getattr(row, c).ljust(widths[c]) for c in columns).rstrip())
+        lines.append(" | ".join(getattr(row, c).ljust(widths[c]) for c in columns).rstrip())
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -384,11 +388,21 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.perf_counter() - started
     rows.append(Row("total", "wall time", f"{wall:.1f} s"))
     results["wall_s"] = wall
-    print_table(rows)
-    if args.json:
+    table = format_table(rows)
+    print(table, end="")
+    failed = [r for r in rows if r.verdict == "FAIL"]
+    if args.json:  # with the printed table, for the documentation (scripts/docs_numbers.py)
+        results |= {
+            "command": " ".join(["benchmarks/gpu_check.sh", *(argv or sys.argv[1:])]),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "torch": torch.__version__,
+            "packages": package_versions(),
+            "threads": torch.get_num_threads(),
+            "table": table,
+            "targets_failed": len(failed),
+        }
         with open(args.json, "w") as handle:
             json.dump(results, handle, indent=2)
-    failed = [r for r in rows if r.verdict == "FAIL"]
     print(f"\n{len(failed)} target(s) failed" if failed else "\nall targets met")
     return 1 if failed and args.strict else 0
 

@@ -11,11 +11,13 @@ from typing import Any
 import torch
 
 from harsanyi.io import write_json
+from harsanyi.provenance import package_versions
 
 
 def write_table(path: Path, rows: list[dict], **extra: Any) -> None:
     """`rows` as `path` (JSON), beside the command as typed from the repository root, the
-    time it finished, `extra` and torch's thread count."""
+    time it finished, `extra`, torch's thread count and the versions of the packages that can
+    change a number."""
     script = f"benchmarks/{Path(sys.argv[0]).name}"
     write_json(
         {
@@ -23,6 +25,7 @@ def write_table(path: Path, rows: list[dict], **extra: Any) -> None:
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             **extra,
             "threads": torch.get_num_threads(),
+            "packages": package_versions(),
             "rows": rows,
         },
         path,

@@ -21,14 +21,32 @@ command; this script renders each into `docs/numbers/<name>.md`, which the pages
   --workers 1 --json ...` (the CPU rows; each row names its device, so a GPU run's file
   renders the same way);
 - `extraction.json`: `python3 benchmarks/bench_extraction.py --json ...` (masked extraction
-  against plain batched inference).
+  against plain batched inference);
+- `sgd.json`: `python3 benchmarks/bench_sgd.py --n 6 8 10 --lrs-4n 2 1 0.5 0.25 --iters 5000
+  20000 --json ...` (the reference SGD's sweep that chose its defaults);
+- `default_study.json`: `python3 benchmarks/bench_default_study.py --json ...` (the README's
+  first command in a fresh clone: jobs, wall time, peak memory, its scorecards against the
+  committed ones);
+- `split.json`: `python3 benchmarks/bench_split.py --json ...` (GPU-seconds asked per sample
+  with the games and their decomposition in one job and in two);
+- `store.json`: `python3 benchmarks/bench_store.py --json ...` (HDF5 filters side by side);
+- `planted[_<name>].json`: `python3 scripts/planted_report.py <results> --json ...` (the
+  planted positive controls: in how many samples each run's decomposition shows the rule);
+- `memory.json`: `python3 scripts/memory_peaks.py <results> --json ...` (each rule's peak memory
+  in a finished study, from Snakemake's benchmark files, beside its ask);
+- `gpu_check_<name>.json`: `benchmarks/gpu_check.sh [--cpu-small] --json ...` (the printed
+  table, the device and the software).
+
+Each study page that scripts/study_docs.py wrote (docs/<name>/ with its scorecard tables)
+also gets `verdicts_<name>.md`: its verdict counts and pooled verdicts, for docs/studies.md.
 
     python3 scripts/docs_numbers.py                 # render every .json into its .md
     python3 scripts/docs_numbers.py --count-tests   # count the tests first, then render
 
 tests/test_docs.py fails where a .md is not what its .json renders or no page includes it (an
 include commented out, `<!-- --8<-- ... -->`, does not count), where the test counts moved, or
-where the README's install line differs from install.json.
+where the README's install line or default-study line differs from install.json or
+default_study.json.
 """
 
 from __future__ import annotations
@@ -181,11 +199,21 @@ def render_transforms(record: dict) -> str:
     )
 
 
+def versions(record: dict) -> str:
+    """ " With torch 2.14.1, numpy 2.4.6, …": the package versions a record holds (records
+    older than that field hold none: an empty string)."""
+    packages = record.get("packages")
+    if not packages:
+        return ""
+    listed = ", ".join(f"{name} {version}" for name, version in sorted(packages.items()))
+    return f" With {listed}."
+
+
 def measured_by(record: dict) -> str:
     """The closing line of a benchmark table (benchmarks/records.write_table's record)."""
     return (
         f"{record['threads']} torch thread(s), finished {record['finished']} "
-        f"(`{record['command']}`)."
+        f"(`{record['command']}`)." + versions(record)
     )
 
 
@@ -357,38 +385,290 @@ def render_extraction(record: dict) -> str:
     )
 
 
+def render_sgd(record: dict) -> str:
+    kinds = list(record["rows"][0]["kinds"])
+    default = (record["default_lr_times_4n"], record["default_iters"])
+
+    def cells(r: dict) -> list[str]:
+        out = [
+            str(r["n"]),
+            f"{r['lr_times_4n']:g}",
+            f"{r['iters']:,}",
+            f"{r['seconds_per_sample']:.3g}",
+        ]
+        for kind in kinds:
+            k = r["kinds"][kind]
+            out.append(
+                f"{k['above_start']}/{k['games']} | {k['final_over_opt_median']:.3f} "
+                f"({k['final_over_opt_max']:.3f})"
+            )
+        if (r["lr_times_4n"], r["iters"]) == default:
+            out = [f"**{cell}**" for cell in " | ".join(out).split(" | ")]
+        return out
+
+    games = sum(r["kinds"][kind]["games"] for r in record["rows"] for kind in kinds)
+    chosen = [r for r in record["rows"] if (r["lr_times_4n"], r["iters"]) == default]
+    above = sum(r["kinds"][kind]["above_start"] for r in chosen for kind in kinds)
+    chosen_games = sum(r["kinds"][kind]["games"] for r in chosen for kind in kinds)
+    header = ["n", "lr·4^n", "iterations", "s/sample"]
+    for kind in kinds:
+        header += [f"{kind}: ≥ start", "L1/OPT median (max)"]
+    return "\n".join(
+        [
+            "| " + " | ".join(header) + " |",
+            "| " + " | ".join(["---"] * len(header)) + " |",
+            *("| " + " | ".join(cells(r)) + " |" for r in record["rows"]),
+            "",
+            f"In bold the defaults (lr = {default[0]:g}/4^n, {default[1]:,} iterations): "
+            f"{above} of the {chosen_games} games end at or above their start under them; "
+            f"{games} games × settings in all. " + measured_by(record),
+            "",
+        ]
+    )
+
+
+def _duration(seconds: float) -> str:
+    hours, rest = divmod(round(seconds), 3600)
+    minutes, seconds = divmod(rest, 60)
+    return (
+        f"{hours} h {minutes:02d} min {seconds:02d} s"
+        if hours
+        else f"{minutes} min {seconds:02d} s"
+    )
+
+
+def readme_default_study(record: dict) -> str:
+    """The README's line on the default study's size and time."""
+    changed = sum(c["cells_changed"] for c in record["compared"].values())
+    verdicts = sum(c["verdicts_changed"] for c in record["compared"].values())
+    scorecards = (
+        "its scorecards equal to the committed ones cell for cell"
+        if changed == 0
+        else f"its scorecards {verdicts} verdicts and {changed} cells off the committed ones"
+    )
+    return (
+        f"{record['jobs']['total']} jobs, {_duration(record['wall_s'])} on "
+        f"{record['cores']} cores, {scorecards} (`{record['command']}`)"
+    )
+
+
+def render_default_study(record: dict) -> str:
+    jobs = record["jobs"]
+    largest = sorted(
+        ((count, rule) for rule, count in jobs.items() if rule != "total"), reverse=True
+    )[:4]
+    compared = "; ".join(
+        f"`{table}` against `{c['against']}`: **{c['verdicts_changed']} of {c['rows']} "
+        f"verdicts** and {c['cells_changed']} cells differ"
+        for table, c in record["compared"].items()
+    )
+    load = record["load_average"]
+    return (
+        f"`python3 -m snakemake --cores {record['cores']}` from scratch in a fresh clone of commit "
+        f"{record['commit'][:7]} (study `{record['study']}`): **{jobs['total']} jobs** ("
+        + ", ".join(f"{count} `{rule}`" for count, rule in largest)
+        + f", …) in **{_duration(record['wall_s'])}** on {record['cores']} of the "
+        f"{record['cpus']} cores of this {record['machine']} machine (load average "
+        f"{load['start']:.2f} before it started, {load['end']:.2f} at its end, its own jobs "
+        f"included), peak memory of one process {record['peak_rss_gib']:.2f} GiB. Its "
+        "scorecards against the committed ones, "
+        f"cell by cell: {compared}. Finished {record['finished']} (`{record['command']}`)."
+        + versions(record)
+        + "\n"
+    )
+
+
+def render_gpu_check(record: dict) -> str:
+    return "\n".join(
+        [
+            "```",
+            record["table"].rstrip(),
+            "```",
+            "",
+            (
+                "every target met"
+                if record["targets_failed"] == 0
+                else f"**{record['targets_failed']} target(s) failed**"
+            )
+            + f"; {record['device']}, torch {record['torch']}, {record['threads']} CPU "
+            f"thread(s), finished {record['finished']} (`{record['command']}`)." + versions(record),
+            "",
+        ]
+    )
+
+
+def study_pages() -> list[Path]:
+    """The directories under docs/ that scripts/study_docs.py wrote from a study (they hold its
+    scorecard tables)."""
+    return sorted(path.parent for path in (REPO / "docs").glob("*/scorecard_seeds.tsv"))
+
+
+def render_study_verdicts(page: Path) -> str:
+    """A study's verdicts as docs/numbers/verdicts_<name>.md: the counts per run and pooled over
+    seeds, and the pooled verdicts, one row per group of runs, from its copied tables."""
+    from harsanyi.analyses.common import read_tsv
+    from harsanyi.analyses.scorecard import CLAIMS, verdict_counts, verdict_text
+    from harsanyi.plots import run_order
+
+    card, pooled = (read_tsv(page / name) for name in ("scorecard.tsv", "scorecard_seeds.tsv"))
+    where = f"docs/{page.name}"
+    claims = list(dict.fromkeys(pooled.key))
+    rows = []
+    for run in run_order(pooled.run.unique()):
+        verdicts = pooled[pooled.run == run].set_index("key").verdict
+        rows.append(f"| {run} | " + " | ".join(str(verdicts[k]) for k in claims) + " |")
+    return "\n".join(
+        [
+            f"Per run, {card.run.nunique()} runs × {card.key.nunique()} claims: "
+            f"{verdict_text(verdict_counts(card))}. Pooled over seeds, {pooled.run.nunique()} "
+            f"groups × {len(claims)} claims: {verdict_text(verdict_counts(pooled))} "
+            f"(`{where}/scorecard.tsv`, `scorecard_seeds.tsv`; effects, intervals and nulls in "
+            f"[{where}/README.md]({page.name}/README.md)).",
+            "",
+            "| runs pooled over seeds | " + " | ".join(CLAIMS[k] for k in claims) + " |",
+            "| --- |" + " --- |" * len(claims),
+            *rows,
+            "",
+        ]
+    )
+
+
+def render_memory(record: dict) -> str:
+    def mb(value) -> str:
+        return "—" if value is None else f"{value:,.0f}"
+
+    rows = [
+        f"| `{r['rule']}` | {r['jobs']} | {mb(r['max_rss_mb'])} | {mb(r['mem_mb'])} | "
+        f"{r['median_s']:.1f} / {r['max_s']:.1f} |"
+        for r in record["rows"]
+    ]
+    return "\n".join(
+        [
+            "| rule | jobs | peak max_rss (MB) | ask `mem_mb` (MB) | wall s, median / max |",
+            "| --- | ---: | ---: | ---: | ---: |",
+            *rows,
+            "",
+            f"From the Snakemake benchmark files of {', '.join(record['studies'])}, finished "
+            f"{record['finished']} (`{record['command']}`)." + versions(record),
+            "",
+        ]
+    )
+
+
+def render_split(record: dict) -> str:
+    names = {"lenet": "LeNet", "vgg11": "VGG-11", "resnet18": "ResNet-18"}
+
+    def name(r: dict) -> str:
+        label = names.get(r["arch"], r["arch"])
+        return label + (f" (width {r['width']:g})" if r["width"] is not None else "")
+
+    rows = []
+    for r in record["rows"]:
+        before = r["games_s"] + r["decompose_s"]
+        rows.append(
+            f"| {name(r)} | {r['games_s']:.3f} | {r['decompose_s']:.3f} | {before:.3f} | "
+            f"{r['games_s']:.3f} | {r['games_s'] / before:.1%} |"
+        )
+    return "\n".join(
+        [
+            "| architecture | games s/sample | decomposition s/sample | GPU-s asked per sample "
+            "before (one job) | now (games only) | now / before |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
+            *rows,
+            "",
+            f"n = {record['n']}, exact with the face's ends, {record['rows'][0]['samples']} "
+            "samples per model; " + measured_by(record),
+            "",
+        ]
+    )
+
+
+def render_store(record: dict) -> str:
+    rows = [
+        f"| {r['filter']}{' (the library)' if r['library'] else ''} | {r['kib']:,.0f} KiB | "
+        f"{r['write_ms']:.0f} ms | {r['read_ms']:.2f} ms |"
+        for r in record["rows"]
+    ]
+    return "\n".join(
+        [
+            "| filter | size | write all | read one sample (2 datasets) |",
+            "| --- | ---: | ---: | ---: |",
+            *rows,
+            "",
+            f"n = {record['n']}, {record['samples']} samples; finished "
+            f"{record['finished']} (`{record['command']}`)." + versions(record),
+            "",
+        ]
+    )
+
+
+def _same(values) -> dict | None:
+    """The one value all of `values` share; ValueError where they differ."""
+    distinct = {json.dumps(v, sort_keys=True) for v in values}
+    if len(distinct) > 1:
+        raise ValueError(f"the rows recorded different package versions: {sorted(distinct)}")
+    return json.loads(distinct.pop()) if distinct else None
+
+
+def render_planted(record: dict) -> str:
+    among = (
+        "among coalitions of two or more players"
+        if record["min_order"] == 2
+        else f"among coalitions of {record['min_order']} or more players"
+    )
+    lines = [
+        f"- `{r['dataset']}` ({r['run']}, epoch {r['epoch']}): planted rule recovered in "
+        f"**{r['recovered']} of {r['samples']}** samples"
+        for r in record["rows"]
+    ]
+    return "\n".join(
+        [
+            *lines,
+            "",
+            f"Ranked {among}, salient at {record['salient_ratio']:g} of the sample's max |I|; "
+            f"finished {record['finished']} (`{record['command']}`)."
+            + versions({"packages": _same(r.get("packages") for r in record["rows"])}),
+            "",
+        ]
+    )
+
+
+# Which renderer a docs/numbers/<name>.json takes: by its whole name, else by how it begins.
+RENDERERS = {
+    "tests": render_tests,
+    "install": render_install,
+    "lab_scale": render_lab_scale,
+    "transforms": render_transforms,
+    "face": render_face,
+    "first_order": render_first_order,
+    "generation": render_generation,
+    "interior_point": render_interior_point,
+    "extraction": render_extraction,
+    "sgd": render_sgd,
+    "default_study": render_default_study,
+    "memory": render_memory,
+    "split": render_split,
+    "store": render_store,
+}
+RENDERERS_BY_PREFIX = {
+    "slurm_": render_slurm,
+    "versions_": render_versions,
+    "certified": render_certified,  # certified (n = 8, 10), certified_n12
+    "gpu_check": render_gpu_check,
+    "planted": render_planted,  # planted, planted_all_orders
+}
+
+
 def render(path: Path) -> str:
     """The markdown that `path` (a docs/numbers JSON file) renders to."""
     record = json.loads(path.read_text())
-    if path.stem == "tests":
-        return render_tests(record)
-    if path.stem == "install":
-        return render_install(record)
-    if path.stem.startswith("slurm_"):
-        return render_slurm(record)
-    if path.stem == "lab_scale":
-        return render_lab_scale(record)
-    if path.stem.startswith("versions_"):
-        return render_versions(record)
-    if path.stem == "transforms":
-        return render_transforms(record)
-    if path.stem.startswith("certified"):  # certified (n = 8, 10), certified_n12
-        return render_certified(record)
-    if path.stem == "face":
-        return render_face(record)
-    if path.stem == "first_order":
-        return render_first_order(record)
-    if path.stem == "generation":
-        return render_generation(record)
-    if path.stem == "interior_point":
-        return render_interior_point(record)
-    if path.stem == "extraction":
-        return render_extraction(record)
-    raise ValueError(
-        f"{path}: no renderer for this file (tests, install, lab_scale, slurm_<study>, "
-        "versions_<name>, transforms, certified[_<name>], face, first_order, generation, "
-        "interior_point, extraction)"
-    )
+    if path.stem in RENDERERS:
+        return RENDERERS[path.stem](record)
+    for prefix, renderer in RENDERERS_BY_PREFIX.items():
+        if path.stem.startswith(prefix):
+            return renderer(record)
+    known = [*RENDERERS, *(f"{prefix}…" for prefix in RENDERERS_BY_PREFIX)]
+    raise ValueError(f"{path}: no renderer for this file (known: {', '.join(known)})")
 
 
 def main() -> int:
@@ -400,6 +680,10 @@ def main() -> int:
     for path in sorted(NUMBERS.glob("*.json")):
         path.with_suffix(".md").write_text(render(path))
         print(f"{path.with_suffix('.md').relative_to(REPO)} from {path.name}")
+    for page in study_pages():
+        shown = NUMBERS / f"verdicts_{page.name}.md"
+        shown.write_text(render_study_verdicts(page))
+        print(f"{shown.relative_to(REPO)} from {page.relative_to(REPO)}/scorecard*.tsv")
     return 0
 
 

@@ -69,6 +69,39 @@ def test_the_readme_quotes_the_measured_install_size():
     assert line in " ".join((REPO / "README.md").read_text().split())
 
 
+def test_the_readme_quotes_the_measured_default_study():
+    record = json.loads((NUMBERS / "default_study.json").read_text())
+    line = docs_numbers.readme_default_study(record)
+    assert line in " ".join((REPO / "README.md").read_text().split())
+
+
+def test_every_study_page_has_its_verdicts_rendered_and_included():
+    """docs/studies.md quotes each study page's verdicts through verdicts_<name>.md, which
+    is what that page's copied scorecard tables render."""
+    pages = docs_numbers.study_pages()
+    assert {page.name for page in pages} >= {"cross_arch", "fashion_mnist_cpu"}
+    studies = (REPO / "docs" / "studies.md").read_text()
+    for page in pages:
+        shown = NUMBERS / f"verdicts_{page.name}.md"
+        assert shown.read_text() == docs_numbers.render_study_verdicts(page), (
+            f"{shown} differs from what {page}'s tables render: python3 scripts/docs_numbers.py"
+        )
+        assert f'\n--8<-- "docs/numbers/{shown.name}"\n' in studies
+
+
+def test_the_study_verdicts_count_every_row():
+    """The rendered counts add up to the runs × claims of each table."""
+    from harsanyi.analyses.common import read_tsv
+
+    for page in docs_numbers.study_pages():
+        text = docs_numbers.render_study_verdicts(page)
+        for name, label in (("scorecard.tsv", "Per run, "), ("scorecard_seeds.tsv", "Pooled")):
+            table = read_tsv(page / name)
+            counted = text.split(label, 1)[1].split(": ", 1)[1].split(" (")[0].split(".")[0]
+            total = sum(int(part.split(" ", 1)[0]) for part in counted.split(", "))
+            assert total == len(table), (page, name, counted)
+
+
 def test_the_job_model_matches_what_slurm_saw():
     """bench_dryrun's model of jobs and sbatch calls holds for every study observed on the test
     cluster (docs/numbers/slurm_<study>.json, written by bench_slurm_calls.py)."""
@@ -117,3 +150,41 @@ def test_the_default_study_page_quotes_what_compare_prints(capsys):
     main(["compare", "--common", *(str(REPO / f) for f in files), "--all"])
     rows = capsys.readouterr().out.splitlines()[2:]
     assert rows and all("shared_interactions" in row for row in rows)
+
+
+def test_the_sgd_table_marks_and_counts_the_defaults():
+    """The SGD sweep's rendering puts the current defaults in bold and counts, over their
+    rows only, the games that end at or above their start."""
+
+    def row(n, lr, iters, above):
+        kind = {"games": 4, "above_start": above, "final_over_start_max": 1.0}
+        kind |= {"final_over_opt_median": 1.1, "final_over_opt_max": 1.2}
+        return {"n": n, "lr_times_4n": lr, "iters": iters, "seconds_per_sample": 0.5,
+                "kinds": {"planted": dict(kind), "trained net": dict(kind)}}  # fmt: skip
+
+    record = {
+        "command": "python3 benchmarks/bench_sgd.py",
+        "finished": "2026-12-05T00:00:00Z",
+        "threads": 1,
+        "default_lr_times_4n": 0.5,
+        "default_iters": 20000,
+        "rows": [row(8, 0.5, 20000, 1), row(8, 2.0, 20000, 3), row(10, 0.5, 20000, 0)],
+        "packages": {"torch": "2.14.1", "numpy": "2.4.6"},
+    }
+    text = docs_numbers.render_sgd(record)
+    assert text.rstrip().endswith("With numpy 2.4.6, torch 2.14.1.")
+    assert docs_numbers.versions({}) == ""
+    bold = [line for line in text.splitlines() if line.startswith("| **")]
+    assert len(bold) == 2 and all("**0.5**" in line for line in bold)
+    assert "2 of the 16 games end at or above their start" in text
+    assert "24 games × settings in all" in text
+
+
+def test_the_default_study_benchmark_reads_snakemakes_job_stats():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from bench_default_study import job_counts
+
+    log = "Building DAG of jobs...\nJob stats:\njob      count\n-----  -------\n"
+    log += "train         12\nextract      252\ntotal        264\n\nSelect jobs\n"
+    log += "Job stats:\njob  count\ntotal  3\n"
+    assert job_counts(log) == {"train": 12, "extract": 252, "total": 264}

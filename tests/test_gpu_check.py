@@ -78,6 +78,23 @@ def test_cpu_small_writes_its_measurements(cpu_small):
     assert measured["gpu_cpu"] is None
 
 
+@pytest.mark.slow
+def test_cpu_small_json_renders_the_printed_table_for_the_docs(cpu_small):
+    """The JSON carries the table exactly as printed, and scripts/docs_numbers.py renders it
+    with the device, the software and how many targets failed."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import docs_numbers
+
+    text, measured = cpu_small
+    assert measured["table"] in text and "lenet images/s" in measured["table"]
+    assert measured["command"].startswith("benchmarks/gpu_check.sh --cpu-small --json ")
+    rendered = docs_numbers.render_gpu_check(measured)
+    assert measured["table"].rstrip() in rendered
+    failed = text.count("| FAIL")
+    assert measured["targets_failed"] == failed
+    assert ("every target met" in rendered) == (failed == 0)
+
+
 def test_the_check_refuses_a_gpu_it_cannot_use(tmp_path):
     """A GPU node whose PyTorch sees no GPU: the check fails at once, naming the variable,
     instead of measuring the CPU (faked by CUDA_VISIBLE_DEVICES on this GPU-less machine)."""

@@ -348,11 +348,12 @@ def run_control(tmp_path: Path, control: str) -> list[Path]:
     return files
 
 
-def report(files: list[Path]) -> str:
+def report(files: list[Path], json_path: Path) -> str:
     import subprocess
 
     done = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "planted_report.py"), *map(str, files)],
+        [sys.executable, str(REPO / "scripts" / "planted_report.py"), *map(str, files)]
+        + ["--json", str(json_path)],
         capture_output=True,
         text=True,
         check=True,
@@ -370,7 +371,15 @@ def test_tabular_and_image_controls_recover_the_planted_rule(tmp_path, control):
         recovery = planted_recovery(results, planted_terms(results))
         assert recovery.total >= 8, path
         assert recovery.recovered >= 0.8 * recovery.total, (path, recovery)
-    assert report(files).count("planted rule recovered in") == len(files)
+    assert report(files, tmp_path / "planted.json").count("planted rule recovered in") == len(files)
+    import json
+
+    rows = json.loads((tmp_path / "planted.json").read_text())["rows"]
+    for path, row in zip(files, rows, strict=True):
+        results = read_results(path)
+        recovery = planted_recovery(results, planted_terms(results))
+        assert (row["recovered"], row["samples"]) == (recovery.recovered, recovery.total)
+        assert row["run"] == results.meta["model"]["run"]
 
 
 @pytest.mark.slow

@@ -173,3 +173,24 @@ def test_provenance_names_the_workflow_checkout_that_ran(tmp_path, monkeypatch):
         assert git_state()["git_dirty"] is True
     finally:
         git_state.cache_clear()
+
+
+def test_store_packages_are_what_every_run_recorded_and_differences_are_named(tmp_path):
+    import json
+
+    import pytest
+
+    from harsanyi.provenance import store_packages
+
+    with pytest.raises(ValueError, match="no run.json"):
+        store_packages(tmp_path)
+    locked = {"torch": "2.14.1", "numpy": "2.4.6"}
+    for run in ("a", "b"):
+        manifest = tmp_path / "digits" / "runs" / run / "run.json"
+        manifest.parent.mkdir(parents=True)
+        manifest.write_text(json.dumps({"provenance": {"packages": locked}}))
+    assert store_packages(tmp_path) == locked
+    other = tmp_path / "digits" / "runs" / "b" / "run.json"
+    other.write_text(json.dumps({"provenance": {"packages": {**locked, "torch": "2.13.0"}}}))
+    with pytest.raises(ValueError, match="runs/b/run.json recorded different package versions"):
+        store_packages(tmp_path)

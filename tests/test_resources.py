@@ -164,3 +164,42 @@ def test_the_slurm_profile_selects_every_ready_job_of_a_lab_scale_study():
     profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
     lab = json.loads((REPO / "docs" / "numbers" / "lab_scale.json").read_text())
     assert int(profile["jobs"]) > lab["total_jobs"]
+
+
+def _benchmark_file(path: Path, max_rss: float, seconds: float) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time"
+    path.write_text(f"{header}\n{seconds}\t0:00:01\t{max_rss}\t1\t1\t1\t0\t0\t50\t1\n")
+
+
+def test_memory_peaks_reads_every_benchmark_and_flags_a_peak_above_its_ask(tmp_path):
+    """scripts/memory_peaks.py: per rule the jobs, the largest max_rss and the wall times, beside
+    the ask of workflow/resources.yaml; exit 1 naming a rule whose peak exceeds it."""
+    results = tmp_path / "results"
+    (results / "studies" / "s-1").mkdir(parents=True)
+    manifest = results / "digits" / "runs" / "r" / "run.json"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text('{"provenance": {"packages": {"torch": "2.14.1"}}}')
+    ask = RESOURCES["train"]["mem_mb"]
+    _benchmark_file(results / "benchmarks" / "train" / "a" / "0.tsv", ask / 3, 2.0)
+    _benchmark_file(results / "benchmarks" / "train" / "b" / "0.tsv", ask / 2, 4.0)
+    _benchmark_file(results / "benchmarks" / "extract" / "a" / "1.tsv", 100.0, 6.0)
+    _benchmark_file(results / "studies" / "s-1" / "a-1" / "benchmarks" / "scorecard.tsv", 50, 9)
+    script = [sys.executable, str(REPO / "scripts" / "memory_peaks.py"), str(results)]
+    done = subprocess.run([*script, "--json", str(tmp_path / "m.json")], capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    import json
+
+    record = json.loads((tmp_path / "m.json").read_text())
+    rows = {row["rule"]: row for row in record["rows"]}
+    assert rows["train"]["jobs"] == 2 and rows["train"]["max_rss_mb"] == ask / 2
+    assert rows["train"]["median_s"] == 3.0 and rows["train"]["max_s"] == 4.0
+    assert rows["train"]["mem_mb"] == ask and rows["extract"]["jobs"] == 1
+    assert rows["scorecard"]["jobs"] == 1 and rows["scorecard"]["max_rss_mb"] == 50
+    assert rows["scorecard"]["mem_mb"] == RESOURCES["scorecard"]["mem_mb"]
+    assert record["studies"] == ["s-1"] and record["packages"] == {"torch": "2.14.1"}
+
+    _benchmark_file(results / "benchmarks" / "train" / "c" / "0.tsv", ask + 1, 1.0)
+    done = subprocess.run(script, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "above the ask" in done.stdout and "train" in done.stdout

@@ -105,6 +105,25 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
+def store_packages(results: str | Path) -> dict[str, str | None]:
+    """The package versions (`provenance.packages`) that every run of a results store
+    recorded in its run.json: what produced the store's numbers.  ValueError where the store
+    has no run or two runs recorded different versions (naming both)."""
+    import json
+
+    found: dict[str, dict] = {}
+    for manifest in sorted(Path(results).glob("*/runs/*/run.json")):
+        packages = (json.loads(manifest.read_text()).get("provenance") or {}).get("packages")
+        found[str(manifest)] = packages
+    if not found:
+        raise ValueError(f"{results}: no run.json under */runs/*/ (not a results store?)")
+    (first, versions), *others = found.items()
+    for other, theirs in others:
+        if theirs != versions:
+            raise ValueError(f"{first} and {other} recorded different package versions")
+    return versions
+
+
 def device_name(device: Any = None) -> str:
     """The device as logs name it (`harsanyi.jobs.device_name`): "cpu (x86_64)" or
     "cuda:0 (<GPU name>)"; the CPU when no device is given."""
