@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import platform
 import resource
 import statistics
@@ -39,6 +38,7 @@ from torch import nn
 from harsanyi.config import ANALYSIS_DEFAULTS
 from harsanyi.data import load_dataset
 from harsanyi.games import ImageMasker, PatchGrid, game_values
+from harsanyi.io import write_json
 from harsanyi.jobs import configure_gpu_numerics, device_name, pick_device
 from harsanyi.models import build_model
 from harsanyi.provenance import package_versions
@@ -401,8 +401,7 @@ def main(argv: list[str] | None = None) -> int:
             "table": table,
             "targets_failed": len(failed),
         }
-        with open(args.json, "w") as handle:
-            json.dump(results, handle, indent=2)
+        write_json(results, args.json)  # under a temporary name, then renamed
     print(f"\n{len(failed)} target(s) failed" if failed else "\nall targets met")
     return 1 if failed and args.strict else 0
 

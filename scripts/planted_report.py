@@ -6,7 +6,8 @@ python3 scripts/planted_report.py [--top-k K] [--min-order M] [--salient-ratio R
 RESULTS: results files, or folders (a study's results root, a run directory) whose runs'
 last checkpoints are read.  One line per file: "<dataset> <run> epoch E: planted rule
 recovered in X of Y samples"; Y counts the samples where the rule applies, X those whose
-decomposition shows it (criterion: `harsanyi.planted`, README "Planted positive controls").
+decomposition shows it (criterion: `harsanyi.planted`; docs/default-study.md, "Planted positive
+controls").
 Files of datasets without a planted rule are skipped (a note on stderr); exit status 1 when
 no file is left or one cannot be read.  `--json FILE` also writes the rows, the settings and
 the command, for the documentation (scripts/docs_numbers.py renders them).
