@@ -389,6 +389,9 @@ def render_sgd(record: dict) -> str:
     kinds = list(record["rows"][0]["kinds"])
     default = (record["default_lr_times_4n"], record["default_iters"])
 
+    def is_default(r: dict) -> bool:
+        return (r["lr_times_4n"], r["iters"]) == default
+
     def cells(r: dict) -> list[str]:
         out = [
             str(r["n"]),
@@ -398,16 +401,12 @@ def render_sgd(record: dict) -> str:
         ]
         for kind in kinds:
             k = r["kinds"][kind]
-            out.append(
-                f"{k['above_start']}/{k['games']} | {k['final_over_opt_median']:.3f} "
-                f"({k['final_over_opt_max']:.3f})"
-            )
-        if (r["lr_times_4n"], r["iters"]) == default:
-            out = [f"**{cell}**" for cell in " | ".join(out).split(" | ")]
-        return out
+            out.append(f"{k['above_start']}/{k['games']}")
+            out.append(f"{k['final_over_opt_median']:.3f} ({k['final_over_opt_max']:.3f})")
+        return [f"**{cell}**" for cell in out] if is_default(r) else out
 
     games = sum(r["kinds"][kind]["games"] for r in record["rows"] for kind in kinds)
-    chosen = [r for r in record["rows"] if (r["lr_times_4n"], r["iters"]) == default]
+    chosen = [r for r in record["rows"] if is_default(r)]
     above = sum(r["kinds"][kind]["above_start"] for r in chosen for kind in kinds)
     chosen_games = sum(r["kinds"][kind]["games"] for r in chosen for kind in kinds)
     header = ["n", "lr·4^n", "iterations", "s/sample"]
